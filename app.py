@@ -1,0 +1,118 @@
+"""Crypto API Monitor: FastAPI (WebSocket + REST) with the Gradio dashboard mounted at ``/``, on one port.
+
+Wiring only: settings -> HTTP client, fetcher, pools, services, scheduler -> hub -> connections and UI.
+Every resource lives in the lifespan and is closed with it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before gradio / huggingface_hub are imported: no usage analytics from a monitoring server.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import functools
+import gc
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import gradio as gr
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from config import Settings, describe_error
+from models.messages import now_iso
+from services import build_backend, http_client
+from services.registry import effective_intervals
+from services.scheduler import Scheduler
+from ui.dashboard import build_ui
+from ws.hub import Hub
+from ws.manager import ConnectionManager, Limits
+from ws.routes import build_router
+
+log = logging.getLogger("app")
+API_VERSION = "2.0.0"
+
+
+def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The whole server. ``transport`` replaces the network (tests); otherwise DATA_SOURCE decides."""
+    hub = Hub()
+    manager = ConnectionManager(hub, Limits(
+        max_message_bytes=settings.ws_max_message_bytes,
+        max_messages_per_second=settings.ws_max_messages_per_second,
+        send_queue=settings.ws_send_queue,
+    ))
+    intervals = effective_intervals(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(http_client(settings, transport))
+            scheduler = Scheduler(hub.publish)
+            app.state.backend = build_backend(settings, http, scheduler, intervals)
+            app.state.scheduler = scheduler
+            scheduler.start()
+            stack.callback(scheduler.shutdown)
+            # Everything built so far (Gradio, models, ...) lives as long as the process: keep it out of the
+            # cyclic collector's full passes, which otherwise stall every client now and then.
+            gc.collect()
+            gc.freeze()
+            log.info("serving %s data on %s:%d", settings.data_source, settings.host, settings.port)
+            yield
+
+    app = FastAPI(title="Crypto API Monitor", version=API_VERSION, lifespan=lifespan,
+                  description="Live crypto data from free public providers over WebSocket and REST. "
+                              "WebSocket endpoints are listed at /ws/endpoints.")
+    app.state.settings = settings
+    app.state.hub = hub
+    app.state.manager = manager
+
+    @app.get("/healthz", tags=["system"], summary="Liveness of this server")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "data_source": settings.data_source, "connections": manager.count,
+                "timestamp": now_iso()}
+
+    app.include_router(build_router(manager, intervals))
+    # Gradio last: it is mounted at "/", and Starlette matches routes in order.
+    gr.mount_gradio_app(app, build_ui(hub, manager.stats), path="/", footer_links=["api"])
+    return app
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main() -> None:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL at INFO; some carry API keys in their query.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run otherwise
+    uvicorn.run(
+        functools.partial(create_app, settings),
+        factory=True,  # built inside the server's event loop
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_interval,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+    )
+
+
+if __name__ == "__main__":
+    main()

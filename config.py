@@ -1,0 +1,76 @@
+"""Every setting of the server, read once from the environment and validated at start-up.
+
+Nothing else in the project reads ``os.environ``: ``app.py`` builds one :class:`Settings` and passes it in.
+Provider keys are :class:`~pydantic.SecretStr`, so they never appear in a ``repr``, a log line or a response.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # Serving
+    host: str = "0.0.0.0"
+    port: int = Field(7860, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Data
+    data_source: Literal["live", "replay"] = "live"
+    interval_scale: float = Field(1.0, gt=0, le=100)
+    data_dir: Path = Path("data")
+    market_coins: int = Field(100, ge=1, le=250)
+    http_timeout: float = Field(10.0, gt=0, le=120)
+    http_retries: int = Field(2, ge=0, le=5)
+
+    # WebSocket limits
+    ws_max_message_bytes: int = Field(64 * 1024, ge=256)
+    ws_max_messages_per_second: int = Field(20, ge=1)
+    ws_send_queue: int = Field(64, ge=4, description="updates buffered per client before it is dropped")
+    ws_per_message_deflate: bool = False
+    ws_ping_interval: float = Field(20.0, gt=0)
+
+    # Optional provider keys (Space secrets). Absent means the keyed provider is skipped, never faked.
+    coingecko_api_key: SecretStr | None = None
+    etherscan_api_key: SecretStr | None = None
+    cryptopanic_token: SecretStr | None = None
+    whale_alert_api_key: SecretStr | None = None
+    cryptocompare_api_key: SecretStr | None = None
+    coincap_api_key: SecretStr | None = None
+    hf_token: SecretStr | None = None
+
+    def secrets(self) -> list[str]:
+        """The secret values in use, so error texts can be scrubbed of them."""
+        values = [
+            self.coingecko_api_key,
+            self.etherscan_api_key,
+            self.cryptopanic_token,
+            self.whale_alert_api_key,
+            self.cryptocompare_api_key,
+            self.coincap_api_key,
+            self.hf_token,
+        ]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+    def key(self, name: str) -> str | None:
+        """The value of the provider key setting ``name``, or None when it is unset or empty."""
+        secret = getattr(self, name)
+        if secret is None:
+            return None
+        value: str = secret.get_secret_value().strip()
+        return value or None
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming the first bad variable, e.g. ``PORT: Input should be less than or equal to 65535``."""
+    first = error.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]).upper() or "settings"
+    if name.endswith(("_KEY", "_TOKEN")):
+        return f"Invalid setting {name}: {first['msg']}"
+    return f"Invalid setting {name}={first.get('input')!r}: {first['msg']}"

@@ -1,0 +1,474 @@
+"""The one resilient fetch path every provider call goes through.
+
+Per provider: a rate budget (token bucket inside its free limit), ``Retry-After`` honoured as a cool-down, a
+timeout, retries with exponential backoff and jitter for transient failures, a circuit breaker, and the health
+record the monitoring services report. Collectors never talk to httpx themselves.
+
+Errors::
+
+    ProviderError
+    |-- ProviderTimeout        the provider did not answer in time
+    |-- ProviderUnavailable    connection failed, circuit open, or the provider refuses us (401/403/451)
+    |-- ProviderRateLimited    429/418 from the provider, or our own budget for it is spent
+    |-- ProviderBadResponse    HTTP error status, not JSON, an error in the body (a ``normalize`` raising
+    |                          AnswerError) or a shape ``normalize`` cannot read
+    `-- ProviderMissingKey     a keyed provider without its key in the environment (never called)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import httpx
+import orjson
+
+from models.messages import iso
+
+log = logging.getLogger(__name__)
+
+
+class ProviderError(Exception):
+    kind = "error"
+    retryable = False
+
+    def __init__(self, provider: str, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ProviderTimeout(ProviderError):
+    kind = "timeout"
+    retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    kind = "unavailable"
+    retryable = True
+
+
+class ProviderRateLimited(ProviderError):
+    kind = "rate_limited"
+
+    def __init__(self, provider: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(provider, message)
+        self.retry_after = retry_after
+
+
+class ProviderBadResponse(ProviderError):
+    kind = "bad_response"
+
+
+class ProviderMissingKey(ProviderError):
+    kind = "missing_api_key"
+
+
+class AnswerError(ValueError):
+    """Raised by a pure ``normalize`` when a provider answered with an error instead of data (Kraken's
+    ``error`` list, Etherscan's ``status: "0"``, a JSON-RPC ``error``): the pool counts it as a bad response."""
+
+
+# -- budgets and breakers -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rate:
+    """``calls`` per ``per`` seconds, with bursts of up to ``burst`` calls."""
+
+    calls: float
+    per: float
+    burst: int = 3
+
+    @property
+    def per_second(self) -> float:
+        return self.calls / self.per
+
+
+Clock = Callable[[], float]
+
+
+class TokenBucket:
+    def __init__(self, rate: Rate | None, clock: Clock = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self.capacity = float(max(1, rate.burst)) if rate else 0.0
+        self.tokens = self.capacity
+        self._stamp = clock()
+
+    def _refill(self) -> None:
+        if self.rate is None:
+            return
+        now = self._clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate.per_second)
+        self._stamp = now
+
+    def wait_time(self) -> float:
+        """Seconds until a call is allowed (0 when one is allowed now)."""
+        if self.rate is None:
+            return 0.0
+        self._refill()
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate.per_second
+
+    def try_take(self) -> bool:
+        if self.rate is None:
+            return True
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    async def take(self, max_wait: float) -> bool:
+        """Take a token, waiting up to ``max_wait`` seconds for one; False if it would take longer."""
+        deadline = self._clock() + max_wait
+        while not self.try_take():
+            wait = self.wait_time()
+            if self._clock() + wait > deadline:
+                return False
+            await asyncio.sleep(wait)
+        return True
+
+
+class BreakerState(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive failures; lets one trial call through after a cool-down that
+    doubles on every failed trial (up to ``max_cooldown``)."""
+
+    def __init__(self, threshold: int = 3, cooldown: float = 30.0, max_cooldown: float = 600.0,
+                 clock: Clock = time.monotonic) -> None:
+        self.threshold = threshold
+        self.base_cooldown = cooldown
+        self.max_cooldown = max_cooldown
+        self.cooldown = cooldown
+        self.state = BreakerState.CLOSED
+        self.opened_at = 0.0
+        self._clock = clock
+
+    def allow(self) -> bool:
+        if self.state is BreakerState.OPEN and self._clock() >= self.opened_at + self.cooldown:
+            self.state = BreakerState.HALF_OPEN
+            return True
+        return self.state is not BreakerState.OPEN
+
+    def retry_in(self) -> float:
+        return max(0.0, self.opened_at + self.cooldown - self._clock()) if self.state is BreakerState.OPEN else 0.0
+
+    def on_success(self) -> None:
+        self.state = BreakerState.CLOSED
+        self.cooldown = self.base_cooldown
+
+    def on_failure(self, consecutive: int) -> None:
+        if self.state is BreakerState.HALF_OPEN:
+            self.cooldown = min(self.max_cooldown, self.cooldown * 2)
+            self._open()
+        elif self.state is BreakerState.CLOSED and consecutive >= self.threshold:
+            self._open()
+
+    def _open(self) -> None:
+        self.state = BreakerState.OPEN
+        self.opened_at = self._clock()
+
+
+# -- provider declaration -------------------------------------------------------------------------------
+
+class Provider:
+    """What a provider is, declared once as class attributes; subclasses add their fetch operations and pure
+    ``normalize`` functions.
+
+    ``key_setting`` names the :class:`config.Settings` attribute holding its key; ``key_required`` False means
+    it also works without one (the key only raises its budget to ``keyed_rate``).
+    """
+
+    id: str = ""
+    name: str = ""
+    category: str = ""
+    base_url: str = ""
+    docs: str = ""
+    rate: Rate | None = Rate(30, 60)
+    keyed_rate: Rate | None = None
+    key_setting: str | None = None
+    key_required: bool = True
+    probe_path: str = "/"
+    probe_params: Mapping[str, str] = {}
+    probe_interval: float = 60.0
+    slow_ms: float = 2000.0
+    timeout: float | None = None
+
+    def __init__(self, key: str | None = None) -> None:
+        self.key = key
+
+    @property
+    def enabled(self) -> bool:
+        return self.key_setting is None or not self.key_required or self.key is not None
+
+    @property
+    def effective_rate(self) -> Rate | None:
+        return self.keyed_rate if self.key and self.keyed_rate else self.rate
+
+    def auth(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Headers and query parameters that carry the key; by default none."""
+        return {}, {}
+
+    async def probe(self, fetcher: Fetcher) -> None:
+        """One cheap call that tells whether the provider answers; JSON-RPC providers override it."""
+        await fetcher.request(self, "GET", self.probe_path, params=self.probe_params, probe=True)
+
+
+# -- health ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Health:
+    """What we know of one provider from its real calls and probes."""
+
+    last_check: float | None = None
+    last_success: float | None = None
+    last_failure: float | None = None
+    response_time_ms: float | None = None
+    consecutive_failures: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    error_since: float | None = None
+    rate_limited_until: float = 0.0
+    requests: int = 0
+    failures: int = 0
+    last_used: float = 0.0  # monotonic: when a call (real or probe) last went out
+
+
+@dataclass
+class Runtime:
+    provider: Provider
+    bucket: TokenBucket
+    breaker: CircuitBreaker
+    health: Health = field(default_factory=Health)
+
+    @property
+    def id(self) -> str:
+        return self.provider.id
+
+    def status(self, now_mono: float) -> tuple[str, str]:
+        """``(status, detail)`` in the spec's vocabulary: healthy / unhealthy (/ disabled), with a detail."""
+        h = self.health
+        if not self.provider.enabled:
+            return "disabled", "missing_api_key"
+        if self.breaker.state is BreakerState.OPEN:
+            return "unhealthy", "circuit_open"
+        if h.rate_limited_until > now_mono:
+            return "unhealthy", "rate_limited"
+        if h.last_check is None:
+            return "unhealthy", "unchecked"
+        if h.consecutive_failures:
+            return "unhealthy", "error"
+        if h.response_time_ms is not None and h.response_time_ms > self.provider.slow_ms:
+            return "healthy", "slow"
+        return "healthy", "ok"
+
+    def available(self, now_mono: float) -> str | None:
+        """None when a call may go out now, else why not."""
+        if not self.provider.enabled:
+            return "missing_api_key"
+        if self.health.rate_limited_until > now_mono:
+            return "rate_limited"
+        if not self.breaker.allow():
+            return "circuit_open"
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+# -- the fetcher ----------------------------------------------------------------------------------------
+
+class Fetcher:
+    """Owns every provider's runtime state and makes their calls over one shared ``httpx.AsyncClient``.
+
+    ``budgets=False`` (replay mode) lifts the rate budgets: a recorded response costs no provider anything.
+    """
+
+    DEFAULT_COOLDOWN = 60.0  # a 429 without Retry-After
+
+    def __init__(self, http: httpx.AsyncClient, *, retries: int = 2, timeout: float = 10.0,
+                 budgets: bool = True, secrets: list[str] | None = None, clock: Clock = time.monotonic,
+                 backoff: float = 0.5) -> None:
+        self.http = http
+        self.retries = retries
+        self.timeout = timeout
+        self.budgets = budgets
+        self.backoff = backoff
+        self._secrets = [s for s in (secrets or []) if s]
+        self._clock = clock
+        self.runtimes: dict[str, Runtime] = {}
+
+    def register(self, provider: Provider) -> Runtime:
+        if provider.id in self.runtimes:
+            return self.runtimes[provider.id]
+        rate = provider.effective_rate if self.budgets else None
+        runtime = Runtime(provider, TokenBucket(rate, self._clock), CircuitBreaker(clock=self._clock))
+        self.runtimes[provider.id] = runtime
+        return runtime
+
+    def runtime(self, provider_id: str) -> Runtime:
+        return self.runtimes[provider_id]
+
+    def now(self) -> float:
+        return self._clock()
+
+    # -- calls ----------------------------------------------------------------------------------------
+    async def get_json(self, provider: Provider, path: str, params: Mapping[str, Any] | None = None,
+                       *, max_wait: float = 0.0) -> Any:
+        response = await self.request(provider, "GET", path, params=params, max_wait=max_wait)
+        return self.decode_json(provider, response)
+
+    async def post_json(self, provider: Provider, path: str, body: Any, *, max_wait: float = 0.0) -> Any:
+        response = await self.request(provider, "POST", path, json=body, max_wait=max_wait)
+        return self.decode_json(provider, response)
+
+    async def get_text(self, provider: Provider, path: str, params: Mapping[str, Any] | None = None,
+                       *, max_wait: float = 0.0) -> str:
+        response = await self.request(provider, "GET", path, params=params, max_wait=max_wait)
+        return response.text
+
+    def decode_json(self, provider: Provider, response: httpx.Response) -> Any:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            error = ProviderBadResponse(provider.id, f"response is not JSON ({exc})")
+            self.record_failure(provider, error)
+            raise error from None
+
+    async def request(self, provider: Provider, method: str, path: str, *,
+                      params: Mapping[str, Any] | None = None, json: Any = None, max_wait: float = 0.0,
+                      probe: bool = False) -> httpx.Response:
+        """One logical call: budget, breaker, then up to ``1 + retries`` attempts (a probe makes one)."""
+        runtime = self.register(provider)
+        blocked = runtime.available(self._clock())
+        if blocked == "missing_api_key":
+            raise ProviderMissingKey(provider.id, "no API key configured")
+        if blocked == "rate_limited":
+            wait = runtime.health.rate_limited_until - self._clock()
+            raise ProviderRateLimited(provider.id, f"cooling down for {wait:.0f} s after a rate limit", wait)
+        if blocked == "circuit_open":
+            raise ProviderUnavailable(provider.id,
+                                      f"circuit open after {runtime.health.consecutive_failures} failures; "
+                                      f"next try in {runtime.breaker.retry_in():.0f} s")
+        attempts = 1 if probe else 1 + self.retries
+        for attempt in range(attempts):
+            if not await runtime.bucket.take(max_wait if attempt == 0 else 0.0):
+                raise ProviderRateLimited(provider.id, "our rate budget for this provider is spent for now",
+                                          runtime.bucket.wait_time())
+            try:
+                return await self._attempt(runtime, method, path, params, json)
+            except ProviderError as error:
+                self.record_failure(provider, error)
+                if not error.retryable or attempt + 1 >= attempts:
+                    raise
+                # exponential backoff with jitter, so retries of many clients do not align
+                await asyncio.sleep(self.backoff * 2 ** attempt + random.uniform(0, self.backoff))
+        raise AssertionError("unreachable")
+
+    async def _attempt(self, runtime: Runtime, method: str, path: str, params: Mapping[str, Any] | None,
+                       body: Any) -> httpx.Response:
+        provider = runtime.provider
+        auth_headers, auth_params = provider.auth()
+        url = path if path.startswith(("http://", "https://")) else provider.base_url + path
+        started = time.perf_counter()
+        runtime.health.last_used = self._clock()
+        runtime.health.requests += 1
+        try:
+            response = await self.http.request(
+                method, url, params={**(params or {}), **auth_params} or None, json=body,
+                headers=auth_headers or None, timeout=provider.timeout or self.timeout)
+        except httpx.TimeoutException:
+            raise ProviderTimeout(provider.id, f"timed out after {provider.timeout or self.timeout:.0f} s") from None
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(provider.id, self.redact(f"{type(exc).__name__}: {exc}")) from None
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        status = response.status_code
+        if status in (429, 418) or (status == 402 and "blockchair" in provider.id):
+            retry_after = _retry_after(response)
+            cooldown = retry_after if retry_after is not None else self.DEFAULT_COOLDOWN
+            runtime.health.rate_limited_until = self._clock() + cooldown
+            raise ProviderRateLimited(provider.id, f"HTTP {status}: rate limited for {cooldown:.0f} s", cooldown)
+        if status in (401, 403, 451):
+            raise ProviderUnavailable(provider.id, f"HTTP {status}: access refused ({self._snippet(response)})",
+                                      retryable=False)
+        if status >= 400:
+            raise ProviderBadResponse(provider.id, f"HTTP {status}: {self._snippet(response)}", retryable=status >= 500)
+        self.record_success(provider, elapsed_ms)
+        return response
+
+    # -- health bookkeeping ---------------------------------------------------------------------------
+    def record_success(self, provider: Provider, elapsed_ms: float | None = None) -> None:
+        runtime = self.register(provider)
+        h = runtime.health
+        h.last_check = h.last_success = time.time()
+        if elapsed_ms is not None:
+            h.response_time_ms = round(elapsed_ms, 1)
+        h.consecutive_failures = 0
+        h.error = h.error_kind = None
+        h.error_since = None
+        runtime.breaker.on_success()
+
+    def record_failure(self, provider: Provider, error: ProviderError) -> None:
+        """Count a failure: from a call, or from a ``normalize`` that could not read the answer."""
+        runtime = self.register(provider)
+        h = runtime.health
+        now = time.time()
+        h.last_check = h.last_failure = now
+        h.failures += 1
+        if h.consecutive_failures == 0:
+            h.error_since = now
+        h.consecutive_failures += 1
+        h.error = self.redact(error.message)
+        h.error_kind = error.kind
+        if not isinstance(error, ProviderRateLimited):
+            runtime.breaker.on_failure(h.consecutive_failures)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _snippet(self, response: httpx.Response) -> str:
+        text = response.text[:160].replace("\n", " ").strip()
+        return self.redact(text) or response.reason_phrase
+
+
+def health_view(runtime: Runtime, now_mono: float) -> dict[str, Any]:
+    status, detail = runtime.status(now_mono)
+    h = runtime.health
+    return {
+        "status": status,
+        "detail": detail,
+        "response_time_ms": h.response_time_ms,
+        "last_check": iso(h.last_check),
+        "name": runtime.provider.name,
+        "category": runtime.provider.category,
+        "last_success": iso(h.last_success),
+        "consecutive_failures": h.consecutive_failures,
+        "error": h.error,
+        "error_since": iso(h.error_since),
+        "requests": h.requests,
+        "failures": h.failures,
+    }

@@ -1,0 +1,64 @@
+"""health_checker: every provider's health, from its real calls and, when it has been idle, a cheap probe.
+
+A provider in use by a data service is judged by those calls (probing it too would only spend its budget); one
+idle for longer than its ``probe_interval`` gets a probe, inside its rate budget, never forcing past a cool-down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from models.messages import now_iso
+from models.payloads import HealthPayload, ProviderHealthView
+from services.base import Service
+from services.fetch import Fetcher, ProviderError, Runtime, health_view
+
+
+class HealthCheckerService(Service):
+    name = "health_checker"
+
+    def __init__(self, fetcher: Fetcher, *, interval: float, data_source: Literal["live", "replay"]) -> None:
+        self.fetcher = fetcher
+        self.interval = interval
+        self.data_source = data_source
+
+    async def collect(self) -> Mapping[str, Any]:
+        await self.probe_idle()
+        return self.snapshot()
+
+    def due(self) -> list[Runtime]:
+        now = self.fetcher.now()
+        return [rt for rt in self.fetcher.runtimes.values()
+                if rt.provider.enabled and (rt.health.last_check is None
+                                            or now - rt.health.last_used >= max(rt.provider.probe_interval,
+                                                                                self.interval))]
+
+    async def probe_idle(self) -> None:
+        await asyncio.gather(*(self._probe(rt) for rt in self.due()))
+
+    async def _probe(self, runtime: Runtime) -> None:
+        # A failure is recorded in the provider's health by the fetcher (or skipped: budget, cool-down).
+        with contextlib.suppress(ProviderError):
+            await runtime.provider.probe(self.fetcher)
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.fetcher.now()
+        providers = {pid: ProviderHealthView(**health_view(rt, now)) for pid, rt in self.fetcher.runtimes.items()}
+        healthy = sum(p.status == "healthy" for p in providers.values())
+        unhealthy = sum(p.status == "unhealthy" for p in providers.values())
+        overall: Literal["healthy", "degraded", "unhealthy"] = (
+            "healthy" if unhealthy == 0 and healthy else "degraded" if healthy else "unhealthy")
+        return HealthPayload(
+            overall_health=overall,
+            healthy_count=healthy,
+            unhealthy_count=unhealthy,
+            total_providers=len(providers),
+            providers=providers,
+            timestamp=now_iso(),
+            degraded_count=sum(p.detail == "slow" for p in providers.values()),
+            disabled_count=sum(p.status == "disabled" for p in providers.values()),
+            data_source=self.data_source,
+        ).model_dump(mode="json")

@@ -1,0 +1,118 @@
+"""Provider pools: one per data category, trying the active source first and failing over down the list.
+
+A pool call tries providers in their declared order of preference. A provider that is disabled, cooling down
+after a rate limit, or behind an open circuit is passed over without a call. The first answer wins; when it came
+from another provider than the active one (the last that answered), that is a failover: counted, with its reason,
+and the new provider becomes active. The preferred provider is tried first again as soon as its breaker lets a
+trial through, so a pool returns to its best source by itself (also counted, as a failover back).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from pydantic import ValidationError
+
+from models.messages import iso
+from models.payloads import Failover, SourceState
+from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=Provider)
+T = TypeVar("T")
+
+#: What a bad shape looks like from inside a pure ``normalize``.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, ValidationError)
+
+
+@dataclass
+class PoolResult(Generic[T]):
+    value: T | None
+    source: str | None
+    fetched_at: float | None
+    sources: dict[str, SourceState] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.source is not None
+
+
+class Pool(Generic[P]):
+    def __init__(self, name: str, providers: Sequence[P], fetcher: Fetcher, history: int = 50) -> None:
+        self.name = name
+        self.providers = list(providers)
+        self.fetcher = fetcher
+        for provider in self.providers:
+            fetcher.register(provider)
+        self.active: str | None = None  # the provider that answered last
+        self.last_ok = False  # whether the latest call got an answer at all
+        self.failover_count = 0
+        self.failovers: deque[Failover] = deque(maxlen=history)
+        self._last_error: dict[str, str] = {}
+
+    async def fetch(self, call: Callable[[P], Awaitable[T]]) -> PoolResult[T]:
+        """Run ``call`` against the providers in order until one answers.
+
+        ``call`` does the provider's requests through the fetcher and returns its normalised value; any
+        exception a pure ``normalize`` raises on a strange shape is counted as that provider's bad response.
+        """
+        sources: dict[str, SourceState] = {}
+        reasons: list[str] = []
+        now = self.fetcher.now()
+        for provider in self.providers:
+            runtime = self.fetcher.runtime(provider.id)
+            blocked = runtime.available(now)
+            if blocked is not None:
+                sources[provider.id] = self._state(provider, blocked, runtime.health.error)
+                reasons.append(f"{provider.id}: {blocked}")
+                continue
+            try:
+                value = await call(provider)
+            except ProviderError as error:
+                sources[provider.id] = self._state(provider, self._status_of(error), error.message)
+                reasons.append(f"{provider.id}: {error.message}")
+                continue
+            except SHAPE_ERRORS as exc:
+                detail = str(exc) if isinstance(exc, AnswerError) else \
+                    f"unexpected response shape ({type(exc).__name__}: {exc})"
+                bad = ProviderBadResponse(provider.id, detail)
+                self.fetcher.record_failure(provider, bad)
+                sources[provider.id] = self._state(provider, "error", bad.message)
+                reasons.append(f"{provider.id}: {bad.message}")
+                log.warning("%s answered in a shape we cannot read: %s", provider.id, exc)
+                continue
+            sources[provider.id] = self._state(provider, "ok", None)
+            self.last_ok = True
+            self._switch_to(provider.id, "; ".join(reasons))
+            for rest in self.providers:
+                sources.setdefault(rest.id, self._state(rest, "not_tried", None))
+            return PoolResult(value, provider.id, time.time(), sources)
+        self.last_ok = False
+        return PoolResult(None, None, None, sources)
+
+    def _switch_to(self, provider_id: str, reason: str) -> None:
+        if self.active is not None and provider_id != self.active:
+            self.failover_count += 1
+            event = Failover(pool=self.name, from_source=self.active, to_source=provider_id,
+                             reason=reason or "preferred source available again", at=iso(time.time()) or "")
+            self.failovers.append(event)
+            log.info("pool %s: %s -> %s (%s)", self.name, self.active, provider_id, event.reason)
+        self.active = provider_id
+
+    def _state(self, provider: Provider, status: str, error: str | None) -> SourceState:
+        h = self.fetcher.runtime(provider.id).health
+        failing = status not in ("ok", "not_tried")
+        return SourceState(status=status,
+                           error=error if failing else None,
+                           since=iso(h.error_since) if failing else None,
+                           last_success=iso(h.last_success))
+
+    @staticmethod
+    def _status_of(error: ProviderError) -> str:
+        return {"rate_limited": "rate_limited", "missing_api_key": "missing_api_key"}.get(error.kind, "error")

@@ -1,0 +1,123 @@
+"""The one scheduler: an APScheduler ``AsyncIOScheduler`` on the server's event loop, one job per service.
+
+Each job runs ``service.collect()`` and hands a non-empty payload to ``publish``; polling therefore depends on
+the clock, never on how many clients listen. First runs are staggered so a start-up does not hit every
+provider at once. A job that raises is logged with its traceback and counted (it shows in the ``scheduler``
+stream as ``last_result: error``); it never stops the others or the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from models.messages import iso, now_iso, utc_now
+from models.payloads import JobView, SchedulerPayload
+from services.base import Service
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, Mapping[str, Any]], object]
+
+
+@dataclass
+class JobStats:
+    interval: float
+    runs: int = 0
+    failures: int = 0
+    running: bool = False
+    last_run: float | None = None
+    last_result: str | None = None
+    last_duration_ms: float | None = None
+    last_error: str | None = None
+
+
+class Scheduler:
+    def __init__(self, publish: Publish) -> None:
+        self._publish = publish
+        self._scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        self.stats: dict[str, JobStats] = {}
+
+    def add(self, service: Service, interval: float, first_run_in: float) -> str:
+        job_id = f"{service.name}_collection"
+        self.stats[job_id] = JobStats(interval)
+        self._scheduler.add_job(self._run, IntervalTrigger(seconds=interval), args=(job_id, service), id=job_id,
+                                name=service.name, next_run_time=utc_now() + timedelta(seconds=first_run_in))
+        return job_id
+
+    async def _run(self, job_id: str, service: Service) -> None:
+        stats = self.stats[job_id]
+        stats.running, stats.last_run = True, time.time()
+        started = time.perf_counter()
+        try:
+            payload = await service.collect()
+            if payload is not None:
+                self._publish(service.name, payload)
+            stats.last_result = "published" if payload is not None else "nothing_new"
+            stats.last_error = None
+        except Exception as exc:  # logged and counted, never swallowed silently
+            log.exception("job %s failed", job_id)
+            stats.failures += 1
+            stats.last_result, stats.last_error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            stats.runs += 1
+            stats.running = False
+            stats.last_duration_ms = round((time.perf_counter() - started) * 1000, 1)
+
+    async def run_now(self, service: Service) -> None:
+        """Run a service's job once, now (start-up warm-up and tests)."""
+        await self._run(f"{service.name}_collection", service)
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def snapshot(self) -> dict[str, Any]:
+        jobs = []
+        for job in self._scheduler.get_jobs():
+            stats = self.stats.get(job.id)
+            paused = job.next_run_time is None
+            jobs.append(JobView(
+                id=job.id,
+                next_run=iso(job.next_run_time) if job.next_run_time else None,
+                status="running" if stats and stats.running else "paused" if paused else "scheduled",
+                interval_seconds=stats.interval if stats else None,
+                last_run=iso(stats.last_run) if stats else None,
+                last_result=stats.last_result if stats else None,
+                last_duration_ms=stats.last_duration_ms if stats else None,
+                last_error=stats.last_error if stats else None,
+                runs=stats.runs if stats else 0,
+                failures=stats.failures if stats else 0,
+            ))
+        return SchedulerPayload(
+            running=self.running,
+            total_jobs=len(jobs),
+            active_jobs=sum(job.status == "running" for job in jobs),
+            jobs=jobs,
+            timestamp=now_iso(),
+        ).model_dump(mode="json")
+
+
+class SchedulerService(Service):
+    name = "scheduler"
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    async def collect(self) -> Mapping[str, Any]:
+        return self.scheduler.snapshot()

@@ -1,0 +1,179 @@
+"""The live connections: greets each client, runs its receive loop and sender, and keeps the statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from models.catalog import Endpoint, grouped
+from models.messages import ACTIONS, MessageType, encode
+from ws.connection import (
+    CLOSE_POLICY,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_BIG,
+    Connection,
+    ConnectionState,
+    InboundLimiter,
+)
+from ws.hub import Hub
+from ws.protocol import ClientError, Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int = 64 * 1024
+    max_messages_per_second: int = 20
+    send_queue: int = 64
+
+
+USAGE = {
+    "subscribe": {"action": "subscribe", "service": "service_name"},
+    "unsubscribe": {"action": "unsubscribe", "service": "service_name"},
+    "get_status": {"action": "get_status"},
+    "ping": {"action": "ping", "data": {"custom": "data"}},
+}
+
+
+class ConnectionManager:
+    def __init__(self, hub: Hub, limits: Limits) -> None:
+        self.hub = hub
+        self.limits = limits
+        self.connections: dict[str, Connection] = {}
+        self.total_connected = 0
+        self.slow_consumer_disconnects = 0
+        self.rate_limit_disconnects = 0
+        self.oversize_disconnects = 0
+        self._protocols: dict[str, Protocol] = {}
+
+    @property
+    def count(self) -> int:
+        return len(self.connections)
+
+    async def serve(self, websocket: WebSocket, endpoint: Endpoint, path: str) -> None:
+        """One client's whole life on ``path``: this task reads, a sender task of its own writes."""
+        await websocket.accept()
+        conn = Connection(websocket, path, self.limits.send_queue)
+        self.connections[conn.client_id] = conn
+        self.total_connected += 1
+        protocol = self._protocol(endpoint, path)
+        sender = asyncio.create_task(conn.run_sender())
+        reader = asyncio.current_task()
+        reading, interrupted = True, False
+
+        def sender_done(_: object) -> None:
+            # The sender stops first only when the connection closed itself (a slow reader): stop reading too.
+            nonlocal interrupted
+            if reading and reader is not None:
+                interrupted = True
+                reader.cancel()
+
+        sender.add_done_callback(sender_done)
+        try:
+            self._greet(conn, endpoint, path, protocol)
+            try:
+                await self._receive(conn, protocol)
+            except asyncio.CancelledError:
+                if not interrupted or reader is None:
+                    raise
+                reader.uncancel()
+            finally:
+                reading = False
+            if conn.state is ConnectionState.OPEN:
+                conn.mark_closed()  # the peer left: stop the sender
+            elif conn.close_code is not None and not sender.done():
+                await asyncio.wait({sender}, timeout=3)  # let it send what is queued and the close frame
+        finally:
+            if not sender.done():
+                sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            self.hub.unsubscribe(conn, conn.subscriptions)
+            self.connections.pop(conn.client_id, None)
+            if conn.close_code == CLOSE_SLOW_CONSUMER:
+                self.slow_consumer_disconnects += 1
+            elif conn.close_code == CLOSE_POLICY:
+                self.rate_limit_disconnects += 1
+            elif conn.close_code == CLOSE_TOO_BIG:
+                self.oversize_disconnects += 1
+
+    def _protocol(self, endpoint: Endpoint, path: str) -> Protocol:
+        protocol = self._protocols.get(path)
+        if protocol is None:
+            protocol = self._protocols[path] = Protocol(self.hub, path, endpoint.services, lambda: self.count)
+        return protocol
+
+    def _greet(self, conn: Connection, endpoint: Endpoint, path: str, protocol: Protocol) -> None:
+        data: dict[str, Any] = {
+            "client_id": conn.client_id,
+            "message": f"Connected to {path}",
+            "endpoint": path,
+            "services": list(endpoint.services),
+            "auto_subscribe": list(endpoint.auto_subscribe),
+        }
+        # client_id at the top level too: clients of the spec's origin read it there
+        conn.offer(encode("system", MessageType.CONNECTION_ESTABLISHED, data, client_id=conn.client_id))
+        if endpoint.welcome:
+            welcome = {
+                "message": "Connected to master WebSocket endpoint",
+                "client_id": conn.client_id,
+                "available_services": grouped(),
+                "usage": USAGE,
+                "actions": list(ACTIONS),
+            }
+            conn.offer(encode("system", MessageType.WELCOME, welcome))
+        if len(endpoint.auto_subscribe) == len(endpoint.services) and len(endpoint.services) > 1:
+            protocol.subscribe(conn, "all")
+        else:
+            for service in endpoint.auto_subscribe:
+                protocol.subscribe(conn, service)
+
+    async def _receive(self, conn: Connection, protocol: Protocol) -> None:
+        limiter = InboundLimiter(self.limits.max_messages_per_second)
+        max_bytes = self.limits.max_message_bytes
+        while conn.state is ConnectionState.OPEN:
+            try:
+                message = await conn.websocket.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            conn.touch()
+            text, binary = message.get("text"), message.get("bytes")
+            size = len(text) if text is not None else len(binary or b"")
+            if size > max_bytes:  # uvicorn enforces this itself (ws_max_size); other servers may not
+                conn.close(CLOSE_TOO_BIG, f"message of {size} bytes exceeds the {max_bytes}-byte limit", flush=True)
+                return
+            verdict = limiter.check()
+            if verdict == "warn":
+                protocol.error(conn, ClientError(
+                    f"Rate limit exceeded: at most {limiter.per_second} messages per second; "
+                    "messages over the limit are ignored and continuing closes the connection"))
+                continue
+            if verdict == "close":
+                conn.close(CLOSE_POLICY, f"rate limit exceeded again: over {limiter.per_second} messages/s", flush=True)
+                return
+            if verdict == "drop":
+                continue
+            if text is not None:
+                protocol.handle_text(conn, text)
+            else:
+                protocol.handle_binary(conn)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "total_connections": self.count,
+            "clients": [conn.describe() for conn in self.connections.values()],
+            "subscription_counts": self.hub.subscription_counts(),
+            "connections_since_start": self.total_connected,
+            "slow_consumer_disconnects": self.slow_consumer_disconnects,
+            "rate_limit_disconnects": self.rate_limit_disconnects,
+            "oversize_disconnects": self.oversize_disconnects,
+            "updates_published": self.hub.published,
+            "updates_delivered": self.hub.delivered,
+            "updates_dropped": self.hub.dropped,
+        }

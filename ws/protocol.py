@@ -1,0 +1,149 @@
+"""Client message -> action -> reply. Every bad input gets an ``error`` reply; none closes the socket.
+
+Errors, all answered with ``{"service": "system", "type": "error", "data": {"message": ...}}``:
+
+    ClientError
+    |-- not JSON, binary frame, not an object, missing/unknown action      (data.available_actions)
+    `-- missing, non-string or unknown service; a service this endpoint does not serve
+                                                                          (data.available_services)
+
+An optional ``id`` in any client message is echoed at the top level of its reply (Binance, Kraken do so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from models.catalog import ALL, SERVICE_NAMES, SYSTEM
+from models.messages import ACTIONS, Action, MessageType, encode
+from ws.connection import Connection
+from ws.hub import Hub
+
+MAX_ID_LENGTH = 64
+
+
+class ClientError(Exception):
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class Protocol:
+    """The protocol of one endpoint: which services it serves, and how each action is carried out."""
+
+    def __init__(self, hub: Hub, endpoint: str, services: tuple[str, ...],
+                 total_clients: Callable[[], int]) -> None:
+        self.hub = hub
+        self.endpoint = endpoint
+        self.services = services
+        self.valid_names = (*services, SYSTEM, ALL)
+        self._total_clients = total_clients
+
+    # -- entry points -------------------------------------------------------------------------------
+    def handle_text(self, conn: Connection, text: str) -> None:
+        request_id: Any = None
+        try:
+            try:
+                message = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise ClientError(f"Invalid JSON: {exc}", available_actions=list(ACTIONS)) from None
+            if not isinstance(message, dict):
+                raise ClientError(f"Message must be a JSON object, got {type(message).__name__}",
+                                  available_actions=list(ACTIONS))
+            request_id = self._request_id(message)
+            self._dispatch(conn, message, request_id)
+        except ClientError as err:
+            self.error(conn, err, request_id)
+
+    def handle_binary(self, conn: Connection) -> None:
+        self.error(conn, ClientError("Binary frames are not supported: send JSON text frames",
+                                     available_actions=list(ACTIONS)))
+
+    def error(self, conn: Connection, err: ClientError, request_id: Any = None) -> None:
+        conn.offer(encode(SYSTEM, MessageType.ERROR, {"message": err.message, **err.details}, id=request_id))
+
+    # -- actions ------------------------------------------------------------------------------------
+    def _dispatch(self, conn: Connection, message: dict[str, Any], request_id: Any) -> None:
+        action = message.get("action")
+        if action is None:
+            raise ClientError("Missing 'action'", available_actions=list(ACTIONS))
+        if not isinstance(action, str) or action not in ACTIONS:
+            raise ClientError(f"Unknown action: {action!r}", available_actions=list(ACTIONS))
+        match Action(action):
+            case Action.SUBSCRIBE:
+                self.subscribe(conn, self._service(message), request_id)
+            case Action.UNSUBSCRIBE:
+                self.unsubscribe(conn, self._service(message), request_id)
+            case Action.GET_STATUS:
+                self.status(conn, request_id)
+            case Action.PING:
+                data = message.get("data")
+                conn.offer(encode(SYSTEM, MessageType.PONG, data if data is not None else {}, id=request_id))
+
+    def subscribe(self, conn: Connection, name: str, request_id: Any = None) -> None:
+        """Confirm, then send each subscribed service's latest update as its snapshot."""
+        targets = self._expand(name)
+        new = [s for s in targets if s not in conn.subscriptions]
+        conn.subscriptions.update(targets)
+        self.hub.subscribe(conn, new)
+        data: dict[str, Any] = {"service": name, "subscriptions": sorted(conn.subscriptions)}
+        if name == ALL:
+            data["services"] = list(targets)
+        data["message"] = f"Subscribed to {name}"
+        conn.offer(encode(SYSTEM, MessageType.SUBSCRIPTION_CONFIRMED, data, id=request_id))
+        for service in targets:
+            snapshot = self.hub.latest(service)
+            if snapshot is not None:
+                conn.offer(snapshot.text)
+
+    def unsubscribe(self, conn: Connection, name: str, request_id: Any = None) -> None:
+        targets = self._expand(name)
+        conn.subscriptions.difference_update(targets)
+        self.hub.unsubscribe(conn, targets)
+        data = {"service": name, "subscriptions": sorted(conn.subscriptions),
+                "message": f"Unsubscribed from {name}"}
+        conn.offer(encode(SYSTEM, MessageType.UNSUBSCRIPTION_CONFIRMED, data, id=request_id))
+
+    def status(self, conn: Connection, request_id: Any = None) -> None:
+        data = conn.describe()
+        data["total_clients"] = self._total_clients()
+        conn.offer(encode(SYSTEM, MessageType.STATUS, data, id=request_id))
+
+    # -- validation ---------------------------------------------------------------------------------
+    def _service(self, message: dict[str, Any]) -> str:
+        service = message.get("service")
+        available = list(self.valid_names)
+        if service is None:
+            raise ClientError("Missing 'service'", available_services=available)
+        if not isinstance(service, str):
+            raise ClientError(f"Invalid service: 'service' must be a string, got {type(service).__name__}",
+                              available_services=available)
+        if service not in self.valid_names:
+            shown = service if len(service) <= 100 else service[:100] + "..."
+            if service in SERVICE_NAMES:
+                text = (f"Invalid service: {shown!r} is not served on {self.endpoint}; "
+                        f"it serves {', '.join(self.services)}")
+            else:
+                text = f"Invalid service: {shown!r}"
+            raise ClientError(text, available_services=available)
+        return service
+
+    def _expand(self, name: str) -> tuple[str, ...]:
+        if name == ALL:
+            return self.services
+        if name == SYSTEM:
+            return (SYSTEM,)
+        return (name,)
+
+    @staticmethod
+    def _request_id(message: dict[str, Any]) -> Any:
+        request_id = message.get("id")
+        if request_id is None or (isinstance(request_id, (int, float)) and not isinstance(request_id, bool)):
+            return request_id
+        if isinstance(request_id, str) and len(request_id) <= MAX_ID_LENGTH:
+            return request_id
+        raise ClientError(f"Invalid 'id': must be a number or a string of at most {MAX_ID_LENGTH} characters")

@@ -1,0 +1,98 @@
+"""The endpoint table made routes: every WebSocket path of the spec, and its REST companions under ``/ws``.
+
+Register these before Gradio is mounted at ``/``: Starlette matches routes in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, WebSocket
+from fastapi.responses import Response
+
+from models.catalog import ENDPOINTS, SERVICES, Endpoint, endpoints_serving
+from models.messages import now_iso
+from ws.manager import ConnectionManager
+
+
+def _ws_handler(manager: ConnectionManager, endpoint: Endpoint, path: str) -> Callable[[WebSocket], Any]:
+    async def handler(websocket: WebSocket) -> None:
+        await manager.serve(websocket, endpoint, path)
+
+    handler.__name__ = "ws_" + (path.strip("/").replace("/", "_") or "root")
+    return handler
+
+
+def _base_url(request: Request) -> str:
+    scheme = request.headers.get("x-forwarded-proto", request.url.scheme)
+    host = request.headers.get("x-forwarded-host", request.headers.get("host", request.url.netloc))
+    return f"{'wss' if scheme in ('https', 'wss') else 'ws'}://{host}"
+
+
+def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> APIRouter:
+    """``intervals``: each service's effective update interval in seconds (after INTERVAL_SCALE)."""
+    router = APIRouter()
+    for endpoint in ENDPOINTS:
+        for path in (endpoint.path, *endpoint.aliases):
+            # Starlette's plain route: FastAPI's dependency machinery would cost ~8 KiB per connection.
+            router.add_websocket_route(path, _ws_handler(manager, endpoint, path))
+
+    @router.get("/ws/stats", tags=["websocket"], summary="Active connections and subscriptions")
+    async def ws_stats() -> dict[str, Any]:
+        return {"status": "success", "data": manager.stats(), "timestamp": now_iso()}
+
+    @router.get("/ws/services", tags=["websocket"], summary="Every service with its group and interval")
+    async def ws_services() -> dict[str, Any]:
+        services = {
+            s.name: {
+                "name": s.name,
+                "group": s.group.value,
+                "description": s.description,
+                "update_interval": s.interval,
+                "effective_interval": intervals.get(s.name, s.interval),
+                "endpoints": endpoints_serving(s.name),
+                "has_data": manager.hub.latest(s.name) is not None,
+            }
+            for s in SERVICES
+        }
+        groups: dict[str, list[str]] = {}
+        for s in SERVICES:
+            groups.setdefault(s.group.value, []).append(s.name)
+        return {"status": "success", "data": {"services": services, "groups": groups,
+                                              "special": {"system": "System messages and connection management",
+                                                          "all": "Subscribe to all services at once"}},
+                "timestamp": now_iso()}
+
+    @router.get("/ws/endpoints", tags=["websocket"], summary="Every WebSocket URL")
+    async def ws_endpoints(request: Request) -> dict[str, Any]:
+        base = _base_url(request)
+        endpoints = []
+        for endpoint in ENDPOINTS:
+            for path in (endpoint.path, *endpoint.aliases):
+                endpoints.append({
+                    "path": path,
+                    "url": base + path,
+                    "description": endpoint.description,
+                    "services": list(endpoint.services),
+                    "auto_subscribe": list(endpoint.auto_subscribe),
+                    "alias_of": endpoint.path if path != endpoint.path else None,
+                })
+        return {"status": "success", "data": {"base_url": base, "endpoints": endpoints}, "timestamp": now_iso()}
+
+    @router.get("/api/{service}", tags=["data"], summary="The latest update of a service")
+    async def latest(service: str) -> Response:
+        if service not in {s.name for s in SERVICES}:
+            raise HTTPException(404, detail={
+                "message": f"Unknown service: {service!r}",
+                "available_services": [s.name for s in SERVICES],
+            })
+        update = manager.hub.latest(service)
+        if update is None:
+            raise HTTPException(503, detail={
+                "message": f"No update published for {service!r} yet",
+                "service": service,
+            })
+        return Response(update.text, media_type="application/json")
+
+    return router
