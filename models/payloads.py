@@ -3,16 +3,17 @@
 Data payloads carry a freshness block (:class:`Freshness`) so a client can always tell live data from stale
 data from no data: ``status`` is ``ok``, ``stale`` (the last good values, with their age) or ``no_data``
 (every provider failed and nothing was ever fetched; the spec's collections are then empty, never zero-filled,
-and ``message`` says why). ``sources`` says, per provider, how its latest attempt went and since when.
+and ``message`` says why). ``providers`` says, per provider, how its latest attempt went and since when.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-DataStatus = Literal["ok", "stale", "no_data"]
+#: ``partial`` only on payloads made of sections: some sections have data, some none.
+DataStatus = Literal["ok", "partial", "stale", "no_data"]
 SourceStatus = Literal["ok", "error", "rate_limited", "circuit_open", "missing_api_key", "not_tried"]
 
 
@@ -30,7 +31,7 @@ class Freshness(BaseModel):
     age_seconds: float | None = None
     stale_since: str | None = None
     message: str | None = None
-    sources: dict[str, SourceState] = Field(default_factory=dict)
+    providers: dict[str, SourceState] = Field(default_factory=dict)
 
 
 class CoinInfo(BaseModel):
@@ -128,3 +129,261 @@ class SchedulerPayload(BaseModel):
     active_jobs: int
     jobs: list[JobView]
     timestamp: str
+
+
+# -- explorers ------------------------------------------------------------------------------------------
+
+class BitcoinNetwork(Freshness):
+    """Bitcoin from block explorers. Fees in sat/vB; hashrate in H/s."""
+
+    source: str | None = None
+    height: int | None = None
+    fees: dict[str, float] = Field(default_factory=dict)  # fastest, half_hour, hour, economy, minimum
+    mempool_count: int | None = None
+    mempool_vsize: int | None = None
+    hashrate: float | None = None
+    difficulty: float | None = None
+    last_block_time: str | None = None
+
+
+class EthereumNetwork(Freshness):
+    """Ethereum from explorers or public RPC. Gas figures in gwei."""
+
+    source: str | None = None
+    block_number: int | None = None
+    gas_price_gwei: float | None = None
+    base_fee_gwei: float | None = None
+    gas_oracle: dict[str, float] = Field(default_factory=dict)  # safe, propose, fast (Etherscan)
+    last_block_time: str | None = None
+
+
+class ExplorersPayload(BaseModel):
+    bitcoin: BitcoinNetwork
+    ethereum: EthereumNetwork
+    status: DataStatus
+    data_source: Literal["live", "replay"] = "live"
+    timestamp: str
+
+
+# -- news -----------------------------------------------------------------------------------------------
+
+class ArticleSentiment(BaseModel):
+    label: Literal["bullish", "neutral", "bearish"]
+    score: float  # -1 (bearish) .. 1 (bullish)
+    model: str  # the model id or backend that really produced it
+
+
+class Article(BaseModel):
+    id: str  # stable hash of the normalised URL (or title), for de-duplication
+    title: str
+    source: str  # publisher name, e.g. "CoinDesk"
+    url: str
+    published_at: str | None
+    categories: list[str] = Field(default_factory=list)
+    summary: str | None = None
+    feed: str | None = None  # provider id it came from
+    sentiment: ArticleSentiment | None = None
+
+
+class NewsPayload(Freshness):
+    articles: list[Article] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    timestamp: str
+
+
+# -- sentiment ------------------------------------------------------------------------------------------
+
+class FearGreed(BaseModel):
+    value: int  # 0 (extreme fear) .. 100 (extreme greed)
+    classification: str
+    timestamp: str | None
+    source: str
+
+
+class SentimentPayload(Freshness):
+    overall_sentiment: Literal["bullish", "neutral", "bearish"] | None = None
+    sentiment_score: float | None = None  # -1 .. 1, None without texts
+    social_volume: int = 0  # texts scored
+    trending_topics: list[str] = Field(default_factory=list)
+    sentiment_by_source: dict[str, float] = Field(default_factory=dict)
+    timestamp: str
+    fear_greed: FearGreed | None = None
+    label_counts: dict[str, int] = Field(default_factory=dict)
+    model: str | None = None  # model id or backend that scored the texts
+    backend: str | None = None
+
+
+# -- whale tracking -------------------------------------------------------------------------------------
+
+class WhaleTransaction(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    hash: str
+    value: float  # USD at the price of the moment
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+    timestamp: str | None
+    chain: str
+    symbol: str
+    amount: float  # in the chain's own unit (BTC, ETH, USDT, ...)
+    source: str
+    explorer_url: str | None = None
+
+
+class WhaleWallet(BaseModel):
+    address: str
+    chain: str
+    volume_usd: float
+    transactions: int
+
+
+class WhaleTrackingPayload(Freshness):
+    large_transactions: list[WhaleTransaction] = Field(default_factory=list)
+    whale_wallets: list[WhaleWallet] = Field(default_factory=list)
+    total_volume: float | None = None  # USD; None (not 0) when nothing could be fetched
+    alert_threshold: float
+    timestamp: str
+    window_seconds: float | None = None
+    prices_used: dict[str, float] = Field(default_factory=dict)  # symbol -> USD used for valuation
+
+
+# -- RPC nodes ------------------------------------------------------------------------------------------
+
+class RpcNode(BaseModel):
+    chain: str
+    url: str
+    reachable: bool
+    latency_ms: float | None = None
+    block_number: int | None = None
+    lag_blocks: int | None = None  # behind the best node of its chain
+    chain_id: int | None = None
+    chain_id_ok: bool | None = None
+    error: str | None = None
+    last_check: str | None = None
+
+
+class RpcChain(BaseModel):
+    chain_id: int
+    best_block: int | None
+    nodes: int
+    healthy_nodes: int
+
+
+class RpcNodesPayload(BaseModel):
+    nodes: dict[str, RpcNode]
+    chains: dict[str, RpcChain]
+    healthy_count: int
+    total_nodes: int
+    timestamp: str
+    data_source: Literal["live", "replay"] = "live"
+
+
+# -- on-chain -------------------------------------------------------------------------------------------
+
+class ChainTvl(BaseModel):
+    name: str
+    tvl: float
+    token_symbol: str | None = None
+
+
+class DefiProtocol(BaseModel):
+    name: str
+    category: str | None = None
+    tvl: float
+    change_1d: float | None = None  # percent
+    change_7d: float | None = None
+    chains: list[str] = Field(default_factory=list)
+
+
+class Stablecoin(BaseModel):
+    name: str
+    symbol: str
+    circulating_usd: float
+    peg_type: str | None = None
+
+
+class TvlSection(Freshness):
+    source: str | None = None
+    total_tvl: float | None = None
+    chains: list[ChainTvl] = Field(default_factory=list)
+
+
+class ProtocolsSection(Freshness):
+    source: str | None = None
+    top: list[DefiProtocol] = Field(default_factory=list)
+
+
+class StablecoinsSection(Freshness):
+    source: str | None = None
+    total_circulating_usd: float | None = None
+    top: list[Stablecoin] = Field(default_factory=list)
+
+
+class OnchainPayload(BaseModel):
+    tvl: TvlSection
+    protocols: ProtocolsSection
+    stablecoins: StablecoinsSection
+    gas: dict[str, dict[str, float]] = Field(default_factory=dict)  # chain -> {gas_price_gwei, base_fee_gwei}
+    status: DataStatus
+    data_source: Literal["live", "replay"] = "live"
+    timestamp: str
+
+
+# -- huggingface ----------------------------------------------------------------------------------------
+
+class HubItem(BaseModel):
+    id: str
+    downloads: int | None = None
+    likes: int | None = None
+    pipeline_tag: str | None = None
+    last_modified: str | None = None
+    gated: bool | None = None
+
+
+class ModelState(BaseModel):
+    id: str  # what SENTIMENT_MODEL names
+    backend: str  # what answers now: "transformers" or "lexicon"
+    state: Literal["loading", "ready", "failed"]
+    error: str | None = None
+    loaded_at: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)  # model label -> bullish/neutral/bearish
+
+
+class InferenceStats(BaseModel):
+    texts_scored: int = 0
+    batches: int = 0
+    cache_hits: int = 0
+    mean_latency_ms: float | None = None  # per text
+    p95_batch_ms: float | None = None
+
+
+class HuggingfacePayload(BaseModel):
+    total_models: int | None
+    total_datasets: int | None
+    available_models: list[str] = Field(default_factory=list)
+    available_datasets: list[str] = Field(default_factory=list)
+    last_refresh: str | None
+    timestamp: str
+    registry_status: DataStatus = "ok"
+    registry_age_seconds: float | None = None
+    models: list[HubItem] = Field(default_factory=list)
+    datasets: list[HubItem] = Field(default_factory=list)
+    sentiment_model: ModelState | None = None
+    inference: InferenceStats = Field(default_factory=InferenceStats)
+
+
+# -- persistence ----------------------------------------------------------------------------------------
+
+class PersistencePayload(BaseModel):
+    storage_location: str
+    total_records: int
+    storage_size: str  # human-readable, e.g. "2.5 MB"
+    last_save: str | None
+    active_writers: int
+    timestamp: str
+    storage_bytes: int = 0
+    records_by_service: dict[str, int] = Field(default_factory=dict)
+    oldest_record: str | None = None
+    retention: dict[str, int | float | None] = Field(default_factory=dict)
+    backup: dict[str, str | bool | None] = Field(default_factory=dict)

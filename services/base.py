@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
 from models.messages import iso
+from models.payloads import DataStatus
 from services.pools import PoolResult
 
 T = TypeVar("T")
@@ -42,7 +43,7 @@ class Tracker(Generic[T]):
         """The result to show (this one, the last good one, or None) and the payload's freshness fields."""
         now = time.time()
         fields: dict[str, Any] = {"data_source": self.data_source,
-                                  "sources": {k: v.model_dump() for k, v in result.sources.items()}}
+                                  "providers": {k: v.model_dump() for k, v in result.sources.items()}}
         if result.ok:
             self.last, self.failing_since = result, None
             return result, {**fields, "status": "ok", "fetched_at": iso(result.fetched_at), "age_seconds": 0.0}
@@ -59,3 +60,12 @@ class Tracker(Generic[T]):
             "stale_since": iso(self.failing_since),
             "message": f"Showing the last good data from {self.last.source}: every provider failed ({why})",
         }
+
+
+def combined_status(statuses: list[str]) -> DataStatus:
+    """The overall status of a payload made of sections, each with its own freshness."""
+    if all(s == "ok" for s in statuses):
+        return "ok"
+    if all(s == "no_data" for s in statuses):
+        return "no_data"
+    return "partial" if "no_data" in statuses else "stale"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from models.messages import now_iso
 from models.payloads import CoinInfo, MarketDataPayload
@@ -11,6 +11,9 @@ from services.base import Service, Tracker
 from services.fetch import Fetcher
 from services.pools import Pool
 from services.providers.market import MarketProvider, MarketSnapshot
+
+if TYPE_CHECKING:
+    from services.registry import BuildContext
 
 
 class MarketDataService(Service):
@@ -44,3 +47,11 @@ class MarketDataService(Service):
                     payload.price_changes[q.id] = round(q.change_24h, 4)
                 payload.coins.append(CoinInfo(id=q.id, symbol=q.symbol, name=q.name, rank=q.rank))
         return payload.model_dump(mode="json")
+
+
+def build(ctx: BuildContext) -> list[Service]:
+    from services.providers.market import CoinGecko, CoinPaprika, Kraken
+
+    pool = ctx.pool("market_data", [ctx.provider(CoinGecko), ctx.provider(CoinPaprika), ctx.provider(Kraken)])
+    return [MarketDataService(pool, ctx.fetcher, limit=ctx.settings.market_coins,
+                              interval=ctx.intervals["market_data"], data_source=ctx.settings.data_source)]

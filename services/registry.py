@@ -1,25 +1,32 @@
-"""Assembles the data plane from the settings: the HTTP client, every provider, their pools and the services."""
+"""Assembles the data plane from the settings: the HTTP client, every provider, their pools and the services.
+
+Each service module has a ``build(ctx)`` that declares its providers and pools through the
+:class:`BuildContext` and returns its services; this file only calls them in order (a later service may use an
+earlier one, found in ``ctx.services``) and schedules the result.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from config import Settings
 from models.catalog import BY_NAME
+from services import market_data
 from services.base import Service
 from services.fetch import Fetcher, Provider
 from services.health_checker import HealthCheckerService
-from services.market_data import MarketDataService
 from services.pool_manager import PoolManagerService
 from services.pools import Pool
-from services.providers.market import CoinGecko, CoinPaprika, Kraken, MarketProvider
 from services.replay import ReplayTransport
 from services.scheduler import Scheduler, SchedulerService
 
 USER_AGENT = "crypto-api-monitor/2.0 (+https://huggingface.co/spaces; open-source crypto data monitor)"
+
+P = TypeVar("P", bound=Provider)
 
 
 def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -35,8 +42,33 @@ def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     )
 
 
-def _keyed(cls: type[Provider], settings: Settings) -> Any:
-    return cls(settings.key(cls.key_setting) if cls.key_setting else None)
+def effective_intervals(settings: Settings) -> dict[str, float]:
+    return {name: info.interval * settings.interval_scale for name, info in BY_NAME.items()}
+
+
+@dataclass
+class BuildContext:
+    settings: Settings
+    fetcher: Fetcher
+    intervals: dict[str, float]
+    pools: dict[str, Pool[Any]] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def provider(self, cls: type[P]) -> P:
+        """An instance of a provider class, with its key from the settings when it declares one."""
+        return cls(self.settings.key(cls.key_setting) if cls.key_setting else None)
+
+    def pool(self, name: str, providers: Sequence[Provider]) -> Pool[Any]:
+        """A pool of providers in order of preference, shown by pool_manager under ``name``."""
+        pool: Pool[Any] = Pool(name, providers, self.fetcher)
+        self.pools[name] = pool
+        return pool
+
+
+#: The data services, in build order.
+BUILDERS: tuple[Callable[[BuildContext], list[Service]], ...] = (
+    market_data.build,
+)
 
 
 @dataclass
@@ -51,28 +83,21 @@ def build_backend(settings: Settings, http: httpx.AsyncClient, scheduler: Schedu
                   intervals: dict[str, float]) -> Backend:
     fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,
                       budgets=settings.data_source == "live", secrets=settings.secrets())
-    market: list[MarketProvider] = [_keyed(CoinGecko, settings), CoinPaprika(), Kraken()]
-    pools: dict[str, Pool[Any]] = {"market_data": Pool("market_data", market, fetcher)}
-    backend = Backend(fetcher, pools, intervals=intervals)
-
-    data_services: list[Service] = [
-        MarketDataService(pools["market_data"], fetcher, limit=settings.market_coins,
-                          interval=intervals["market_data"], data_source=settings.data_source),
-    ]
+    ctx = BuildContext(settings, fetcher, intervals)
+    data_services: list[Service] = []
+    for build in BUILDERS:
+        for service in build(ctx):
+            ctx.services[service.name] = service
+            data_services.append(service)
     monitoring: list[Service] = [
         HealthCheckerService(fetcher, interval=intervals["health_checker"], data_source=settings.data_source),
-        PoolManagerService(list(pools.values()), fetcher),
+        PoolManagerService(list(ctx.pools.values()), fetcher),
         SchedulerService(scheduler),
     ]
-    # Staggered first runs: data services one after another, monitoring once the first answers are in.
+    # Staggered first runs, so a start-up does not hit every provider at once; monitoring once answers are in.
     for i, service in enumerate(data_services):
         scheduler.add(service, intervals[service.name], first_run_in=0.2 + i * 0.8)
     start = 0.5 + len(data_services) * 0.8
     for i, service in enumerate(monitoring):
         scheduler.add(service, intervals[service.name], first_run_in=start + i * 0.5)
-    backend.services = {s.name: s for s in (*data_services, *monitoring)}
-    return backend
-
-
-def effective_intervals(settings: Settings) -> dict[str, float]:
-    return {name: info.interval * settings.interval_scale for name, info in BY_NAME.items()}
+    return Backend(fetcher, ctx.pools, {s.name: s for s in (*data_services, *monitoring)}, intervals)

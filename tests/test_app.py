@@ -139,7 +139,7 @@ def test_live_without_network_invents_nothing(tmp_path: Path) -> None:
         assert market["status"] == "no_data" and market["prices"] == {} and market["source"] is None
         assert market["volumes"] == {} and market["market_caps"] == {} and market["price_changes"] == {}
         assert "every provider failed" in market["message"]
-        assert all(s["status"] in ("error", "circuit_open") for s in market["sources"].values())
+        assert all(s["status"] in ("error", "circuit_open") for s in market["providers"].values())
         def all_checked() -> bool:
             providers = latest(server, "health_checker")["data"]["providers"]
             return len(providers) >= 3 and all(p["last_check"] for p in providers.values())

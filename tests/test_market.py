@@ -109,8 +109,8 @@ async def test_failover_to_the_next_provider(failure) -> None:
     payload = await service.collect()
     assert payload["source"] == "coinpaprika" and payload["status"] == "ok"
     assert payload["prices"]["bitcoin"] == pytest.approx(26426.246037855784)
-    assert payload["sources"]["coingecko"]["status"] in ("error", "rate_limited")
-    assert payload["sources"]["coingecko"]["error"]
+    assert payload["providers"]["coingecko"]["status"] in ("error", "rate_limited")
+    assert payload["providers"]["coingecko"]["error"]
     assert pool.failover_count == 1 and pool.failovers[-1].to_source == "coinpaprika"
     assert pool.failovers[-1].from_source == "coingecko"
 
@@ -132,7 +132,7 @@ async def test_all_providers_down_without_history_sends_no_data_never_zeros() ->
     assert payload["status"] == "no_data" and payload["source"] is None
     assert payload["prices"] == {} and payload["volumes"] == {} and payload["market_caps"] == {}
     assert "every provider failed" in payload["message"]
-    assert all(s["status"] == "error" and s["since"] for s in payload["sources"].values())
+    assert all(s["status"] == "error" and s["since"] for s in payload["providers"].values())
     assert not pool.last_ok
 
 
@@ -159,4 +159,4 @@ async def test_open_circuit_skips_the_provider_without_calling_it() -> None:
         await service.collect()
     assert len(calls) == 3
     payload = await service.collect()
-    assert len(calls) == 3 and payload["sources"]["coingecko"]["status"] == "circuit_open"
+    assert len(calls) == 3 and payload["providers"]["coingecko"]["status"] == "circuit_open"

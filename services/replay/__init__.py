@@ -1,8 +1,9 @@
 """``DATA_SOURCE=replay``: every provider answered from recorded responses of its real format.
 
 An httpx transport, so replayed bodies travel the very path live ones do (fetcher, normalize, pool, service).
-``manifest.json`` maps a request (method, URL without query, and for JSON-RPC the ``method`` in the body) to one
-or more recorded files, each with the status and content type it was recorded with, and where it came from.
+Each provider's folder has a ``routes.json`` mapping a request (method, URL without query, and for JSON-RPC the
+``method`` in the body) to one or more recorded files in that folder, each with the status and content type it
+was recorded with. ``SOURCES.md`` says where every file came from.
 Several recordings of one request are served in turn, so a replayed stream moves. A request with no recording
 gets a 404, which the provider then reports like any other failure.
 """
@@ -19,7 +20,6 @@ import httpx
 import orjson
 
 HERE = Path(__file__).parent
-MANIFEST = HERE / "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,18 @@ def _key(method: str, url: str, rpc_method: str | None = None) -> tuple[str, str
 
 
 class ReplayTransport(httpx.AsyncBaseTransport):
-    def __init__(self, manifest: Path = MANIFEST) -> None:
-        entries = orjson.loads(manifest.read_bytes())
+    def __init__(self, root: Path = HERE) -> None:
         routes: dict[tuple[str, str, str | None], list[Recording]] = {}
-        for entry in entries:
-            recording = Recording(
-                status=int(entry.get("status", 200)),
-                content_type=entry.get("content_type", "application/json"),
-                body=(manifest.parent / entry["file"]).read_bytes(),
-                headers=tuple((k, v) for k, v in entry.get("headers", {}).items()),
-            )
-            key = _key(entry.get("method", "GET"), entry["url"], entry.get("rpc_method"))
-            routes.setdefault(key, []).append(recording)
+        for table in sorted(root.glob("*/routes.json")):
+            for entry in orjson.loads(table.read_bytes()):
+                recording = Recording(
+                    status=int(entry.get("status", 200)),
+                    content_type=entry.get("content_type", "application/json"),
+                    body=(table.parent / entry["file"]).read_bytes(),
+                    headers=tuple((k, v) for k, v in entry.get("headers", {}).items()),
+                )
+                key = _key(entry.get("method", "GET"), entry["url"], entry.get("rpc_method"))
+                routes.setdefault(key, []).append(recording)
         self._cycles: dict[tuple[str, str, str | None], Iterator[Recording]] = {
             key: itertools.cycle(recordings) for key, recordings in routes.items()}
         self.served = 0
