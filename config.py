@@ -29,6 +29,25 @@ class Settings(BaseSettings):
     http_timeout: float = Field(10.0, gt=0, le=120)
     http_retries: int = Field(2, ge=0, le=5)
 
+    # Data services
+    news_max_articles: int = Field(60, ge=1, le=500)
+    whale_threshold_usd: float = Field(1_000_000, gt=0, description="alert_threshold of whale_tracking")
+
+    # Sentiment (Hugging Face)
+    sentiment_model: str = "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis"
+    sentiment_batch_size: int = Field(16, ge=1, le=256)
+    sentiment_batch_window_ms: float = Field(50, ge=0, le=5000)
+    sentiment_max_texts: int = Field(64, ge=1, le=1000, description="texts per POST /api/sentiment")
+    sentiment_max_chars: int = Field(2000, ge=10, le=100_000, description="characters per text")
+    torch_threads: int = Field(1, ge=1, le=64, description="bound so inference never starves the event loop")
+    hf_registry_query: str = "crypto sentiment"
+
+    # Storage
+    retention_days: float = Field(30, gt=0)
+    retention_per_service: int = Field(100_000, ge=10)
+    hf_backup_repo: str | None = None  # a dataset repo id, e.g. "me/crypto-monitor-history"
+    hf_backup_interval: float = Field(3600, ge=60)
+
     # WebSocket limits
     ws_max_message_bytes: int = Field(64 * 1024, ge=256)
     ws_max_messages_per_second: int = Field(20, ge=1)

@@ -41,6 +41,27 @@ class CoinInfo(BaseModel):
     rank: int | None = None
 
 
+class GlobalMarket(BaseModel):
+    """Whole-market figures (CoinGecko or CoinPaprika ``/global``), fetched on their own, slower schedule."""
+
+    total_market_cap_usd: float | None = None
+    total_volume_usd: float | None = None
+    btc_dominance: float | None = None  # percent
+    eth_dominance: float | None = None
+    market_cap_change_24h: float | None = None  # percent
+    active_cryptocurrencies: int | None = None
+    source: str
+    fetched_at: str
+
+
+class TrendingCoin(BaseModel):
+    id: str
+    symbol: str
+    name: str
+    market_cap_rank: int | None = None
+    score: int | None = None  # position in the provider's trending list, 0 first
+
+
 class MarketDataPayload(Freshness):
     prices: dict[str, float] = Field(default_factory=dict)
     volumes: dict[str, float] = Field(default_factory=dict)
@@ -51,6 +72,8 @@ class MarketDataPayload(Freshness):
     #: ``24h`` (rolling) or ``utc_day`` (since 00:00 UTC, what Kraken's ``o`` gives)
     price_change_window: Literal["24h", "utc_day"] | None = None
     coins: list[CoinInfo] = Field(default_factory=list)
+    global_market: GlobalMarket | None = None
+    trending: list[TrendingCoin] = Field(default_factory=list)
 
 
 HealthStatus = Literal["healthy", "unhealthy", "disabled"]

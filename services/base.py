@@ -18,9 +18,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 from models.messages import iso
 from models.payloads import DataStatus
-from services.pools import PoolResult
+from services.pools import GatherResult, PoolResult
 
-T = TypeVar("T")
+R = TypeVar("R", bound=PoolResult[Any] | GatherResult[Any])
 
 
 class Service(ABC):
@@ -31,16 +31,18 @@ class Service(ABC):
         """The payload to publish now, or None when there is nothing new."""
 
 
-class Tracker(Generic[T]):
+class Tracker(Generic[R]):
     """Keeps a data service's last good pool result and says how fresh what it shows is."""
 
     def __init__(self, data_source: Literal["live", "replay"]) -> None:
         self.data_source = data_source
-        self.last: PoolResult[T] | None = None
+        self.last: R | None = None
         self.failing_since: float | None = None
 
-    def observe(self, result: PoolResult[T]) -> tuple[PoolResult[T] | None, dict[str, Any]]:
-        """The result to show (this one, the last good one, or None) and the payload's freshness fields."""
+    def observe(self, result: R) -> tuple[R | None, dict[str, Any]]:
+        """The result to show (this one, the last good one, or None) and the payload's freshness fields.
+
+        Works for a failover result (``Pool.fetch``) and a fan-in one (``Pool.gather``) alike."""
         now = time.time()
         fields: dict[str, Any] = {"data_source": self.data_source,
                                   "providers": {k: v.model_dump() for k, v in result.sources.items()}}

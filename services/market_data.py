@@ -9,7 +9,7 @@ from models.messages import now_iso
 from models.payloads import CoinInfo, MarketDataPayload
 from services.base import Service, Tracker
 from services.fetch import Fetcher
-from services.pools import Pool
+from services.pools import Pool, PoolResult
 from services.providers.market import MarketProvider, MarketSnapshot
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class MarketDataService(Service):
         self.limit = limit
         # Wait up to one interval for the preferred provider's budget before passing to the next one.
         self.max_wait = interval
-        self.tracker: Tracker[MarketSnapshot] = Tracker(data_source)
+        self.tracker: Tracker[PoolResult[MarketSnapshot]] = Tracker(data_source)
 
     async def collect(self) -> Mapping[str, Any]:
         result = await self.pool.fetch(lambda p: p.fetch_quotes(self.fetcher, self.limit, self.max_wait))

@@ -9,6 +9,7 @@ trial through, so a pool returns to its best source by itself (also counted, as 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -43,6 +44,23 @@ class PoolResult(Generic[T]):
         return self.source is not None
 
 
+@dataclass
+class GatherResult(Generic[T]):
+    """Every provider's answer (by provider id, in order of preference) and each one's state."""
+
+    values: dict[str, T]
+    fetched_at: float | None
+    sources: dict[str, SourceState] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.values)
+
+    @property
+    def source(self) -> str | None:
+        return next(iter(self.values), None)
+
+
 class Pool(Generic[P]):
     def __init__(self, name: str, providers: Sequence[P], fetcher: Fetcher, history: int = 50) -> None:
         self.name = name
@@ -54,40 +72,21 @@ class Pool(Generic[P]):
         self.last_ok = False  # whether the latest call got an answer at all
         self.failover_count = 0
         self.failovers: deque[Failover] = deque(maxlen=history)
-        self._last_error: dict[str, str] = {}
 
     async def fetch(self, call: Callable[[P], Awaitable[T]]) -> PoolResult[T]:
-        """Run ``call`` against the providers in order until one answers.
+        """Run ``call`` against the providers in order until one answers (failover).
 
         ``call`` does the provider's requests through the fetcher and returns its normalised value; any
         exception a pure ``normalize`` raises on a strange shape is counted as that provider's bad response.
         """
         sources: dict[str, SourceState] = {}
         reasons: list[str] = []
-        now = self.fetcher.now()
         for provider in self.providers:
-            runtime = self.fetcher.runtime(provider.id)
-            blocked = runtime.available(now)
-            if blocked is not None:
-                sources[provider.id] = self._state(provider, blocked, runtime.health.error)
-                reasons.append(f"{provider.id}: {blocked}")
+            ok, value, state = await self._try(provider, call)
+            sources[provider.id] = state
+            if not ok:
+                reasons.append(f"{provider.id}: {state.error or state.status}")
                 continue
-            try:
-                value = await call(provider)
-            except ProviderError as error:
-                sources[provider.id] = self._state(provider, self._status_of(error), error.message)
-                reasons.append(f"{provider.id}: {error.message}")
-                continue
-            except SHAPE_ERRORS as exc:
-                detail = str(exc) if isinstance(exc, AnswerError) else \
-                    f"unexpected response shape ({type(exc).__name__}: {exc})"
-                bad = ProviderBadResponse(provider.id, detail)
-                self.fetcher.record_failure(provider, bad)
-                sources[provider.id] = self._state(provider, "error", bad.message)
-                reasons.append(f"{provider.id}: {bad.message}")
-                log.warning("%s answered in a shape we cannot read: %s", provider.id, exc)
-                continue
-            sources[provider.id] = self._state(provider, "ok", None)
             self.last_ok = True
             self._switch_to(provider.id, "; ".join(reasons))
             for rest in self.providers:
@@ -95,6 +94,41 @@ class Pool(Generic[P]):
             return PoolResult(value, provider.id, time.time(), sources)
         self.last_ok = False
         return PoolResult(None, None, None, sources)
+
+    async def gather(self, call: Callable[[P], Awaitable[T]]) -> GatherResult[T]:
+        """Run ``call`` against every available provider at once and keep every answer (fan-in: news feeds,
+        RPC nodes). The most preferred provider that answered counts as the active source."""
+        outcomes = await asyncio.gather(*(self._try(p, call) for p in self.providers))
+        values: dict[str, T] = {}
+        sources: dict[str, SourceState] = {}
+        for provider, (ok, value, state) in zip(self.providers, outcomes, strict=True):
+            sources[provider.id] = state
+            if ok:
+                values[provider.id] = value  # type: ignore[assignment]
+        self.last_ok = bool(values)
+        if values:
+            first = next(iter(values))
+            reasons = [f"{pid}: {s.error or s.status}" for pid, s in sources.items() if pid not in values]
+            self._switch_to(first, "; ".join(reasons))
+        return GatherResult(values, time.time() if values else None, sources)
+
+    async def _try(self, provider: P, call: Callable[[P], Awaitable[T]]) -> tuple[bool, T | None, SourceState]:
+        runtime = self.fetcher.runtime(provider.id)
+        blocked = runtime.available(self.fetcher.now())
+        if blocked is not None:
+            return False, None, self._state(provider, blocked, runtime.health.error)
+        try:
+            value = await call(provider)
+        except ProviderError as error:
+            return False, None, self._state(provider, self._status_of(error), error.message)
+        except SHAPE_ERRORS as exc:
+            detail = str(exc) if isinstance(exc, AnswerError) else \
+                f"unexpected response shape ({type(exc).__name__}: {exc})"
+            bad = ProviderBadResponse(provider.id, detail)
+            self.fetcher.record_failure(provider, bad)
+            log.warning("%s answered in a shape we cannot read: %s", provider.id, exc)
+            return False, None, self._state(provider, "error", bad.message)
+        return True, value, self._state(provider, "ok", None)
 
     def _switch_to(self, provider_id: str, reason: str) -> None:
         if self.active is not None and provider_id != self.active:

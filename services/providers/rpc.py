@@ -1,0 +1,100 @@
+"""Public JSON-RPC nodes (keyless), one provider per node, and the JSON-RPC call they share.
+
+Each node is its own provider (its own budget, breaker and health), declared in :data:`NODES`. Ankr now needs a
+key and polygon-rpc.com closed its public access (``providers-and-models.md``), so neither is listed.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from services.fetch import AnswerError, Fetcher, Provider, Rate
+
+_ids = itertools.count(1)
+
+
+def hex_int(value: Any) -> int:
+    """A JSON-RPC quantity (``"0x1b4"``) as int; AnswerError when it is not one."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise AnswerError(f"expected a hex quantity, got {str(value)[:60]!r}")
+    return int(value, 16)
+
+
+def rpc_result(raw: Any) -> Any:
+    """The ``result`` of a JSON-RPC response; its ``error`` (or a missing result) as AnswerError."""
+    if not isinstance(raw, dict):
+        raise AnswerError(f"expected a JSON-RPC object, got {type(raw).__name__}")
+    if raw.get("error") is not None:
+        error = raw["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        raise AnswerError(f"JSON-RPC error: {message}")
+    if "result" not in raw:
+        raise AnswerError("JSON-RPC response without result")
+    return raw["result"]
+
+
+class JsonRpcNode(Provider):
+    """A public EVM node. Subclasses (or :func:`node`) set ``id``, ``name``, ``base_url``, ``chain`` and
+    ``chain_id``."""
+
+    category = "rpc"
+    chain: str = ""
+    chain_id: int = 0
+    rate = Rate(2, 1, burst=5)  # public nodes allow far more; we need a handful of calls a minute
+    probe_interval = 60.0
+    slow_ms = 1500.0
+
+    async def call(self, fetcher: Fetcher, method: str, params: list[Any] | None = None,
+                   *, max_wait: float = 0.0, probe: bool = False) -> Any:
+        body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params or []}
+        response = await fetcher.request(self, "POST", "", json=body, max_wait=max_wait, probe=probe)
+        return rpc_result(fetcher.decode_json(self, response))
+
+    async def probe(self, fetcher: Fetcher) -> None:
+        await self.call(fetcher, "eth_blockNumber", probe=True)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    id: str
+    name: str
+    url: str
+    chain: str
+    chain_id: int
+
+
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec("rpc_eth_publicnode", "PublicNode Ethereum", "https://ethereum-rpc.publicnode.com", "ethereum", 1),
+    NodeSpec("rpc_eth_llamarpc", "LlamaRPC Ethereum", "https://eth.llamarpc.com", "ethereum", 1),
+    NodeSpec("rpc_eth_drpc", "dRPC Ethereum", "https://eth.drpc.org", "ethereum", 1),
+    NodeSpec("rpc_eth_1rpc", "1RPC Ethereum", "https://1rpc.io/eth", "ethereum", 1),
+    NodeSpec("rpc_eth_cloudflare", "Cloudflare Ethereum", "https://cloudflare-eth.com", "ethereum", 1),
+    NodeSpec("rpc_bsc_binance", "BNB Chain dataseed", "https://bsc-dataseed.binance.org", "bsc", 56),
+    NodeSpec("rpc_bsc_publicnode", "PublicNode BSC", "https://bsc-rpc.publicnode.com", "bsc", 56),
+    NodeSpec("rpc_bsc_drpc", "dRPC BSC", "https://bsc.drpc.org", "bsc", 56),
+    NodeSpec("rpc_polygon_publicnode", "PublicNode Polygon", "https://polygon-bor-rpc.publicnode.com", "polygon",
+             137),
+    NodeSpec("rpc_polygon_drpc", "dRPC Polygon", "https://polygon.drpc.org", "polygon", 137),
+    NodeSpec("rpc_arbitrum_publicnode", "PublicNode Arbitrum One", "https://arbitrum-one-rpc.publicnode.com",
+             "arbitrum", 42161),
+    NodeSpec("rpc_base_publicnode", "PublicNode Base", "https://base-rpc.publicnode.com", "base", 8453),
+    NodeSpec("rpc_optimism_publicnode", "PublicNode OP Mainnet", "https://optimism-rpc.publicnode.com", "optimism",
+             10),
+)
+
+
+@functools.cache
+def node(spec: NodeSpec) -> JsonRpcNode:
+    """A provider instance for one declared node (a class per node keeps the declarative style)."""
+    cls = type(f"Node_{spec.id}", (JsonRpcNode,), {
+        "id": spec.id, "name": spec.name, "base_url": spec.url, "chain": spec.chain, "chain_id": spec.chain_id,
+        "docs": "https://ethereum.org/en/developers/docs/apis/json-rpc/",
+    })
+    return cls()
+
+
+def nodes_for(chain: str) -> list[JsonRpcNode]:
+    return [node(spec) for spec in NODES if spec.chain == chain]
