@@ -53,6 +53,8 @@ class BuildContext:
     intervals: dict[str, float]
     pools: dict[str, Pool[Any]] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
+    #: The sentiment runner (services/sentiment_models.py), started in the lifespan; None when there is none.
+    sentiment: Any = None
 
     def provider(self, cls: type[P]) -> P:
         """An instance of a provider class, with its key from the settings when it declares one."""
