@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import asyncio
 import functools
 import gc
 import logging
@@ -26,11 +27,13 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from api.history import build_history_router
 from config import Settings, describe_error
 from models.messages import now_iso
 from services import build_backend, http_client
 from services.registry import effective_intervals
 from services.scheduler import Scheduler
+from services.store import Store
 from ui.dashboard import build_ui
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
@@ -49,13 +52,21 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         send_queue=settings.ws_send_queue,
     ))
     intervals = effective_intervals(settings)
+    store = Store(settings.data_dir / "history.sqlite3", retention_days=settings.retention_days,
+                  retention_per_service=settings.retention_per_service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            await stack.enter_async_context(store)
+            # Before any poll or client: each service's last stored update becomes its snapshot, seq continues.
+            for message in await asyncio.to_thread(store.latest_per_service):
+                hub.restore(message["service"], message["seq"], message["timestamp"], message["data"])
+            hub.add_listener(store.append)
+            stack.callback(hub.remove_listener, store.append)
             http = await stack.enter_async_context(http_client(settings, transport))
             scheduler = Scheduler(hub.publish)
-            app.state.backend = build_backend(settings, http, scheduler, intervals)
+            app.state.backend = build_backend(settings, http, scheduler, intervals, store=store)
             app.state.scheduler = scheduler
             scheduler.start()
             stack.callback(scheduler.shutdown)
@@ -72,12 +83,14 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.state.settings = settings
     app.state.hub = hub
     app.state.manager = manager
+    app.state.store = store
 
     @app.get("/healthz", tags=["system"], summary="Liveness of this server")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "data_source": settings.data_source, "connections": manager.count,
                 "timestamp": now_iso()}
 
+    app.include_router(build_history_router(store))
     app.include_router(build_router(manager, intervals))
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
     gr.mount_gradio_app(app, build_ui(hub, manager.stats), path="/", footer_links=["api"])

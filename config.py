@@ -44,7 +44,8 @@ class Settings(BaseSettings):
 
     # Storage
     retention_days: float = Field(30, gt=0)
-    retention_per_service: int = Field(100_000, ge=10)
+    # ~6 KB a market update once compressed: 50,000 of them (about 3 days at 5 s) is ~300 MB.
+    retention_per_service: int = Field(50_000, ge=10)
     hf_backup_repo: str | None = None  # a dataset repo id, e.g. "me/crypto-monitor-history"
     hf_backup_interval: float = Field(3600, ge=60)
 

@@ -72,8 +72,11 @@ class MarketDataPayload(Freshness):
     #: ``24h`` (rolling) or ``utc_day`` (since 00:00 UTC, what Kraken's ``o`` gives)
     price_change_window: Literal["24h", "utc_day"] | None = None
     coins: list[CoinInfo] = Field(default_factory=list)
+    #: What prices and volumes are counted in: ``USDT`` when they come from Binance's USDT pairs (not converted)
+    quote_currency: Literal["USD", "USDT"] | None = None
     global_market: GlobalMarket | None = None
     trending: list[TrendingCoin] = Field(default_factory=list)
+    trending_fetched_at: str | None = None  # trending has its own, slower schedule
 
 
 HealthStatus = Literal["healthy", "unhealthy", "disabled"]
@@ -139,7 +142,7 @@ class JobView(BaseModel):
     status: Literal["scheduled", "running", "paused"]
     interval_seconds: float | None = None
     last_run: str | None = None
-    last_result: Literal["published", "nothing_new", "error"] | None = None
+    last_result: Literal["published", "nothing_new", "done", "error"] | None = None
     last_duration_ms: float | None = None
     last_error: str | None = None
     runs: int = 0
@@ -390,6 +393,8 @@ class HuggingfacePayload(BaseModel):
     timestamp: str
     registry_status: DataStatus = "ok"
     registry_age_seconds: float | None = None
+    message: str | None = None  # why the registry list is stale or missing
+    data_source: Literal["live", "replay"] = "live"
     models: list[HubItem] = Field(default_factory=list)
     datasets: list[HubItem] = Field(default_factory=list)
     sentiment_model: ModelState | None = None

@@ -15,7 +15,7 @@ import httpx
 
 from config import Settings
 from models.catalog import BY_NAME
-from services import market_data
+from services import market_data, persistence
 from services.base import Service
 from services.fetch import Fetcher, Provider
 from services.health_checker import HealthCheckerService
@@ -55,6 +55,9 @@ class BuildContext:
     services: dict[str, Service] = field(default_factory=dict)
     #: The sentiment runner (services/sentiment_models.py), started in the lifespan; None when there is none.
     sentiment: Any = None
+    #: The history store and its optional Hub backup (services/store.py, services/backup.py).
+    store: Any = None
+    backup: Any = None
 
     def provider(self, cls: type[P]) -> P:
         """An instance of a provider class, with its key from the settings when it declares one."""
@@ -70,6 +73,7 @@ class BuildContext:
 #: The data services, in build order.
 BUILDERS: tuple[Callable[[BuildContext], list[Service]], ...] = (
     market_data.build,
+    persistence.build,
 )
 
 
@@ -82,10 +86,11 @@ class Backend:
 
 
 def build_backend(settings: Settings, http: httpx.AsyncClient, scheduler: Scheduler,
-                  intervals: dict[str, float]) -> Backend:
+                  intervals: dict[str, float], **resources: Any) -> Backend:
+    """``resources``: what the lifespan started for the services (sentiment, store, backup)."""
     fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,
                       budgets=settings.data_source == "live", secrets=settings.secrets())
-    ctx = BuildContext(settings, fetcher, intervals)
+    ctx = BuildContext(settings, fetcher, intervals, **resources)
     data_services: list[Service] = []
     for build in BUILDERS:
         for service in build(ctx):

@@ -8,9 +8,10 @@ stream as ``last_result: error``); it never stops the others or the next run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,8 @@ from services.base import Service
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, Mapping[str, Any]], object]
+#: A periodic job; it may return its result's name ("published", "nothing_new"); None means "done".
+Task = Callable[[], Awaitable[str | None]]
 
 
 @dataclass
@@ -47,21 +50,31 @@ class Scheduler:
         self.stats: dict[str, JobStats] = {}
 
     def add(self, service: Service, interval: float, first_run_in: float) -> str:
-        job_id = f"{service.name}_collection"
+        """The collection job of a service: collect, and publish what it returns."""
+        return self.add_task(f"{service.name}_collection", functools.partial(self._collect, service), interval,
+                             first_run_in, name=service.name)
+
+    def add_task(self, job_id: str, task: Task, interval: float, first_run_in: float,
+                 name: str | None = None) -> str:
+        """Any other periodic job (backups, retention): shown in the ``scheduler`` stream like the others."""
         self.stats[job_id] = JobStats(interval)
-        self._scheduler.add_job(self._run, IntervalTrigger(seconds=interval), args=(job_id, service), id=job_id,
-                                name=service.name, next_run_time=utc_now() + timedelta(seconds=first_run_in))
+        self._scheduler.add_job(self._run, IntervalTrigger(seconds=interval), args=(job_id, task), id=job_id,
+                                name=name or job_id, next_run_time=utc_now() + timedelta(seconds=first_run_in))
         return job_id
 
-    async def _run(self, job_id: str, service: Service) -> None:
+    async def _collect(self, service: Service) -> str:
+        payload = await service.collect()
+        if payload is None:
+            return "nothing_new"
+        self._publish(service.name, payload)
+        return "published"
+
+    async def _run(self, job_id: str, task: Task) -> None:
         stats = self.stats[job_id]
         stats.running, stats.last_run = True, time.time()
         started = time.perf_counter()
         try:
-            payload = await service.collect()
-            if payload is not None:
-                self._publish(service.name, payload)
-            stats.last_result = "published" if payload is not None else "nothing_new"
+            stats.last_result = await task() or "done"
             stats.last_error = None
         except Exception as exc:  # logged and counted, never swallowed silently
             log.exception("job %s failed", job_id)
@@ -74,7 +87,7 @@ class Scheduler:
 
     async def run_now(self, service: Service) -> None:
         """Run a service's job once, now (start-up warm-up and tests)."""
-        await self._run(f"{service.name}_collection", service)
+        await self._run(f"{service.name}_collection", functools.partial(self._collect, service))
 
     def start(self) -> None:
         self._scheduler.start()

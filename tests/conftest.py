@@ -100,7 +100,10 @@ def serve(factory: Callable[[], FastAPI], settings: Settings) -> Iterator[LiveSe
         yield LiveServer(built[0], f"http://127.0.0.1:{port}", loop, server)
     finally:
         server.should_exit = True
-        thread.join(timeout=15)
+        thread.join(timeout=10)
+        if thread.is_alive():  # a connection that will not close: stop waiting for it
+            server.force_exit = True
+            thread.join(timeout=10)
         leftovers = asyncio.all_tasks(loop)  # Gradio's queue workers outlive the server
         for task in leftovers:
             task.cancel()

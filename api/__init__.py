@@ -1,0 +1,1 @@
+"""REST routes over the data the services keep (history, sentiment scoring), beside the WebSocket API."""

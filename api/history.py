@@ -1,0 +1,120 @@
+"""History REST routes: stored updates, a coin's series for charts, and streamed exports.
+
+``since`` and ``until`` take ISO-8601 (``2026-11-26T10:00:00Z``) or Unix seconds. A bad parameter gets a 422
+whose ``detail`` says which one and why; an unknown service or coin a 404.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response, StreamingResponse
+
+from models.catalog import SERVICE_NAMES
+from models.messages import now_iso
+from services.store import Store
+
+MAX_LIMIT = 10_000
+
+
+def _moment(name: str, value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(422, detail=f"Invalid {name!r}: {value!r} is neither ISO-8601 nor Unix seconds") from None
+    if moment.tzinfo is None:
+        raise HTTPException(422, detail=f"Invalid {name!r}: {value!r} has no time zone (add Z for UTC)")
+    return moment.timestamp()
+
+
+def _range(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    start, end = _moment("since", since), _moment("until", until)
+    if start is not None and end is not None and start > end:
+        raise HTTPException(422, detail=f"Invalid range: since ({since}) is after until ({until})")
+    return start, end
+
+
+def _known(service: str) -> None:
+    if service not in SERVICE_NAMES:
+        raise HTTPException(404, detail={"message": f"Unknown service: {service!r}",
+                                         "available_services": list(SERVICE_NAMES)})
+
+
+Since = Annotated[str | None, Query(description="ISO-8601 or Unix seconds, inclusive")]
+Until = Annotated[str | None, Query(description="ISO-8601 or Unix seconds, inclusive")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many updates")]
+
+
+def build_history_router(store: Store) -> APIRouter:
+    router = APIRouter(tags=["history"])
+
+    @router.get("/api/history/market_data/{coin}", summary="A coin's price, volume and market cap over time")
+    async def coin_history(coin: str, since: Since = None, until: Until = None,
+                           limit: Limit = 1000) -> dict[str, Any]:
+        start, end = _range(since, until)
+        series = await store.coin_series(coin.lower(), start, end, limit)
+        if not series["timestamps"]:
+            raise HTTPException(404, detail=f"No stored prices for coin {coin!r} in this range")
+        return {"status": "success", "coin": coin.lower(), "points": len(series["timestamps"]), **series,
+                "timestamp": now_iso()}
+
+    @router.get("/api/history/{service}", summary="Stored updates of a service, newest first")
+    async def service_history(service: str, since: Since = None, until: Until = None,
+                              limit: Limit = 100) -> Response:
+        _known(service)
+        start, end = _range(since, until)
+        updates = await store.history(service, start, end, limit)
+        body = {"status": "success", "service": service, "count": len(updates), "updates": updates,
+                "timestamp": now_iso()}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    @router.get("/api/export/{service}", summary="Every stored update of a service, streamed as CSV or JSON")
+    async def export(service: str, format: Literal["csv", "json"] = "json", since: Since = None,
+                     until: Until = None) -> StreamingResponse:
+        _known(service)
+        start, end = _range(since, until)
+        rows = store.export(service, start, end)
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        filename = f"{service}-{stamp}.{format}"
+        headers = {"content-disposition": f'attachment; filename="{filename}"'}
+        if format == "csv":
+            return StreamingResponse(_csv(rows), media_type="text/csv", headers=headers)
+        return StreamingResponse(_json_array(rows), media_type="application/json", headers=headers)
+
+    return router
+
+
+async def _json_array(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    yield b"["
+    first = True
+    async for row in rows:
+        yield (b"" if first else b",\n") + orjson.dumps(row)
+        first = False
+    yield b"]\n"
+
+
+async def _csv(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    """One row per update: service, seq, timestamp, and the payload as JSON (payload shapes differ per service)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["service", "seq", "timestamp", "data"])
+    async for row in rows:
+        writer.writerow([row.get("service"), row.get("seq"), row.get("timestamp"),
+                         orjson.dumps(row.get("data")).decode()])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,272 @@
+"""The history store: every published update in SQLite (WAL), written in batches by one thread.
+
+The hub calls :meth:`Store.append` for each update; it only enqueues (never touches the disk on the event
+loop). The writer thread commits what has queued every ``flush_interval`` seconds in one transaction, so a
+``kill -9`` loses at most that last batch, and WAL never leaves a half-written database. Reads open their own
+connections in worker threads (WAL lets them run beside the writer). Bodies are the envelope JSON exactly as
+sent to clients, zlib-compressed (about 3x smaller for market data).
+
+A database that fails SQLite's integrity check at start-up is set aside (renamed, never deleted) and a new one
+begun, so a damaged file neither stops the server nor gets overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ws.hub import Update
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS updates (
+    id INTEGER PRIMARY KEY,
+    service TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS updates_service_ts ON updates(service, ts);
+CREATE UNIQUE INDEX IF NOT EXISTS updates_service_seq ON updates(service, seq);
+"""
+
+_STOP = object()
+
+
+def epoch(iso_timestamp: str) -> float:
+    return datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    message: dict[str, Any] = orjson.loads(zlib.decompress(body))
+    return message
+
+
+@dataclass
+class StoreStats:
+    path: Path
+    records_by_service: dict[str, int] = field(default_factory=dict)
+    last_save: float | None = None
+    oldest: float | None = None
+    written: int = 0
+    failed_batches: int = 0
+
+    @property
+    def total_records(self) -> int:
+        return sum(self.records_by_service.values())
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
+                   if p.exists())
+
+
+class Store:
+    def __init__(self, path: Path, *, retention_days: float, retention_per_service: int,
+                 flush_interval: float = 0.25, prune_interval: float = 60.0) -> None:
+        self.path = path
+        self.retention_days = retention_days
+        self.retention_per_service = retention_per_service
+        self.flush_interval = flush_interval
+        self.prune_interval = prune_interval
+        self.stats = StoreStats(path)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+
+    # -- life -----------------------------------------------------------------------------------------
+    async def __aenter__(self) -> Store:
+        await asyncio.to_thread(self._open)
+        self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self._writer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._queue.put(_STOP)
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.join, 10)
+
+    @property
+    def writing(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses no committed batch
+        return conn
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self._intact():
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            log.error("history database %s failed its integrity check; kept as %s, starting a new one",
+                      self.path, aside)
+            self.path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        with self._connect() as conn:
+            conn.executescript(SCHEMA)
+            rows = conn.execute("SELECT service, COUNT(*) FROM updates GROUP BY service").fetchall()
+            self.stats.records_by_service = {service: count for service, count in rows}
+            self.stats.oldest = conn.execute("SELECT MIN(ts) FROM updates").fetchone()[0]
+        conn.close()
+
+    def _intact(self) -> bool:
+        try:
+            conn = sqlite3.connect(self.path, timeout=10)
+            try:
+                return bool(conn.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            return False
+
+    # -- writing --------------------------------------------------------------------------------------
+    def append(self, update: Update) -> None:
+        """The hub listener: enqueue and return at once."""
+        self._queue.put(update)
+
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        last_prune = time.monotonic()
+        stopping = False
+        try:
+            while not stopping:
+                batch: list[Update] = []
+                deadline = time.monotonic() + self.flush_interval
+                while True:
+                    try:
+                        item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    batch.append(item)
+                if batch:
+                    self._commit(conn, batch)
+                if time.monotonic() - last_prune >= self.prune_interval:
+                    self._prune(conn)
+                    last_prune = time.monotonic()
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[Update]) -> None:
+        rows = [(u.service, u.seq, epoch(u.timestamp), zlib.compress(u.text.encode(), 1)) for u in batch]
+        try:
+            with conn:
+                before = conn.total_changes
+                conn.executemany("INSERT OR IGNORE INTO updates(service, seq, ts, body) VALUES (?, ?, ?, ?)", rows)
+                written = conn.total_changes - before
+        except sqlite3.Error:
+            self.stats.failed_batches += 1
+            log.exception("could not store a batch of %d updates", len(batch))
+            return
+        for service, *_ in rows:
+            self.stats.records_by_service[service] = self.stats.records_by_service.get(service, 0) + 1
+        self.stats.written += written
+        self.stats.last_save = time.time()
+        if self.stats.oldest is None:
+            self.stats.oldest = rows[0][2]
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        """Retention: drop what is older than ``retention_days``, then all but the newest N per service."""
+        cutoff = time.time() - self.retention_days * 86400
+        try:
+            with conn:
+                conn.execute("DELETE FROM updates WHERE ts < ?", (cutoff,))
+                for (service,) in conn.execute("SELECT DISTINCT service FROM updates").fetchall():
+                    conn.execute(
+                        "DELETE FROM updates WHERE service = ? AND id <= (SELECT id FROM updates WHERE service = ? "
+                        "ORDER BY id DESC LIMIT 1 OFFSET ?)", (service, service, self.retention_per_service))
+                counts = conn.execute("SELECT service, COUNT(*) FROM updates GROUP BY service").fetchall()
+                self.stats.records_by_service = {service: count for service, count in counts}
+                self.stats.oldest = conn.execute("SELECT MIN(ts) FROM updates").fetchone()[0]
+        except sqlite3.Error:
+            log.exception("retention pass failed")
+
+    def prune_now(self) -> None:
+        conn = self._connect()
+        try:
+            self._prune(conn)
+        finally:
+            conn.close()
+
+    # -- reading --------------------------------------------------------------------------------------
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def latest_per_service(self) -> list[dict[str, Any]]:
+        """The newest stored update of every service (envelopes), for the hub's snapshots after a restart."""
+        rows = self._read("SELECT body FROM updates WHERE id IN (SELECT MAX(id) FROM updates GROUP BY service)", ())
+        return [decode(body) for (body,) in rows]
+
+    async def history(self, service: str, since: float | None, until: float | None,
+                      limit: int) -> list[dict[str, Any]]:
+        """Stored updates of ``service``, newest first."""
+        sql, params = self._range("SELECT body FROM updates WHERE service = ?", service, since, until)
+        rows = await asyncio.to_thread(self._read, sql + " ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit))
+        return [decode(body) for (body,) in rows]
+
+    async def coin_series(self, coin: str, since: float | None, until: float | None,
+                          limit: int) -> dict[str, list[Any]]:
+        """A coin's price, volume and market cap over time, oldest first, one point per fetch."""
+        updates = await self.history("market_data", since, until, limit)
+        series: dict[str, list[Any]] = {"timestamps": [], "prices": [], "volumes": [], "market_caps": [],
+                                        "sources": []}
+        seen: set[str] = set()
+        for message in reversed(updates):
+            data = message.get("data") or {}
+            price = (data.get("prices") or {}).get(coin)
+            when = data.get("timestamp") or message.get("timestamp")
+            if price is None or when in seen:  # a stale update repeats values already in the series
+                continue
+            seen.add(when)
+            series["timestamps"].append(when)
+            series["prices"].append(price)
+            series["volumes"].append((data.get("volumes") or {}).get(coin))
+            series["market_caps"].append((data.get("market_caps") or {}).get(coin))
+            series["sources"].append(data.get("source"))
+        return series
+
+    async def export(self, service: str, since: float | None, until: float | None,
+                     chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
+        """Every stored update of ``service`` in the range, oldest first, read a chunk at a time."""
+        last_id = 0
+        base, params = self._range("SELECT id, body FROM updates WHERE service = ?", service, since, until)
+        while True:
+            rows = await asyncio.to_thread(self._read, base + " AND id > ? ORDER BY id LIMIT ?",
+                                           (*params, last_id, chunk))
+            for row_id, body in rows:
+                last_id = row_id
+                yield decode(body)
+            if len(rows) < chunk:
+                return
+
+    @staticmethod
+    def _range(sql: str, service: str, since: float | None,
+               until: float | None) -> tuple[str, tuple[Any, ...]]:
+        params: list[Any] = [service]
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND ts <= ?"
+            params.append(until)
+        return sql, tuple(params)

@@ -1,0 +1,229 @@
+"""History: the store, retention, the history and export routes, restart, and a kill -9 in mid-write."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app import create_app
+from services.persistence import PersistenceService, human_size
+from services.store import Store
+from tests.conftest import ROOT, make_settings, serve
+from tests.wsclient import Client
+from ws.hub import Hub
+
+
+def market(n: int, price: float) -> dict:
+    return {"prices": {"bitcoin": price, "ethereum": price / 20}, "volumes": {"bitcoin": 1e9 + n},
+            "market_caps": {"bitcoin": 1e12}, "price_changes": {}, "source": "coingecko",
+            "timestamp": f"2026-11-26T10:{n // 60:02d}:{n % 60:02d}.000Z", "status": "ok"}
+
+
+async def filled_store(tmp_path: Path, count: int = 50, **kwargs) -> tuple[Store, Hub]:
+    store = Store(tmp_path / "h.sqlite3", retention_days=kwargs.pop("retention_days", 30),
+                  retention_per_service=kwargs.pop("retention_per_service", 1000), flush_interval=0.05, **kwargs)
+    await store.__aenter__()
+    hub = Hub()
+    hub.add_listener(store.append)
+    for n in range(count):
+        hub.publish("market_data", market(n, 50_000 + n))
+        hub.publish("news", {"articles": [], "n": n})
+    return store, hub
+
+
+async def settle(store: Store, expected: int) -> None:
+    for _ in range(200):
+        if store.stats.total_records >= expected:
+            return
+        await __import__("asyncio").sleep(0.02)
+    raise AssertionError(f"only {store.stats.total_records} of {expected} stored")
+
+
+async def test_every_update_is_stored_and_read_back_newest_first(tmp_path: Path) -> None:
+    store, hub = await filled_store(tmp_path)
+    await settle(store, 100)
+    assert store.stats.records_by_service == {"market_data": 50, "news": 50}
+    updates = await store.history("market_data", None, None, 10)
+    assert [u["seq"] for u in updates] == list(range(50, 40, -1))
+    assert updates[0] == json.loads(hub.latest("market_data").text)  # exactly what clients got
+    series = await store.coin_series("bitcoin", None, None, 1000)
+    assert series["prices"][:2] == [50_000, 50_001] and len(series["prices"]) == 50
+    assert series["timestamps"][0] == "2026-11-26T10:00:00.000Z" and series["sources"][0] == "coingecko"
+    payload = await PersistenceService(store).collect()
+    assert payload["total_records"] == 100 and payload["records_by_service"]["news"] == 50
+    assert payload["active_writers"] == 1 and payload["last_save"].endswith("Z")
+    assert payload["storage_location"] == str(tmp_path.resolve()) and payload["storage_size"].endswith("B")
+    await store.__aexit__()
+    assert not store.writing
+
+
+async def test_range_and_limit(tmp_path: Path) -> None:
+    from ws.hub import Update
+
+    store = Store(tmp_path / "h.sqlite3", retention_days=1e6, retention_per_service=1000, flush_interval=0.05)
+    await store.__aenter__()
+    for n in range(20):  # one update a minute
+        stamp = f"2026-11-26T10:{n:02d}:00.000Z"
+        text = json.dumps({"service": "news", "type": "update", "data": {"n": n}, "timestamp": stamp, "seq": n + 1})
+        store.append(Update("news", n + 1, stamp, {"n": n}, text))
+    await settle(store, 20)
+    from services.store import epoch
+
+    newer = await store.history("news", epoch("2026-11-26T10:10:00Z"), None, 100)
+    assert [u["data"]["n"] for u in newer] == list(range(19, 9, -1))
+    window = await store.history("news", epoch("2026-11-26T10:05:00Z"), epoch("2026-11-26T10:07:00Z"), 100)
+    assert [u["data"]["n"] for u in window] == [7, 6, 5]
+    older = await store.history("news", None, epoch("2026-11-26T10:10:00Z"), 3)
+    assert [u["data"]["n"] for u in older] == [10, 9, 8]
+    await store.__aexit__()
+
+
+async def test_retention_by_count_and_age(tmp_path: Path) -> None:
+    store, _ = await filled_store(tmp_path, 30, retention_per_service=10)
+    await settle(store, 60)
+    store.prune_now()
+    assert store.stats.records_by_service == {"market_data": 10, "news": 10}
+    kept = await store.history("news", None, None, 100)
+    assert [u["seq"] for u in kept] == list(range(30, 20, -1))  # the newest are kept
+    store.retention_days = 1e-9  # everything is now too old
+    store.prune_now()
+    assert store.stats.total_records == 0
+    await store.__aexit__()
+
+
+async def test_a_damaged_database_is_set_aside_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    store = Store(path, retention_days=1, retention_per_service=10)
+    await store.__aenter__()
+    aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
+    assert store.stats.total_records == 0
+    await store.__aexit__()
+
+
+def test_human_size() -> None:
+    assert human_size(512) == "512 B" and human_size(2.5 * 1024**3) == "2.5 GB" and human_size(1536) == "1.5 KB"
+
+
+# -- over HTTP, and across a restart --------------------------------------------------------------------
+
+def test_history_routes_and_restart_continue_seq(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    with serve(lambda: create_app(settings), settings) as server:
+        jobs = server.app.state.scheduler.stats
+        server.wait_for(lambda: jobs["market_data_collection"].runs >= 1)  # its first poll is behind us
+        for n in range(30):
+            server.publish("market_data", market(n, 40_000 + n))
+        store = server.app.state.store
+        last = json.loads(server.app.state.hub.latest("market_data").text)
+        last_seq = last["seq"]
+        server.wait_for(lambda: store.stats.records_by_service.get("market_data", 0) >= last_seq)
+        base = server.base
+        body = httpx.get(f"{base}/api/history/market_data", params={"limit": 5}).json()
+        assert body["count"] == 5 and body["updates"][0]["seq"] == last_seq
+        coin = httpx.get(f"{base}/api/history/market_data/bitcoin").json()
+        assert 40_029 in coin["prices"] and coin["points"] >= 30
+        exported = httpx.get(f"{base}/api/export/market_data", params={"format": "json"})
+        assert exported.headers["content-disposition"].startswith("attachment")
+        assert len(exported.json()) >= 30
+        rows = list(csv.reader(io.StringIO(httpx.get(f"{base}/api/export/market_data?format=csv").text)))
+        assert rows[0] == ["service", "seq", "timestamp", "data"] and len(rows) >= 31
+        assert 40_029 in [json.loads(row[3])["prices"]["bitcoin"] for row in rows[1:]]
+        for bad, where in ((("limit", "0"),), "limit"), ((("since", "yesterday"),), "since"), \
+                          ((("since", "2026-11-27T00:00:00Z"), ("until", "2026-11-26T00:00:00Z")), "range"):
+            response = httpx.get(f"{base}/api/history/news", params=dict(bad))
+            assert response.status_code == 422 and where in response.text
+        assert httpx.get(f"{base}/api/export/news?format=xml").status_code == 422
+        assert httpx.get(f"{base}/api/history/bogus").status_code == 404
+        assert httpx.get(f"{base}/api/history/market_data/nocoin").status_code == 404
+    # A new server on the same data dir, whose providers never answer (so no poll can publish first): the
+    # snapshot subscribers get is the last stored update, and seq goes on from it.
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(60)
+        raise httpx.ReadTimeout("never", request=request)
+
+    settings = make_settings(tmp_path, data_source="live")
+    with serve(lambda: create_app(settings, transport=httpx.MockTransport(never)), settings) as server:
+        hub = server.app.state.hub
+        assert hub.seq("market_data") == last_seq
+        with Client(server.ws, "/ws/market_data") as client:
+            snapshot = client.recv_type("update")
+        assert snapshot["seq"] == last_seq and snapshot["data"] == last["data"]
+        assert server.publish("market_data", market(99, 1.0)).seq == last_seq + 1
+
+
+# -- kill -9 in the middle of writing -------------------------------------------------------------------
+
+WRITER = """
+import asyncio, sys, time
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from services.store import Store
+from ws.hub import Hub
+
+async def main():
+    store = Store(Path({path!r}), retention_days=30, retention_per_service=10**6, flush_interval=0.25)
+    await store.__aenter__()
+    hub = Hub()
+    hub.add_listener(store.append)
+    n = 0
+    while True:
+        n += 1
+        hub.publish("market_data", {{"n": n, "blob": "x" * 2000}})
+        print(n, time.time(), flush=True)
+        await asyncio.sleep(0.002)
+
+asyncio.run(main())
+"""
+
+
+def test_kill_9_loses_at_most_the_last_batch_and_never_corrupts(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    script = WRITER.format(root=str(ROOT), path=str(path))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    published: list[tuple[int, float]] = []
+    started = time.monotonic()
+    while time.monotonic() - started < 3.0:
+        line = process.stdout.readline()
+        n, at = line.split()
+        published.append((int(n), float(at)))
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = time.time()
+    process.stdout.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = conn.execute("SELECT MAX(seq), COUNT(*) FROM updates").fetchone()
+    conn.close()
+    assert stored[1] == stored[0]  # no gap: every update up to the last committed one is there
+    # everything published more than one second before the kill was stored
+    must_have = max(n for n, at in published if at < killed_at - 1.0)
+    assert stored[0] >= must_have, (stored, must_have, published[-1])
+
+
+@pytest.mark.parametrize("count", [3])
+async def test_restart_through_the_store_restores_the_hub(tmp_path: Path, count: int) -> None:
+    store, _ = await filled_store(tmp_path, count)
+    await settle(store, 2 * count)
+    await store.__aexit__()
+    again = Store(tmp_path / "h.sqlite3", retention_days=30, retention_per_service=1000)
+    await again.__aenter__()
+    fresh = Hub()
+    for message in again.latest_per_service():
+        fresh.restore(message["service"], message["seq"], message["timestamp"], message["data"])
+    assert fresh.seq("news") == count and fresh.latest_data("news") == {"articles": [], "n": count - 1}
+    await again.__aexit__()
