@@ -6,10 +6,11 @@ Provider keys are :class:`~pydantic.SecretStr`, so they never appear in a ``repr
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,10 +61,19 @@ class Settings(BaseSettings):
     coingecko_api_key: SecretStr | None = None
     etherscan_api_key: SecretStr | None = None
     cryptopanic_token: SecretStr | None = None
+    cryptopanic_plan: Literal["developer", "growth", "enterprise"] = "developer"  # the token's plan, in its URL
     whale_alert_api_key: SecretStr | None = None
     cryptocompare_api_key: SecretStr | None = None
     coincap_api_key: SecretStr | None = None
     hf_token: SecretStr | None = None
+
+    @field_validator("hf_backup_repo")
+    @classmethod
+    def _backup_repo(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", value):
+            raise ValueError("must be a dataset repo id like 'user/name'")
+        return value
 
     def secrets(self) -> list[str]:
         """The secret values in use, so error texts can be scrubbed of them."""

@@ -68,6 +68,11 @@ class ProviderRateLimited(ProviderError):
 class ProviderBadResponse(ProviderError):
     kind = "bad_response"
 
+    def __init__(self, provider: str, message: str, *, retryable: bool | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(provider, message, retryable=retryable)
+        self.status = status  # the HTTP status, when the failure was one
+
 
 class ProviderMissingKey(ProviderError):
     kind = "missing_api_key"
@@ -207,6 +212,8 @@ class Provider:
     probe_interval: float = 60.0
     slow_ms: float = 2000.0
     timeout: float | None = None
+    #: HTTP statuses by which this provider says "slow down" (cool-down, honouring Retry-After).
+    rate_limit_statuses: tuple[int, ...] = (429, 418)
 
     def __init__(self, key: str | None = None) -> None:
         self.key = key
@@ -405,7 +412,7 @@ class Fetcher:
             raise ProviderUnavailable(provider.id, self.redact(f"{type(exc).__name__}: {exc}")) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         status = response.status_code
-        if status in (429, 418) or (status == 402 and "blockchair" in provider.id):
+        if status in provider.rate_limit_statuses:
             retry_after = _retry_after(response)
             cooldown = retry_after if retry_after is not None else self.DEFAULT_COOLDOWN
             runtime.health.rate_limited_until = self._clock() + cooldown
@@ -414,7 +421,8 @@ class Fetcher:
             raise ProviderUnavailable(provider.id, f"HTTP {status}: access refused ({self._snippet(response)})",
                                       retryable=False)
         if status >= 400:
-            raise ProviderBadResponse(provider.id, f"HTTP {status}: {self._snippet(response)}", retryable=status >= 500)
+            raise ProviderBadResponse(provider.id, f"HTTP {status}: {self._snippet(response)}",
+                                      retryable=status >= 500, status=status)
         self.record_success(provider, elapsed_ms)
         return response
 

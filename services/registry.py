@@ -15,7 +15,7 @@ import httpx
 
 from config import Settings
 from models.catalog import BY_NAME
-from services import market_data, persistence
+from services import explorers, market_data, news, onchain, persistence, rpc_nodes, whale_tracking
 from services.base import Service
 from services.fetch import Fetcher, Provider
 from services.health_checker import HealthCheckerService
@@ -73,6 +73,11 @@ class BuildContext:
 #: The data services, in build order.
 BUILDERS: tuple[Callable[[BuildContext], list[Service]], ...] = (
     market_data.build,
+    explorers.build,
+    news.build,
+    whale_tracking.build,  # after market_data: it values amounts at market_data's prices
+    rpc_nodes.build,
+    onchain.build,
     persistence.build,
 )
 

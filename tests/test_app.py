@@ -147,7 +147,7 @@ def test_live_without_network_invents_nothing(tmp_path: Path) -> None:
         server.wait_for(all_checked)
         health = latest(server, "health_checker")["data"]
         assert health["healthy_count"] == 0 and health["overall_health"] == "unhealthy"
-        assert all(p["status"] == "unhealthy" and p["error"] or p["detail"] == "missing_api_key"
+        assert all((p["status"] == "unhealthy" and p["error"]) or p["detail"] == "missing_api_key"
                    for p in health["providers"].values())
         pool = latest(server, "pool_manager")["data"]["pools"]["market_data"]
         assert pool["active_source"] is None and pool["health"] == "unhealthy"

@@ -1,22 +1,42 @@
-"""Market providers against recorded bodies, the market pool's failover, and the market_data payload."""
+"""Market providers against recorded bodies, the market pool's failover, and the market_data payload with its
+slowly refreshed global figures and trending coins."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
 from services.fetch import AnswerError, Fetcher
-from services.market_data import MarketDataService
+from services.market_data import SLOW_INTERVAL, MarketDataService, build
 from services.pools import Pool
-from services.providers.market import CoinGecko, CoinPaprika, Kraken
-from tests.conftest import recorded, routes_transport
+from services.providers.coins import COINS
+from services.providers.market import (
+    Binance,
+    Coinbase,
+    CoinCap,
+    CoinGecko,
+    CoinPaprika,
+    CryptoCompare,
+    Kraken,
+    MarketProvider,
+)
+from services.registry import BuildContext, effective_intervals, http_client
+from tests.conftest import make_settings, recorded, routes_transport
 
 GECKO = "https://api.coingecko.com/api/v3/coins/markets"
 PAPRIKA = "https://api.coinpaprika.com/v1/tickers"
 KRAKEN = "https://api.kraken.com/0/public/Ticker"
+COINBASE = "https://api.exchange.coinbase.com/products/"
+BINANCE = "https://data-api.binance.vision/api/v3/ticker/24hr"
+COINCAP = "https://rest.coincap.io/v3/assets"
+CRYPTOCOMPARE = "https://min-api.cryptocompare.com/data/pricemultifull"
+GECKO_GLOBAL = "https://api.coingecko.com/api/v3/global"
+GECKO_TRENDING = "https://api.coingecko.com/api/v3/search/trending"
+PAPRIKA_GLOBAL = "https://api.coinpaprika.com/v1/global"
 SPEC_KEYS = {"prices", "volumes", "market_caps", "price_changes", "source", "timestamp"}
 
 
@@ -160,3 +180,437 @@ async def test_open_circuit_skips_the_provider_without_calling_it() -> None:
     assert len(calls) == 3
     payload = await service.collect()
     assert len(calls) == 3 and payload["providers"]["coingecko"]["status"] == "circuit_open"
+
+
+# -- the providers added after Kraken: normalisers --------------------------------------------------------
+
+def body(name: str) -> object:
+    return orjson.loads(recorded(name))
+
+
+def test_coinbase_stats_recorded() -> None:
+    snapshot = Coinbase.normalize_stats({"BTC": body("coinbase/products-btc-usd-stats.json")})
+    (btc,) = snapshot.quotes
+    assert (btc.id, btc.symbol, btc.price) == ("bitcoin", "BTC", 63212.41)
+    assert btc.change_24h == pytest.approx((63212.41 - 62605.56) / 62605.56 * 100)
+    # /stats counts volume in bitcoins only, and an exchange knows no market cap: both left out
+    assert btc.volume_24h is None and btc.market_cap is None and btc.rank is None
+    assert (snapshot.change_window, snapshot.quote_currency) == ("24h", "USD")
+
+
+def test_coinbase_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError, match="NotFound"):
+        Coinbase.normalize_stats({"BTC": body("coinbase/error-notfound.json")})
+    with pytest.raises(AnswerError, match="no product answered"):
+        Coinbase.normalize_stats({"BTC": ["63212.41"], "NOPE": {"last": "1"}})
+    # one product's error costs that coin only; no opening price means no change, not a change of zero
+    snap = Coinbase.normalize_stats({"ETH": {"last": "3000", "open": "0"}, "XRP": {"message": "NotFound"},
+                                     "BTC": {"last": "0", "open": "1"}})
+    assert [(q.id, q.change_24h) for q in snap.quotes] == [("ethereum", None)]
+
+
+def test_binance_ticker_recorded_is_in_usdt() -> None:
+    snapshot = Binance.normalize_tickers(body("binance/ticker-24hr-BTCUSDT.json"))  # one symbol: one object
+    (btc,) = snapshot.quotes
+    assert (btc.id, btc.price, btc.change_24h) == ("bitcoin", 73369.84, 1.647)
+    assert btc.volume_24h == pytest.approx(5167027510.68728707) and btc.market_cap is None
+    assert snapshot.quote_currency == "USDT"
+    # a symbols=[...] request answers with a list; pairs we do not follow are skipped, the table's order kept
+    listed = Binance.normalize_tickers([{"symbol": "ETHUSDT", "lastPrice": "3000", "priceChangePercent": "-1"},
+                                        {"symbol": "ETHBTC", "lastPrice": "0.05"},
+                                        body("binance/ticker-24hr-BTCUSDT.json")])
+    assert [q.id for q in listed.quotes] == ["bitcoin", "ethereum"]
+
+
+def test_binance_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError, match="restricted location"):
+        Binance.normalize_tickers(body("binance/error-451-restricted-location.json"))
+    with pytest.raises(AnswerError, match="none of the USDT pairs"):
+        Binance.normalize_tickers({"symbol": "BTCUSDT", "price": "64000.1"})  # /ticker/price's shape
+    with pytest.raises(AnswerError, match="none of the USDT pairs"):
+        Binance.normalize_tickers([{"symbol": "BTCUSDT", "lastPrice": "0.00000000"}])  # a halted pair
+    with pytest.raises(AnswerError):
+        Binance.normalize_tickers("Service unavailable")
+
+
+def test_coincap_assets_recorded_ids_mapped_to_ours() -> None:
+    snapshot = CoinCap.normalize_assets(body("coincap/assets-v2-limit10.json"))
+    ids = [q.id for q in snapshot.quotes]
+    assert ids[:4] == ["bitcoin", "ethereum", "binancecoin", "cardano"]  # CoinCap says binance-coin
+    assert "ripple" in ids and "polkadot" in ids  # CoinCap says xrp, polkadot
+    btc = snapshot.quotes[0]
+    assert btc.rank == 1 and btc.price == pytest.approx(60310.6888208343493939)
+    assert btc.market_cap == pytest.approx(1137176492787.61) and btc.volume_24h == pytest.approx(18687028375.67)
+    assert btc.change_24h == pytest.approx(-4.3370911053518709)
+    assert [q.id for q in CoinCap.normalize_assets(body("coincap/assets-v2-limit10.json"), limit=2).quotes] == \
+        ["bitcoin", "ethereum"]
+
+
+def test_coincap_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError, match="We are deprecating"):
+        CoinCap.normalize_assets(body("coincap/v2-deprecated.json"))
+    with pytest.raises(AnswerError, match="coincap error"):
+        CoinCap.normalize_assets({"error": "Unauthorized", "timestamp": 1})
+    with pytest.raises(AnswerError, match="no priced assets"):
+        CoinCap.normalize_assets({"data": [{"id": "bitcoin", "priceUsd": None}], "timestamp": 1})
+    # an unknown coin keeps CoinCap's id; a zero market cap means unknown
+    snap = CoinCap.normalize_assets({"data": [{"id": "newcoin", "symbol": "nc", "rank": "7", "priceUsd": "2",
+                                               "marketCapUsd": "0"}]})
+    assert (snap.quotes[0].id, snap.quotes[0].rank, snap.quotes[0].market_cap) == ("newcoin", 7, None)
+
+
+def test_cryptocompare_recorded_reads_usd_only() -> None:
+    snapshot = CryptoCompare.normalize_pricemultifull(body("cryptocompare/pricemultifull-btc-usd-eur.json"))
+    (btc,) = snapshot.quotes
+    assert (btc.id, btc.price) == ("bitcoin", 59692.06)  # not the EUR quote beside it
+    assert btc.market_cap == 1114993181949.22 and btc.volume_24h == pytest.approx(13203939884.314514)
+    assert btc.change_24h == pytest.approx(2.272113589574189) and btc.rank is None
+
+
+def test_cryptocompare_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError, match="market does not exist"):
+        CryptoCompare.normalize_pricemultifull(body("cryptocompare/error-market-does-not-exist.json"))
+    with pytest.raises(AnswerError, match="priced none"):
+        CryptoCompare.normalize_pricemultifull({"RAW": {"BTC": {"EUR": {"PRICE": 49897.2}}}})
+    with pytest.raises(KeyError):
+        CryptoCompare.normalize_pricemultifull({"DISPLAY": {}})
+
+
+def test_global_figures_recorded() -> None:
+    gecko = CoinGecko.normalize_global(body("coingecko/global.json"))
+    assert gecko.total_market_cap_usd == pytest.approx(2621040321355.0405)
+    assert gecko.total_volume_usd == pytest.approx(95133256404.37308)
+    assert gecko.btc_dominance == pytest.approx(57.9539332566265)
+    assert gecko.eth_dominance == pytest.approx(9.58227145398409)
+    assert gecko.market_cap_change_24h == pytest.approx(-1.6081983639177684) and gecko.active_cryptocurrencies == 17397
+    paprika = CoinPaprika.normalize_global(body("coinpaprika/global.json"))
+    assert (paprika.total_market_cap_usd, paprika.btc_dominance, paprika.active_cryptocurrencies) == \
+        (2559344984924, 44.68, 5438)
+    assert paprika.market_cap_change_24h == -1.86
+    assert paprika.eth_dominance is None  # CoinPaprika does not give it: absent, not zero
+
+
+def test_global_figures_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError, match="coingecko error"):
+        CoinGecko.normalize_global(body("coingecko/error-429-rate-limit.json"))
+    with pytest.raises(AnswerError, match="none of the figures"):
+        CoinGecko.normalize_global({"data": {"total_market_cap": {"btc": 1}}})
+    with pytest.raises(AttributeError):
+        CoinGecko.normalize_global({"data": {"total_market_cap": [1, 2]}})
+    with pytest.raises(AnswerError, match="coinpaprika error"):
+        CoinPaprika.normalize_global({"error": "Too many requests"})
+    with pytest.raises(AnswerError, match="none of the figures"):
+        CoinPaprika.normalize_global({"market_cap": "2.5T"})
+
+
+def test_trending_recorded_error_and_changed_shape() -> None:
+    (bonk,) = CoinGecko.normalize_trending(body("coingecko/search-trending.json"))  # the NFT and category skipped
+    assert (bonk.id, bonk.symbol, bonk.name, bonk.market_cap_rank, bonk.score) == ("bonk", "BONK", "Bonk", 103, 0)
+    with pytest.raises(AnswerError, match="coingecko error"):
+        CoinGecko.normalize_trending(body("coingecko/error-429-rate-limit.json"))
+    with pytest.raises(AnswerError, match="no trending coins"):
+        CoinGecko.normalize_trending({"coins": [{"id": "bonk"}], "nfts": []})
+    with pytest.raises(KeyError):
+        CoinGecko.normalize_trending({"trending": []})
+
+
+@pytest.mark.parametrize(("provider", "calls_per_second"), [
+    (Coinbase, 10),  # public endpoints, per IP (docs.cdp.coinbase.com/exchange/rest-api/rate-limits)
+    (Binance, 6000 / 40 / 60),  # 6,000 weight a minute per IP; one call for 21-100 symbols weighs 40
+])
+def test_budgets_stay_inside_the_documented_limits(provider: type[MarketProvider], calls_per_second: float) -> None:
+    assert provider.rate is not None and provider.rate.per_second < calls_per_second
+
+
+def test_keyed_providers_are_off_without_their_key_and_send_it_as_documented() -> None:
+    assert not CoinCap().enabled and not CryptoCompare().enabled
+    assert CoinCap("k1").auth() == ({"Authorization": "Bearer k1"}, {})
+    assert CryptoCompare("k2").auth() == ({"authorization": "Apikey k2"}, {})
+
+
+# -- the longer pool ------------------------------------------------------------------------------------
+
+KEYS = {"coincap": "coincap-secret-key", "cryptocompare": "cryptocompare-secret-key"}
+
+
+def long_pool_service(routes: dict, *, keys: bool = True, clock=None, **fetcher_kwargs) \
+        -> tuple[MarketDataService, Pool, Fetcher]:
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001,
+                      secrets=list(KEYS.values()), **fetcher_kwargs)
+    gecko, paprika = CoinGecko(), CoinPaprika()
+    providers = [gecko, paprika, Kraken(), Coinbase(), Binance(), CoinCap(KEYS["coincap"] if keys else None),
+                 CryptoCompare(KEYS["cryptocompare"] if keys else None)]
+    pool = Pool("market_data", providers, fetcher)
+    extra = {"clock": clock} if clock else {}
+    service = MarketDataService(pool, fetcher, limit=100, interval=0.0, data_source="live",
+                                global_pool=Pool("market_global", [gecko, paprika], fetcher),
+                                trending_pool=Pool("market_trending", [gecko], fetcher), **extra)
+    return service, pool, fetcher
+
+
+def keyless_down() -> dict:
+    return {GECKO: httpx.Response(503), PAPRIKA: httpx.Response(503), KRAKEN: httpx.Response(503),
+            GECKO_GLOBAL: httpx.Response(503), GECKO_TRENDING: httpx.Response(503),
+            PAPRIKA_GLOBAL: httpx.Response(503)}
+
+
+UNLISTED = ("DAI", "MKR", "ZEC")
+
+
+def coinbase_answers(request: httpx.Request) -> httpx.Response:
+    """BTC-USD answers with its recording, three products as Coinbase does for one it does not serve, the rest
+    with a small stats body of the same shape."""
+    base = request.url.path.split("/")[2].removesuffix("-USD")
+    if base == "BTC":
+        return ok("coinbase/products-btc-usd-stats.json")
+    if base in UNLISTED:
+        return httpx.Response(404, content=recorded("coinbase/error-notfound.json"))
+    return httpx.Response(200, json={"open": "1.0", "high": "2.5", "low": "0.5", "last": "2.0", "volume": "100"})
+
+
+async def test_failover_to_coinbase_one_call_per_product_and_no_invented_figures() -> None:
+    paths: list[str] = []
+
+    def counting(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return coinbase_answers(request)
+
+    routes = {**keyless_down(), COINBASE: counting}
+    service, _, fetcher = long_pool_service(routes, retries=0, budgets=False)
+    payload = await service.collect()
+    assert payload["source"] == "coinbase" and payload["status"] == "ok"
+    listed = [c for c in COINS if c.coinbase]
+    assert sorted(paths) == sorted(f"/products/{c.coinbase}-USD/stats" for c in listed)  # one call per coin
+    assert set(payload["prices"]) == {c.id for c in listed if c.coinbase not in UNLISTED}  # the rest: absent
+    assert payload["prices"]["bitcoin"] == 63212.41 and payload["price_changes"]["ethereum"] == 100.0
+    assert payload["volumes"] == {} and payload["market_caps"] == {}  # Coinbase gives neither in dollars
+    assert payload["quote_currency"] == "USD" and payload["price_change_window"] == "24h"
+    assert fetcher.runtime("coinbase").breaker.state.value == "closed"
+
+    paths.clear()
+    await service.collect()  # a product that answered 404 is not asked for again soon
+    assert len(paths) == len(listed) - len(UNLISTED)
+    assert not any(base in path for path in paths for base in UNLISTED)
+
+
+async def test_failover_past_a_binance_451_to_the_keyed_providers() -> None:
+    restricted = httpx.Response(451, content=recorded("binance/error-451-restricted-location.json"),
+                                headers={"content-type": "application/json"})
+    routes = {**keyless_down(), COINBASE: httpx.Response(503), BINANCE: restricted,
+              COINCAP: ok("coincap/assets-v2-limit10.json")}
+    service, pool, fetcher = long_pool_service(routes, retries=0)
+    pool.active = "binance"
+    payload = await service.collect()
+    assert payload["source"] == "coincap" and payload["market_caps"]["bitcoin"] > 0
+    assert payload["prices"]["binancecoin"] == pytest.approx(477.6148568179112637)
+    binance = payload["providers"]["binance"]
+    assert binance["status"] == "error" and "451" in binance["error"] and "restricted location" in binance["error"]
+    assert payload["providers"]["cryptocompare"]["status"] == "not_tried"
+    assert pool.failovers[-1].from_source == "binance" and pool.failovers[-1].to_source == "coincap"
+    assert fetcher.runtime("binance").health.requests == 1  # 451 is not retried
+
+
+async def test_binance_answers_in_usdt_and_says_so() -> None:
+    routes = {**keyless_down(), COINBASE: httpx.Response(503), BINANCE: ok("binance/ticker-24hr-BTCUSDT.json")}
+    seen = []
+
+    def binance(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.url.params["symbols"]))
+        return ok("binance/ticker-24hr-BTCUSDT.json")
+
+    routes[BINANCE] = binance
+    service, _, _ = long_pool_service(routes, retries=0)
+    payload = await service.collect()
+    assert payload["source"] == "binance" and payload["quote_currency"] == "USDT"
+    assert payload["prices"] == {"bitcoin": 73369.84} and payload["market_caps"] == {}
+    assert seen == [[f"{c.binance}USDT" for c in COINS if c.binance]]  # only the pairs we know exist
+
+
+async def test_cryptocompare_is_the_last_resort() -> None:
+    calls = []
+
+    def cryptocompare(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return ok("cryptocompare/pricemultifull-btc-usd-eur.json")
+
+    routes = {**keyless_down(), COINBASE: httpx.Response(503), BINANCE: httpx.Response(503),
+              COINCAP: httpx.Response(402, json={"error": "out of credits"}), CRYPTOCOMPARE: cryptocompare}
+    service, _, _ = long_pool_service(routes, retries=0)
+    payload = await service.collect()
+    assert payload["source"] == "cryptocompare" and payload["prices"] == {"bitcoin": 59692.06}
+    assert calls[0].headers["authorization"] == f"Apikey {KEYS['cryptocompare']}"
+    assert calls[0].url.params["tsyms"] == "USD" and calls[0].url.params["fsyms"].startswith("BTC,ETH,")
+
+
+async def test_keyed_providers_without_keys_are_never_called() -> None:
+    called = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        called.append(request.url.host)
+        return httpx.Response(200, json={})
+
+    routes = {**keyless_down(), COINBASE: httpx.Response(503), BINANCE: httpx.Response(503),
+              COINCAP: record, CRYPTOCOMPARE: record}
+    service, _, _ = long_pool_service(routes, keys=False, retries=0)
+    payload = await service.collect()
+    assert called == [] and payload["status"] == "no_data" and payload["prices"] == {}
+    assert payload["providers"]["coincap"]["status"] == "missing_api_key"
+    assert payload["providers"]["cryptocompare"]["status"] == "missing_api_key"
+
+
+async def test_keys_never_reach_the_payload() -> None:
+    def echo_key(request: httpx.Request) -> httpx.Response:  # a provider quoting the key back in its error
+        return httpx.Response(403, text=f"bad key {request.headers.get('authorization')}")
+
+    routes = {**keyless_down(), COINBASE: httpx.Response(503), BINANCE: httpx.Response(503),
+              COINCAP: echo_key, CRYPTOCOMPARE: echo_key}
+    service, _, _ = long_pool_service(routes, retries=0)
+    text = json.dumps(await service.collect())
+    assert "403" in text and not any(key in text for key in KEYS.values())
+
+
+# -- global figures and trending: their own, slower schedule ---------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counting_routes(routes: dict) -> tuple[dict, dict[str, int]]:
+    counts: dict[str, int] = {}
+
+    def wrap(prefix: str, answer):
+        def handle(request: httpx.Request) -> httpx.Response:
+            counts[prefix] = counts.get(prefix, 0) + 1
+            if isinstance(answer, httpx.Response):
+                return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+            return answer(request)
+        return handle
+
+    return {prefix: wrap(prefix, answer) for prefix, answer in routes.items()}, counts
+
+
+async def test_global_and_trending_follow_their_slow_schedule() -> None:
+    routes, counts = counting_routes({GECKO: ok("coingecko/coins-markets.json"),
+                                      GECKO_GLOBAL: ok("coingecko/global.json"),
+                                      GECKO_TRENDING: ok("coingecko/search-trending.json")})
+    clock = Clock()
+    service, _, _ = long_pool_service(routes, clock=clock, budgets=False)  # the schedule, not the budget
+
+    first = await service.collect()  # at most one slow call per run: the global figures first
+    assert counts == {GECKO: 1, GECKO_GLOBAL: 1}
+    assert first["global_market"]["source"] == "coingecko" and first["global_market"]["fetched_at"].endswith("Z")
+    assert first["global_market"]["total_market_cap_usd"] == pytest.approx(2621040321355.0405)
+    assert first["trending"] == [] and first["trending_fetched_at"] is None  # not known yet: absent
+
+    clock.now += 5
+    second = await service.collect()
+    assert counts == {GECKO: 2, GECKO_GLOBAL: 1, GECKO_TRENDING: 1}
+    assert second["trending"] == [{"id": "bonk", "symbol": "BONK", "name": "Bonk", "market_cap_rank": 103,
+                                   "score": 0}]
+    assert second["trending_fetched_at"] and second["global_market"] == first["global_market"]
+
+    for _ in range(50):  # 250 s of 5 s runs: prices every time, nothing else
+        clock.now += 5
+        payload = await service.collect()
+        assert payload["global_market"] == first["global_market"] and payload["trending"] == second["trending"]
+    assert counts == {GECKO: 52, GECKO_GLOBAL: 1, GECKO_TRENDING: 1}
+
+    clock.now += SLOW_INTERVAL - 250 + 1
+    await service.collect()
+    await service.collect()
+    assert counts == {GECKO: 54, GECKO_GLOBAL: 2, GECKO_TRENDING: 2}
+
+
+async def test_slow_calls_never_go_past_coingeckos_budget() -> None:
+    routes, counts = counting_routes({GECKO: ok("coingecko/coins-markets.json"),
+                                      GECKO_GLOBAL: ok("coingecko/global.json"),
+                                      GECKO_TRENDING: ok("coingecko/search-trending.json"),
+                                      PAPRIKA: ok("coinpaprika/tickers.json")})
+    clock = Clock()
+    service, _, _ = long_pool_service(routes, clock=clock)  # keyless budget: bursts of 3, then 8 a minute
+    await service.collect()
+    clock.now += 5
+    second = await service.collect()  # the prices took the last token: trending waits, uncalled
+    assert counts == {GECKO: 2, GECKO_GLOBAL: 1}
+    assert second["trending"] == [] and service.trending is not None
+    assert service.trending.next_due == clock.now + SLOW_INTERVAL / 5  # tried again in a minute, not each run
+
+
+async def test_global_figures_fail_over_to_coinpaprika() -> None:
+    routes = {GECKO: ok("coingecko/coins-markets.json"), GECKO_GLOBAL: httpx.Response(500),
+              PAPRIKA_GLOBAL: ok("coinpaprika/global.json")}
+    service, _, _ = long_pool_service(routes, clock=Clock(), retries=0)
+    payload = await service.collect()
+    market = payload["global_market"]
+    assert market["source"] == "coinpaprika" and market["btc_dominance"] == 44.68
+    assert market["eth_dominance"] is None and market["active_cryptocurrencies"] == 5438
+
+
+async def test_a_failed_slow_section_is_retried_sooner_but_not_every_run() -> None:
+    routes, counts = counting_routes({GECKO: ok("coingecko/coins-markets.json"), GECKO_GLOBAL: httpx.Response(500),
+                                      PAPRIKA_GLOBAL: httpx.Response(500),
+                                      GECKO_TRENDING: ok("coingecko/search-trending.json")})
+    clock = Clock()
+    service, _, _ = long_pool_service(routes, clock=clock, retries=0, budgets=False)
+    first = await service.collect()
+    assert first["global_market"] is None  # never fetched: absent, not zeros
+    clock.now += 5
+    await service.collect()  # trending's turn
+    for _ in range(5):
+        clock.now += 5
+        payload = await service.collect()
+    assert counts[GECKO_GLOBAL] == 1 and payload["global_market"] is None and payload["trending"]
+    clock.now += SLOW_INTERVAL / 5
+    await service.collect()
+    assert counts[GECKO_GLOBAL] == 2
+
+
+async def test_known_figures_stay_when_the_prices_fail() -> None:
+    routes = {GECKO: ok("coingecko/coins-markets.json"), GECKO_GLOBAL: ok("coingecko/global.json")}
+    clock = Clock()
+    service, _, _ = long_pool_service(routes, clock=clock, retries=0)
+    first = await service.collect()
+    for prefix in (GECKO, GECKO_GLOBAL):
+        routes[prefix] = httpx.Response(503)
+    clock.now += SLOW_INTERVAL + 1
+    stale = await service.collect()
+    assert stale["status"] == "stale" and stale["global_market"] == first["global_market"]
+    assert stale["global_market"]["fetched_at"] == first["global_market"]["fetched_at"]  # its own age
+
+
+# -- build(ctx) and replay --------------------------------------------------------------------------------
+
+async def test_build_wires_the_pools_and_replays_end_to_end(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, data_source="replay", interval_scale=1.0)
+    http = http_client(settings)
+    fetcher = Fetcher(http, budgets=False)
+    ctx = BuildContext(settings, fetcher, effective_intervals(settings))
+    (service,) = build(ctx)
+    assert isinstance(service, MarketDataService) and service.global_market is not None
+    assert service.global_market.interval == SLOW_INTERVAL  # INTERVAL_SCALE 1
+    assert list(ctx.pools) == ["market_data", "market_global", "market_trending"]
+    assert [p.id for p in ctx.pools["market_data"].providers] == \
+        ["coingecko", "coinpaprika", "kraken", "coinbase", "binance", "coincap", "cryptocompare"]
+    assert not fetcher.runtime("coincap").provider.enabled  # no key in these settings
+    first = await service.collect()
+    second = await service.collect()
+    assert first["data_source"] == "replay" and first["source"] == "coingecko" and len(first["prices"]) == 30
+    assert first["global_market"]["source"] == "coingecko" and second["trending"][0]["id"] == "bonk"
+    for provider in (Coinbase(), Binance()):  # the new replay recordings answer the probes
+        await provider.probe(fetcher)
+        assert fetcher.runtime(provider.id).health.consecutive_failures == 0
+    await http.aclose()
+
+
+async def test_replayed_exchanges_normalise_their_recordings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, data_source="replay")
+    http = http_client(settings)
+    fetcher = Fetcher(http, budgets=False, retries=0)
+    assert (await Binance().fetch_quotes(fetcher, 100, 0.0)).quotes[0].price == 73369.84
+    coinbase = await Coinbase().fetch_quotes(fetcher, 3, 0.0)  # only BTC-USD is recorded
+    assert [q.id for q in coinbase.quotes] == ["bitcoin"]
+    await http.aclose()

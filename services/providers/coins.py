@@ -67,6 +67,11 @@ COINS: tuple[Coin, ...] = (
 BY_ID: dict[str, Coin] = {c.id: c for c in COINS}
 BY_PAPRIKA: dict[str, Coin] = {c.paprika: c for c in COINS if c.paprika}
 BY_KRAKEN: dict[str, Coin] = {c.kraken: c for c in COINS if c.kraken}
+BY_COINBASE: dict[str, Coin] = {c.coinbase: c for c in COINS if c.coinbase}
+BY_BINANCE: dict[str, Coin] = {c.binance: c for c in COINS if c.binance}
+BY_SYMBOL: dict[str, Coin] = {c.symbol: c for c in COINS}
+#: Table order (roughly by market cap), for providers that give no rank of their own.
+TABLE_ORDER: dict[str, int] = {c.id: i for i, c in enumerate(COINS)}
 
 
 def from_paprika(paprika_id: str, symbol: str) -> str:

@@ -1,17 +1,32 @@
-"""Market data providers: prices, 24 h volumes, market caps and changes, normalised to :class:`MarketSnapshot`.
+"""Market data providers: prices, 24 h volumes, market caps and changes, normalised to :class:`MarketSnapshot`;
+and the whole-market figures (:class:`GlobalFigures`) and trending coins (:class:`Trend`) some of them publish.
 
-Each provider declares itself with class attributes; ``fetch_quotes`` makes its requests through the fetcher and
-hands the raw answer to a pure ``normalize_*`` classmethod, which is what the tests exercise with recorded bodies.
-Values a provider does not give are left out, never filled with zero.
+Each provider declares itself with class attributes; ``fetch_*`` makes its requests through the fetcher and hands
+the raw answer to a pure ``normalize_*`` classmethod, which is what the tests exercise with recorded bodies.
+Values a provider does not give are left out, never filled with zero: the exchanges (Kraken, Coinbase, Binance)
+know no market caps, and Coinbase's public statistics give no volume in dollars.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
-from services.fetch import AnswerError, Fetcher, Provider, Rate
-from services.providers.coins import BY_KRAKEN, from_paprika
+from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
+from services.providers.coins import (
+    BY_BINANCE,
+    BY_COINBASE,
+    BY_ID,
+    BY_KRAKEN,
+    BY_SYMBOL,
+    COINS,
+    TABLE_ORDER,
+    from_paprika,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,32 @@ class Quote:
 class MarketSnapshot:
     quotes: tuple[Quote, ...]
     change_window: Literal["24h", "utc_day"] = "24h"
+    #: What prices and volumes are counted in. Binance trades our coins against USDT: its figures are in USDT,
+    #: shown as they are (taken as the dollar's proxy, never converted), and the payload says so.
+    quote_currency: Literal["USD", "USDT"] = "USD"
+
+
+@dataclass(frozen=True)
+class GlobalFigures:
+    """The whole market at once (``/global``); what a provider does not give stays None."""
+
+    total_market_cap_usd: float | None = None
+    total_volume_usd: float | None = None
+    btc_dominance: float | None = None  # percent of the total market cap
+    eth_dominance: float | None = None
+    market_cap_change_24h: float | None = None  # percent
+    active_cryptocurrencies: int | None = None
+
+
+@dataclass(frozen=True)
+class Trend:
+    """One coin of CoinGecko's trending list (most searched in the last 24 h), in the provider's order."""
+
+    id: str
+    symbol: str
+    name: str
+    market_cap_rank: int | None = None
+    score: int | None = None
 
 
 def _num(value: Any) -> float | None:
@@ -49,10 +90,31 @@ def _positive(value: Any) -> float | None:
     return number if number is not None and number > 0 else None
 
 
+def _count(value: Any) -> int | None:
+    """A rank or count (JSON integer or integer string, as CoinCap sends them); None when absent or not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
 def _require_list(raw: Any, what: str) -> list[Any]:
     if not isinstance(raw, list):
         raise AnswerError(f"expected a list of {what}, got {type(raw).__name__}: {str(raw)[:120]}")
     return raw
+
+
+def _require_object(raw: Any, provider: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise AnswerError(f"{provider}: expected an object, got {type(raw).__name__}: {str(raw)[:120]}")
+    return raw
+
+
+def _by_table_order(quotes: list[Quote]) -> list[Quote]:
+    return sorted(quotes, key=lambda q: TABLE_ORDER.get(q.id, len(TABLE_ORDER)))
 
 
 class MarketProvider(Provider):
@@ -62,7 +124,20 @@ class MarketProvider(Provider):
         raise NotImplementedError
 
 
-class CoinGecko(MarketProvider):
+class GlobalMarketProvider(MarketProvider):
+    """A market provider that also publishes whole-market figures."""
+
+    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalFigures:
+        raise NotImplementedError
+
+
+def _figures(figures: GlobalFigures, provider: str) -> GlobalFigures:
+    if figures == GlobalFigures():
+        raise AnswerError(f"{provider}: /global gave none of the figures we read")
+    return figures
+
+
+class CoinGecko(GlobalMarketProvider):
     id = "coingecko"
     name = "CoinGecko"
     base_url = "https://api.coingecko.com/api/v3"
@@ -103,8 +178,50 @@ class CoinGecko(MarketProvider):
             raise AnswerError("coingecko returned no priced coins")
         return MarketSnapshot(tuple(quotes[:limit]), "24h")
 
+    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalFigures:
+        return self.normalize_global(await fetcher.get_json(self, "/global", max_wait=max_wait))
 
-class CoinPaprika(MarketProvider):
+    async def fetch_trending(self, fetcher: Fetcher, max_wait: float) -> tuple[Trend, ...]:
+        return self.normalize_trending(await fetcher.get_json(self, "/search/trending", max_wait=max_wait))
+
+    @staticmethod
+    def _raise_for_error(raw: Any) -> dict[str, Any]:
+        body = _require_object(raw, "coingecko")
+        if "status" in body or "error" in body:  # {"status": {"error_code": 429, ...}} or {"error": "..."}
+            raise AnswerError(f"coingecko error: {body.get('status') or body.get('error')}")
+        return body
+
+    @classmethod
+    def normalize_global(cls, raw: Any) -> GlobalFigures:
+        """``data.total_market_cap.usd``, ``data.total_volume.usd``, ``data.market_cap_percentage.{btc,eth}``,
+        ``data.market_cap_change_percentage_24h_usd``, ``data.active_cryptocurrencies``."""
+        data = cls._raise_for_error(raw)["data"]
+        caps = data.get("total_market_cap") or {}
+        volumes = data.get("total_volume") or {}
+        shares = data.get("market_cap_percentage") or {}
+        return _figures(GlobalFigures(
+            total_market_cap_usd=_positive(caps.get("usd")), total_volume_usd=_positive(volumes.get("usd")),
+            btc_dominance=_num(shares.get("btc")), eth_dominance=_num(shares.get("eth")),
+            market_cap_change_24h=_num(data.get("market_cap_change_percentage_24h_usd")),
+            active_cryptocurrencies=_count(data.get("active_cryptocurrencies"))), "coingecko")
+
+    @classmethod
+    def normalize_trending(cls, raw: Any) -> tuple[Trend, ...]:
+        """``coins[].item.{id, symbol, name, market_cap_rank, score}``; the NFTs and categories are not coins."""
+        trends = []
+        for entry in _require_list(cls._raise_for_error(raw)["coins"], "trending coins"):
+            item = entry.get("item") if isinstance(entry, dict) else None
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            trends.append(Trend(id=str(item["id"]), symbol=str(item.get("symbol", "")).upper(),
+                                name=str(item.get("name", "")), market_cap_rank=_count(item.get("market_cap_rank")),
+                                score=_count(item.get("score"))))
+        if not trends:
+            raise AnswerError("coingecko listed no trending coins")
+        return tuple(trends)
+
+
+class CoinPaprika(GlobalMarketProvider):
     id = "coinpaprika"
     name = "CoinPaprika"
     base_url = "https://api.coinpaprika.com/v1"
@@ -137,6 +254,23 @@ class CoinPaprika(MarketProvider):
             raise AnswerError("coinpaprika returned no ranked coins")
         ranked.sort(key=lambda q: q.rank or 0)
         return MarketSnapshot(tuple(ranked[:limit]), "24h")
+
+    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalFigures:
+        return self.normalize_global(await fetcher.get_json(self, "/global", max_wait=max_wait))
+
+    @classmethod
+    def normalize_global(cls, raw: Any) -> GlobalFigures:
+        """``market_cap_usd``, ``volume_24h_usd``, ``bitcoin_dominance_percentage``, ``market_cap_change_24h``
+        (percent), ``cryptocurrencies_number``; no ether dominance."""
+        body = _require_object(raw, "coinpaprika")
+        if "error" in body:
+            raise AnswerError(f"coinpaprika error: {body['error']}")
+        return _figures(GlobalFigures(
+            total_market_cap_usd=_positive(body.get("market_cap_usd")),
+            total_volume_usd=_positive(body.get("volume_24h_usd")),
+            btc_dominance=_num(body.get("bitcoin_dominance_percentage")),
+            market_cap_change_24h=_num(body.get("market_cap_change_24h")),
+            active_cryptocurrencies=_count(body.get("cryptocurrencies_number"))), "coinpaprika")
 
 
 class Kraken(MarketProvider):
@@ -184,3 +318,215 @@ class Kraken(MarketProvider):
         quotes.sort(key=lambda q: -(q.volume_24h or 0))
         return MarketSnapshot(tuple(quotes[:limit]), "utc_day")
 
+
+class Coinbase(MarketProvider):
+    """Coinbase Exchange: one ``/products/<BASE>-USD/stats`` call per coin of the table it lists."""
+
+    id = "coinbase"
+    name = "Coinbase Exchange"
+    base_url = "https://api.exchange.coinbase.com"
+    docs = "https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproductstats"
+    # Public endpoints: 10 requests a second per IP, bursts up to 15. A round over its ~35 products spreads
+    # over about five seconds at 6 a second, leaving room for anything else on the same address.
+    rate = Rate(6, 1, burst=10)
+    probe_path = "/products/BTC-USD/stats"
+    probe_interval = 120.0
+    #: A product that answered 404 (delisted, renamed) is not asked for again for this long: each 404 counts
+    #: against the provider's health and circuit breaker like any failed call.
+    UNLISTED_FOR = 6 * 3600.0
+
+    def __init__(self, key: str | None = None) -> None:
+        super().__init__(key)
+        self.unlisted: dict[str, float] = {}  # base currency -> when (fetcher clock) it answered 404
+
+    async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
+        now = fetcher.now()
+        bases = [base for base in (c.coinbase for c in COINS[:limit] if c.coinbase)
+                 if now - self.unlisted.get(base, -self.UNLISTED_FOR) >= self.UNLISTED_FOR]
+        answers = await asyncio.gather(
+            *(fetcher.get_json(self, f"/products/{base}-USD/stats", max_wait=max_wait) for base in bases),
+            return_exceptions=True)
+        bodies, failures = {}, []
+        for base, answer in zip(bases, answers, strict=True):
+            if not isinstance(answer, BaseException):
+                bodies[base] = answer
+            elif not isinstance(answer, ProviderError):
+                raise answer  # not a provider's failure (a bug, a cancellation): never swallowed
+            else:  # one product failing (delisted, a timeout) costs that coin only
+                failures.append(answer)
+                if isinstance(answer, ProviderBadResponse) and answer.status == 404:
+                    self.unlisted[base] = now
+        if not bodies:
+            # Nothing answered: the first failure is the provider's (a 451, a 429, a timeout ...).
+            raise failures[0] if failures else AnswerError("coinbase: no product left to ask for")
+        return self.normalize_stats(bodies)
+
+    @classmethod
+    def normalize_stats(cls, bodies: Mapping[str, Any]) -> MarketSnapshot:
+        """``/stats`` bodies by base currency: ``last`` price and ``open`` of the last 24 hours, in USD;
+        ``volume`` is in the base currency only, so no dollar volume is given."""
+        quotes, errors = [], []
+        for base, raw in bodies.items():
+            coin = BY_COINBASE.get(base)
+            if coin is None:
+                continue
+            if not isinstance(raw, dict) or "message" in raw:  # {"message": "NotFound"}
+                errors.append(f"{base}: {raw.get('message') if isinstance(raw, dict) else type(raw).__name__}")
+                continue
+            price, opening = _positive(raw.get("last")), _positive(raw.get("open"))
+            if price is None:
+                continue
+            quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
+                                change_24h=(price - opening) / opening * 100 if opening else None))
+        if not quotes:
+            raise AnswerError("coinbase: no product answered with a price"
+                              + (f" ({'; '.join(errors[:3])})" if errors else ""))
+        return MarketSnapshot(tuple(_by_table_order(quotes)), "24h")
+
+
+class Binance(MarketProvider):
+    """Binance spot ``/ticker/24hr`` for the table's ``<BASE>USDT`` pairs, from its market-data-only host.
+
+    Binance refuses US and many cloud addresses with HTTP 451: the fetcher reports that as unavailable and the
+    pool passes on to the next provider, as for any failure.
+    """
+
+    id = "binance"
+    name = "Binance"
+    base_url = "https://data-api.binance.vision/api/v3"
+    docs = ("https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints"
+            "#24hr-ticker-price-change-statistics")
+    # 6,000 request weight a minute per IP; a call for 21-100 symbols weighs 40, so 20 calls use 800.
+    rate = Rate(20, 60, burst=3)
+    probe_path = "/ticker/24hr"
+    probe_params = MappingProxyType({"symbol": "BTCUSDT"})
+    probe_interval = 300.0
+
+    async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
+        # One unknown symbol fails the whole call (HTTP 400, code -1121): only the table's pairs are asked for.
+        symbols = [f"{c.binance}USDT" for c in COINS[:limit] if c.binance]
+        raw = await fetcher.get_json(self, "/ticker/24hr", {"symbols": json.dumps(symbols, separators=(",", ":"))},
+                                     max_wait=max_wait)
+        return self.normalize_tickers(raw, limit)
+
+    @classmethod
+    def normalize_tickers(cls, raw: Any, limit: int = 250) -> MarketSnapshot:
+        """A list of tickers (one object for a single ``symbol``): ``lastPrice``, ``priceChangePercent`` over
+        the last 24 hours, ``quoteVolume`` (in USDT)."""
+        if isinstance(raw, dict):
+            if "code" in raw and "msg" in raw:  # {"code": -1121, "msg": "Invalid symbol."}
+                raise AnswerError(f"binance error {raw['code']}: {raw['msg']}")
+            raw = [raw]
+        quotes = []
+        for item in _require_list(raw, "tickers"):
+            symbol = item.get("symbol") if isinstance(item, dict) else None
+            coin = BY_BINANCE.get(symbol[:-4]) if isinstance(symbol, str) and symbol.endswith("USDT") else None
+            price = _positive(item.get("lastPrice")) if coin else None
+            if coin is None or price is None:  # 0 is the last price of a halted pair
+                continue
+            quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
+                                volume_24h=_positive(item.get("quoteVolume")),
+                                change_24h=_num(item.get("priceChangePercent"))))
+        if not quotes:
+            raise AnswerError("binance listed none of the USDT pairs we follow")
+        return MarketSnapshot(tuple(_by_table_order(quotes)[:limit]), "24h", "USDT")
+
+
+class CoinCap(MarketProvider):
+    """CoinCap v3 ``/assets`` (keyed: v2, keyless, was shut down on 2025-03-31)."""
+
+    id = "coincap"
+    name = "CoinCap"
+    base_url = "https://rest.coincap.io/v3"
+    docs = "https://pro.coincap.io/api-docs"
+    key_setting = "coincap_api_key"
+    # Keys hold prepaid credits (a free key starts with very few): a last resort, a few calls an hour at most,
+    # and a probe only every six hours.
+    rate = Rate(3, 3600, burst=1)
+    probe_path = "/assets"
+    probe_params = MappingProxyType({"limit": "1"})
+    probe_interval = 6 * 3600.0
+
+    def auth(self) -> tuple[dict[str, str], dict[str, str]]:
+        return ({"Authorization": f"Bearer {self.key}"}, {}) if self.key else ({}, {})
+
+    async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
+        raw = await fetcher.get_json(self, "/assets", {"limit": str(limit)}, max_wait=max_wait)
+        return self.normalize_assets(raw, limit)
+
+    @classmethod
+    def normalize_assets(cls, raw: Any, limit: int = 250) -> MarketSnapshot:
+        """``data[]``: numbers as strings (``priceUsd``, ``marketCapUsd``, ``volumeUsd24Hr``,
+        ``changePercent24Hr``, ``rank``). CoinCap ids are its own (``binance-coin``): coins of our table are
+        found by CoinGecko id or symbol, others keep CoinCap's id."""
+        body = _require_object(raw, "coincap")
+        if body.get("error"):
+            raise AnswerError(f"coincap error: {body['error']}")
+        data = body.get("data")
+        if not isinstance(data, list):  # e.g. v2's farewell: {"data": {"message": "We are deprecating ..."}}
+            message = data.get("message") if isinstance(data, dict) else None
+            raise AnswerError(f"coincap: expected a list of assets, got {message or type(data).__name__}")
+        quotes = []
+        for item in data:
+            price = _positive(item.get("priceUsd")) if isinstance(item, dict) else None
+            if price is None or not item.get("id"):
+                continue
+            symbol = str(item.get("symbol", "")).upper()
+            coin = BY_ID.get(str(item["id"])) or BY_SYMBOL.get(symbol)
+            quotes.append(Quote(
+                id=coin.id if coin else str(item["id"]), symbol=coin.symbol if coin else symbol,
+                name=coin.name if coin else str(item.get("name", "")), price=price, rank=_count(item.get("rank")),
+                volume_24h=_positive(item.get("volumeUsd24Hr")), market_cap=_positive(item.get("marketCapUsd")),
+                change_24h=_num(item.get("changePercent24Hr"))))
+        if not quotes:
+            raise AnswerError("coincap returned no priced assets")
+        quotes.sort(key=lambda q: q.rank if q.rank is not None else 1 << 30)
+        return MarketSnapshot(tuple(quotes[:limit]), "24h")
+
+
+class CryptoCompare(MarketProvider):
+    """CryptoCompare (CoinDesk Data) ``/data/pricemultifull`` for the table's symbols against USD (keyed)."""
+
+    id = "cryptocompare"
+    name = "CryptoCompare"
+    base_url = "https://min-api.cryptocompare.com"
+    docs = "https://developers.coindesk.com/documentation/legacy/Price/multipleSymbolsFullPriceEndpoint"
+    key_setting = "cryptocompare_api_key"
+    # The free key's allowance is monthly (its size has changed over the years): at most 20 calls an hour,
+    # about 15,000 a month, and only when every provider before it failed.
+    rate = Rate(20, 3600, burst=2)
+    probe_path = "/data/price"
+    probe_params = MappingProxyType({"fsym": "BTC", "tsyms": "USD"})
+    probe_interval = 3600.0
+
+    def auth(self) -> tuple[dict[str, str], dict[str, str]]:
+        return ({"authorization": f"Apikey {self.key}"}, {}) if self.key else ({}, {})
+
+    async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
+        symbols = ",".join(c.symbol for c in COINS[:limit])
+        raw = await fetcher.get_json(self, "/data/pricemultifull", {"fsyms": symbols, "tsyms": "USD"},
+                                     max_wait=max_wait)
+        return self.normalize_pricemultifull(raw, limit)
+
+    @classmethod
+    def normalize_pricemultifull(cls, raw: Any, limit: int = 250) -> MarketSnapshot:
+        """``RAW.<SYMBOL>.USD``: ``PRICE``, ``TOTALVOLUME24HTO`` (every market, in USD), ``MKTCAP``,
+        ``CHANGEPCT24HOUR``. Errors come as HTTP 200 with ``{"Response": "Error", "Message": ...}``."""
+        body = _require_object(raw, "cryptocompare")
+        if body.get("Response") == "Error":
+            raise AnswerError(f"cryptocompare error: {body.get('Message')}")
+        quotes = []
+        for symbol, by_currency in body["RAW"].items():
+            coin = BY_SYMBOL.get(str(symbol).upper())
+            usd = by_currency.get("USD") if isinstance(by_currency, dict) else None
+            if coin is None or not isinstance(usd, dict) or (price := _positive(usd.get("PRICE"))) is None:
+                continue
+            quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
+                                volume_24h=_positive(usd.get("TOTALVOLUME24HTO")),
+                                market_cap=_positive(usd.get("MKTCAP")),
+                                change_24h=_num(usd.get("CHANGEPCT24HOUR"))))
+        if not quotes:
+            raise AnswerError("cryptocompare priced none of the coins we follow")
+        quotes = _by_table_order(quotes)
+        quotes.sort(key=lambda q: -(q.market_cap or 0))  # stable: coins without a cap keep the table's order
+        return MarketSnapshot(tuple(quotes[:limit]), "24h")

@@ -49,12 +49,37 @@ class JsonRpcNode(Provider):
 
     async def call(self, fetcher: Fetcher, method: str, params: list[Any] | None = None,
                    *, max_wait: float = 0.0, probe: bool = False) -> Any:
+        """The ``result`` of one call; a JSON-RPC ``error`` raises AnswerError."""
+        return rpc_result(await self.call_raw(fetcher, method, params, max_wait=max_wait, probe=probe))
+
+    async def call_raw(self, fetcher: Fetcher, method: str, params: list[Any] | None = None,
+                       *, max_wait: float = 0.0, probe: bool = False) -> Any:
+        """The whole decoded answer, error object included, for normalisers that read it themselves."""
         body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params or []}
         response = await fetcher.request(self, "POST", "", json=body, max_wait=max_wait, probe=probe)
-        return rpc_result(fetcher.decode_json(self, response))
+        return fetcher.decode_json(self, response)
 
     async def probe(self, fetcher: Fetcher) -> None:
         await self.call(fetcher, "eth_blockNumber", probe=True)
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    name: str
+    chain_id: int
+    block_seconds: float  # the chain's usual block interval, to judge how far behind a node may fall
+
+
+#: The chains :data:`NODES` covers. Block intervals: Ethereum 12 s slots, BNB Chain 0.75 s since its Maxwell
+#: upgrade (2025), Polygon PoS and the OP-stack chains 2 s, Arbitrum One about 0.25 s.
+CHAINS: dict[str, ChainSpec] = {spec.name: spec for spec in (
+    ChainSpec("ethereum", 1, 12.0),
+    ChainSpec("bsc", 56, 0.75),
+    ChainSpec("polygon", 137, 2.0),
+    ChainSpec("arbitrum", 42161, 0.25),
+    ChainSpec("base", 8453, 2.0),
+    ChainSpec("optimism", 10, 2.0),
+)}
 
 
 @dataclass(frozen=True)

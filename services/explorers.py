@@ -1,0 +1,109 @@
+"""explorers: Bitcoin and Ethereum network figures, each section from its own failover pool.
+
+Bitcoin: mempool.space, then Blockchair, then blockchain.info; the first that answers gives every figure shown,
+and ``source`` names it (a later provider may know fewer figures: those are left out, never zero-filled).
+Ethereum: the public JSON-RPC nodes in order, then Etherscan (only with its key), then Blockchair. When a node
+answered, Etherscan's gas oracle (safe/propose/fast), if keyed, is added beside it: nodes have no such ladder.
+Each section keeps its own freshness (ok / stale / no_data); the payload's ``status`` combines the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from models.messages import iso, now_iso
+from models.payloads import BitcoinNetwork, EthereumNetwork, ExplorersPayload
+from services.base import Service, Tracker, combined_status
+from services.fetch import Fetcher, Provider
+from services.pools import Pool, PoolResult
+from services.providers.explorers import BitcoinExplorer, BitcoinStats, EthereumStats, fetch_ethereum
+
+if TYPE_CHECKING:
+    from services.registry import BuildContext
+
+
+class ExplorersService(Service):
+    name = "explorers"
+
+    def __init__(self, bitcoin: Pool[BitcoinExplorer], ethereum: Pool[Provider], fetcher: Fetcher, *,
+                 gas_oracle: Pool[Any] | None = None, interval: float,
+                 data_source: Literal["live", "replay"]) -> None:
+        self.bitcoin = bitcoin
+        self.ethereum = ethereum
+        self.gas_oracle = gas_oracle
+        self.fetcher = fetcher
+        # A provider whose budget is briefly spent is waited for a little before the next one is tried.
+        self.max_wait = interval / 4
+        self.bitcoin_tracker: Tracker[PoolResult[BitcoinStats]] = Tracker(data_source)
+        self.ethereum_tracker: Tracker[PoolResult[EthereumStats]] = Tracker(data_source)
+        self.data_source = data_source
+
+    async def collect(self) -> Mapping[str, Any]:
+        bitcoin = self._bitcoin_section(await self.bitcoin.fetch(
+            lambda p: p.fetch_bitcoin(self.fetcher, self.max_wait)))
+        ethereum_result = await self.ethereum.fetch(lambda p: fetch_ethereum(p, self.fetcher, self.max_wait))
+        ethereum = self._ethereum_section(await self._with_gas_oracle(ethereum_result))
+        payload = ExplorersPayload(bitcoin=bitcoin, ethereum=ethereum,
+                                   status=combined_status([bitcoin.status, ethereum.status]),
+                                   data_source=self.data_source, timestamp=now_iso())
+        return payload.model_dump(mode="json")
+
+    async def _with_gas_oracle(self, result: PoolResult[EthereumStats]) -> PoolResult[EthereumStats]:
+        """Add Etherscan's gas ladder to a node's answer. Through a pool of its own so that a missing key, a
+        spent budget or an error body is handled and reported like any pool member's."""
+        if self.gas_oracle is None or result.value is None or result.value.gas_oracle:
+            return result
+        extra = await self.gas_oracle.fetch(lambda p: p.fetch_ethereum(self.fetcher, self.max_wait))
+        sources = {**result.sources, **extra.sources}
+        if extra.value is None or not extra.value.gas_oracle:
+            return replace(result, sources=sources)
+        return replace(result, value=replace(result.value, gas_oracle=extra.value.gas_oracle), sources=sources)
+
+    def _bitcoin_section(self, result: PoolResult[BitcoinStats]) -> BitcoinNetwork:
+        shown, freshness = self.bitcoin_tracker.observe(result)
+        section = BitcoinNetwork(**freshness)
+        if shown is not None and shown.value is not None:
+            stats = shown.value
+            section.source = shown.source
+            section.height = stats.height
+            section.fees = dict(stats.fees)
+            section.mempool_count = stats.mempool_count
+            section.mempool_vsize = stats.mempool_vsize
+            section.hashrate = stats.hashrate
+            section.difficulty = stats.difficulty
+            section.last_block_time = iso(stats.last_block_time)
+        return section
+
+    def _ethereum_section(self, result: PoolResult[EthereumStats]) -> EthereumNetwork:
+        shown, freshness = self.ethereum_tracker.observe(result)
+        section = EthereumNetwork(**freshness)
+        if shown is not None and shown.value is not None:
+            stats = shown.value
+            section.source = shown.source
+            section.block_number = stats.block_number
+            section.gas_price_gwei = _gwei(stats.gas_price_gwei)
+            section.base_fee_gwei = _gwei(stats.base_fee_gwei)
+            section.gas_oracle = dict(stats.gas_oracle)
+            section.last_block_time = iso(stats.last_block_time)
+        return section
+
+
+def _gwei(value: float | None) -> float | None:
+    """Wei precision is kept: a Base or Optimism base fee is a few hundred wei, far below a gwei."""
+    return round(value, 9) if value is not None else None
+
+
+def build(ctx: BuildContext) -> list[Service]:
+    from services.providers.explorers import BlockchainInfo, Blockchair, Etherscan, MempoolSpace
+    from services.providers.rpc import nodes_for
+
+    blockchair = ctx.provider(Blockchair)
+    etherscan = ctx.provider(Etherscan)
+    bitcoin = ctx.pool("explorers_bitcoin", [ctx.provider(MempoolSpace), blockchair, ctx.provider(BlockchainInfo)])
+    ethereum = ctx.pool("explorers_ethereum", [*nodes_for("ethereum"), etherscan, blockchair])
+    # Not registered with ctx.pool: a one-member supplement, not a failover pool worth showing.
+    gas_oracle: Pool[Any] = Pool("explorers_gas_oracle", [etherscan], ctx.fetcher)
+    return [ExplorersService(bitcoin, ethereum, ctx.fetcher, gas_oracle=gas_oracle,
+                             interval=ctx.intervals["explorers"], data_source=ctx.settings.data_source)]

@@ -1,0 +1,143 @@
+"""news: crypto headlines from every feed at once (fan-in), merged, de-duplicated, newest first.
+
+Each run reads every available feed through the ``news`` pool (``Pool.gather``) and merges what came back into a
+bounded store of articles seen so far, so a feed that fails one run does not make its articles vanish; the
+Tracker says whether this run got anything (``ok``), or whether the articles shown are from earlier runs
+(``stale``), or there never were any (``no_data``).
+
+One story is one article: two items are the same when their links agree once normalised (scheme, host case,
+``www.``, trailing slash, tracking parameters) or, failing that, when their headlines agree word for word. The
+first feed (in order of preference) to carry a story is credited with it.
+
+An optional ``annotate`` callable (the sentiment runner's) labels headlines that have no sentiment yet; it may be
+slow or fail, and the news goes out regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from models.messages import now_iso
+from models.payloads import Article, ArticleSentiment, NewsPayload
+from services.base import Service, Tracker
+from services.fetch import Fetcher
+from services.pools import GatherResult, Pool
+from services.providers.news import NewsProvider, title_key
+
+if TYPE_CHECKING:
+    from services.registry import BuildContext
+
+log = logging.getLogger(__name__)
+
+Annotate = Callable[[list[str]], Awaitable[Sequence[ArticleSentiment | None]]]
+
+MAX_PAYLOAD_CATEGORIES = 40
+
+
+class NewsService(Service):
+    name = "news"
+
+    def __init__(self, pool: Pool[NewsProvider], fetcher: Fetcher, *, max_articles: int,
+                 data_source: Literal["live", "replay"], annotate: Annotate | None = None,
+                 annotate_timeout: float = 20.0) -> None:
+        self.pool = pool
+        self.fetcher = fetcher
+        self.max_articles = max_articles
+        # Enough to ride out a feed's bad hour without growing without bound.
+        self.keep = max(3 * max_articles, 100)
+        self.annotate = annotate
+        self.annotate_timeout = annotate_timeout
+        self.tracker: Tracker[GatherResult[list[Article]]] = Tracker(data_source)
+        self._articles: dict[str, Article] = {}  # by id, i.e. by normalised link
+        self._titles: dict[str, str] = {}  # title_key -> id
+        self._annotator_failing = False
+
+    async def collect(self) -> Mapping[str, Any]:
+        result = await self.pool.gather(lambda p: p.fetch_articles(self.fetcher))
+        _, freshness = self.tracker.observe(result)
+        for articles in result.values.values():  # in order of preference
+            self._merge(articles)
+        self._prune()
+        await self._annotate()
+        shown = self.latest_articles()
+        payload = NewsPayload(timestamp=freshness.get("fetched_at") or now_iso(), articles=shown,
+                              sources=_ranked(a.source for a in shown),
+                              categories=_ranked((c for a in shown for c in a.categories), MAX_PAYLOAD_CATEGORIES),
+                              **freshness)
+        return payload.model_dump(mode="json")
+
+    def latest_articles(self) -> list[Article]:
+        """The newest articles (at most ``max_articles``), newest first; copies, safe to keep or change."""
+        return [a.model_copy(deep=True) for a in self._newest_first()[:self.max_articles]]
+
+    # -- the store ------------------------------------------------------------------------------------
+    def _newest_first(self) -> list[Article]:
+        # ISO-8601 UTC strings of one format sort as the moments do; undated articles go last.
+        return sorted(self._articles.values(), key=lambda a: a.published_at or "", reverse=True)
+
+    def _merge(self, articles: Iterable[Article]) -> None:
+        for article in articles:
+            key = title_key(article.title)
+            known = self._articles.get(article.id) or self._articles.get(self._titles.get(key, ""))
+            if known is not None:
+                # The story again (this run or an earlier one): keep the first copy and its sentiment, but
+                # take facts it lacked. A later date on the same link is the publisher's (Cointelegraph reuses
+                # one link for its daily round-up), so it moves the story up.
+                if article.published_at is not None and (
+                        known.published_at is None
+                        or (known.id == article.id and article.published_at > known.published_at)):
+                    known.published_at = article.published_at
+                if not known.summary and article.summary:
+                    known.summary = article.summary
+                continue
+            self._articles[article.id] = article
+            self._titles[key] = article.id
+
+    def _prune(self) -> None:
+        if len(self._articles) <= self.keep:
+            return
+        kept = self._newest_first()[:self.keep]
+        self._articles = {a.id: a for a in kept}
+        self._titles = {title_key(a.title): a.id for a in kept}
+
+    async def _annotate(self) -> None:
+        if self.annotate is None:
+            return
+        pending = [a for a in self._newest_first()[:self.max_articles] if a.sentiment is None]
+        if not pending:
+            return
+        try:
+            verdicts = await asyncio.wait_for(self.annotate([a.title for a in pending]), self.annotate_timeout)
+            if len(verdicts) != len(pending):
+                raise ValueError(f"{len(verdicts)} verdicts for {len(pending)} headlines")
+        except Exception as exc:  # a broken annotator must never stop the news
+            # Said once per failing streak, not every minute.
+            log.log(logging.DEBUG if self._annotator_failing else logging.WARNING,
+                    "news: headline sentiment unavailable (%s: %s)", type(exc).__name__, exc)
+            self._annotator_failing = True
+            return
+        self._annotator_failing = False
+        for article, verdict in zip(pending, verdicts, strict=True):
+            if isinstance(verdict, ArticleSentiment):
+                article.sentiment = verdict
+
+
+def _ranked(values: Iterable[str], limit: int | None = None) -> list[str]:
+    """Distinct values, most frequent first (ties in order of first appearance)."""
+    return [value for value, _ in Counter(values).most_common(limit)]
+
+
+def build(ctx: BuildContext) -> list[Service]:
+    from services.providers.news import FEEDS, CryptoPanic
+
+    providers: list[NewsProvider] = [ctx.provider(cls) for cls in FEEDS]
+    # disabled (never called) without CRYPTOPANIC_TOKEN
+    providers.append(CryptoPanic(ctx.settings.key("cryptopanic_token"), plan=ctx.settings.cryptopanic_plan))
+    pool = ctx.pool("news", providers)
+    annotate = ctx.sentiment.annotate if ctx.sentiment is not None else None
+    return [NewsService(pool, ctx.fetcher, max_articles=ctx.settings.news_max_articles,
+                        data_source=ctx.settings.data_source, annotate=annotate)]

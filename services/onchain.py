@@ -1,0 +1,146 @@
+"""onchain: DeFi TVL by chain, the largest DeFi protocols with their 1-day change, stablecoin supply, and gas.
+
+The three DefiLlama sections each have their own freshness (:class:`Section`) and their own pace: DefiLlama
+refreshes about hourly and ``/protocols`` is large, so a section is fetched again only once its ``refresh`` has
+passed (or right away after a failure); in between it is shown with its real age. Gas is read every run from
+each chain's node pool; a chain whose nodes all failed is left out of ``gas`` for that run. The payload's
+``status`` combines the sections' and the gas chains' (``partial`` when some have data and some none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from models.messages import iso, now_iso
+from models.payloads import OnchainPayload, ProtocolsSection, StablecoinsSection, TvlSection
+from services.base import Service, Tracker, combined_status
+from services.fetch import Fetcher, Provider
+from services.pools import Pool, PoolResult
+from services.providers.onchain import (
+    DefiLlama,
+    DefiLlamaStablecoins,
+    GasReading,
+    StablecoinSnapshot,
+    TvlSnapshot,
+    fetch_gas,
+)
+from services.providers.rpc import JsonRpcNode
+
+if TYPE_CHECKING:
+    from models.payloads import DefiProtocol
+    from services.registry import BuildContext
+
+T = TypeVar("T")
+P = TypeVar("P", bound=Provider)
+
+#: EVM chains whose gas we read, by the chain names of ``services/providers/rpc.py``.
+GAS_CHAINS = ("ethereum", "bsc", "polygon", "arbitrum", "base", "optimism")
+
+
+class Section(Generic[P, T]):
+    """One pool-backed part of the payload: fetched when due, with its own freshness."""
+
+    def __init__(self, pool: Pool[P], call: Callable[[P], Awaitable[T]], *, refresh: float,
+                 data_source: Literal["live", "replay"]) -> None:
+        self.pool = pool
+        self.call = call
+        self.refresh = refresh
+        self.tracker: Tracker[PoolResult[T]] = Tracker(data_source)
+
+    def due(self, now: float) -> bool:
+        last = self.tracker.last
+        return (last is None or last.fetched_at is None or self.tracker.failing_since is not None
+                or now - last.fetched_at >= self.refresh)
+
+    async def update(self) -> tuple[PoolResult[T] | None, dict[str, Any]]:
+        """The result to show and its freshness fields: fetched now when due, else the last one with its age."""
+        now = time.time()
+        last = self.tracker.last
+        if not self.due(now) and last is not None and last.fetched_at is not None:
+            return last, {"data_source": self.tracker.data_source, "status": "ok",
+                          "providers": {k: v.model_dump() for k, v in last.sources.items()},
+                          "fetched_at": iso(last.fetched_at), "age_seconds": round(now - last.fetched_at, 1)}
+        return self.tracker.observe(await self.pool.fetch(self.call))
+
+
+class OnchainService(Service):
+    name = "onchain"
+
+    def __init__(self, *, tvl: Section[DefiLlama, TvlSnapshot],
+                 protocols: Section[DefiLlama, tuple[DefiProtocol, ...]],
+                 stablecoins: Section[DefiLlamaStablecoins, StablecoinSnapshot],
+                 gas_pools: Mapping[str, Pool[JsonRpcNode]], fetcher: Fetcher,
+                 data_source: Literal["live", "replay"], max_wait: float = 5.0) -> None:
+        self.tvl = tvl
+        self.protocols = protocols
+        self.stablecoins = stablecoins
+        self.gas_pools = dict(gas_pools)
+        self.fetcher = fetcher
+        self.data_source = data_source
+        self.max_wait = max_wait
+
+    async def collect(self) -> Mapping[str, Any]:
+        (tvl, tvl_fresh), (protocols, protocols_fresh), (stables, stables_fresh), gas = await asyncio.gather(
+            self.tvl.update(), self.protocols.update(), self.stablecoins.update(), self._gas())
+
+        tvl_section = TvlSection(**tvl_fresh)
+        if tvl is not None and tvl.value is not None:
+            tvl_section.source = tvl.source
+            tvl_section.total_tvl = tvl.value.total
+            tvl_section.chains = list(tvl.value.chains)
+        protocols_section = ProtocolsSection(**protocols_fresh)
+        if protocols is not None and protocols.value is not None:
+            protocols_section.source = protocols.source
+            protocols_section.top = list(protocols.value)
+        stables_section = StablecoinsSection(**stables_fresh)
+        if stables is not None and stables.value is not None:
+            stables_section.source = stables.source
+            stables_section.total_circulating_usd = stables.value.total_circulating_usd
+            stables_section.top = list(stables.value.top)
+
+        gas_figures: dict[str, dict[str, float]] = {}
+        for chain, reading in gas.items():
+            if reading is not None:
+                figures = {"gas_price_gwei": reading.gas_price_gwei}
+                if reading.base_fee_gwei is not None:
+                    figures["base_fee_gwei"] = reading.base_fee_gwei
+                gas_figures[chain] = figures
+        statuses: list[str] = [tvl_section.status, protocols_section.status, stables_section.status]
+        statuses += ["ok" if reading is not None else "no_data" for reading in gas.values()]
+        return OnchainPayload(tvl=tvl_section, protocols=protocols_section, stablecoins=stables_section,
+                              gas=gas_figures, status=combined_status(statuses), data_source=self.data_source,
+                              timestamp=now_iso()).model_dump(mode="json")
+
+    async def _gas(self) -> dict[str, GasReading | None]:
+        chains = list(self.gas_pools)
+        results = await asyncio.gather(*(
+            self.gas_pools[chain].fetch(lambda node: fetch_gas(node, self.fetcher, self.max_wait))
+            for chain in chains))
+        return {chain: result.value if result.ok else None for chain, result in zip(chains, results, strict=True)}
+
+
+def build(ctx: BuildContext) -> list[Service]:
+    from services.providers.rpc import nodes_for
+
+    interval = ctx.intervals["onchain"]
+    max_wait = min(5.0, interval / 3)
+    source = ctx.settings.data_source
+    fetcher = ctx.fetcher
+    llama = ctx.provider(DefiLlama)
+    stables = ctx.provider(DefiLlamaStablecoins)
+    # DefiLlama updates about hourly: TVL every 10 runs (5 min), the large lists every 20 (10 min).
+    tvl: Section[DefiLlama, TvlSnapshot] = Section(
+        ctx.pool("onchain_tvl", [llama]), lambda p: p.fetch_tvl(fetcher, max_wait),
+        refresh=interval * 10, data_source=source)
+    protocols: Section[DefiLlama, tuple[DefiProtocol, ...]] = Section(
+        ctx.pool("onchain_protocols", [llama]), lambda p: p.fetch_protocols(fetcher, 10, max_wait),
+        refresh=interval * 20, data_source=source)
+    stablecoins: Section[DefiLlamaStablecoins, StablecoinSnapshot] = Section(
+        ctx.pool("onchain_stablecoins", [stables]), lambda p: p.fetch_stablecoins(fetcher, 10, max_wait),
+        refresh=interval * 20, data_source=source)
+    gas_pools = {chain: ctx.pool(f"gas_{chain}", nodes) for chain in GAS_CHAINS if (nodes := nodes_for(chain))}
+    return [OnchainService(tvl=tvl, protocols=protocols, stablecoins=stablecoins, gas_pools=gas_pools,
+                           fetcher=fetcher, data_source=source, max_wait=max_wait)]

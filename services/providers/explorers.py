@@ -1,0 +1,376 @@
+"""Block explorers: Bitcoin network figures and Ethereum gas/block figures, normalised to small dataclasses.
+
+Bitcoin comes from mempool.space, Blockchair or blockchain.info; Ethereum from the public JSON-RPC nodes
+(:mod:`services.providers.rpc`), Etherscan's gas oracle (keyed) or Blockchair. Each provider declares itself with
+class attributes; its ``fetch_*`` makes the requests through the fetcher and hands the raw answers to pure
+``normalize_*`` functions, which the tests exercise with recorded bodies. A figure a provider does not give is
+left out (None), never zero: Blockchair has no fee ladder, blockchain.info no mempool, Etherscan no block time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
+from services.pools import SHAPE_ERRORS
+from services.providers.rpc import JsonRpcNode, hex_int, rpc_result
+
+log = logging.getLogger(__name__)
+
+GWEI = 1e9
+
+
+@dataclass(frozen=True)
+class BitcoinStats:
+    """Fees in sat/vB (Blockchair's single suggestion in sat/byte, under ``suggested``); hashrate in H/s."""
+
+    height: int
+    fees: Mapping[str, float] = field(default_factory=dict)
+    mempool_count: int | None = None
+    mempool_vsize: int | None = None
+    hashrate: float | None = None
+    difficulty: float | None = None
+    last_block_time: float | None = None  # Unix seconds
+
+
+@dataclass(frozen=True)
+class EthereumStats:
+    """Gas figures in gwei. ``gas_oracle`` keys are the source's own: safe/propose/fast (Etherscan) or
+    sloth/slow/normal/fast/cheetah (Blockchair)."""
+
+    block_number: int
+    gas_price_gwei: float | None = None
+    base_fee_gwei: float | None = None
+    gas_oracle: Mapping[str, float] = field(default_factory=dict)
+    last_block_time: float | None = None  # Unix seconds
+
+
+# -- small readers shared by the normalisers ---------------------------------------------------------------
+
+def _number(value: Any) -> float | None:
+    """A JSON number or numeric string as float; None when absent, not numeric or not finite."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative whole number (int or digit string); None otherwise."""
+    number = _number(value)
+    return int(number) if number is not None and number >= 0 and number == int(number) else None
+
+
+def _positive(value: Any) -> float | None:
+    number = _number(value)
+    return number if number is not None and number > 0 else None
+
+
+def _object(raw: Any, provider: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise AnswerError(f"{provider}: expected an object, got {type(raw).__name__}: {str(raw)[:120]}")
+    return raw
+
+
+def _utc_seconds(text: Any) -> float | None:
+    """Blockchair's ``"2023-04-03 14:04:50"`` (UTC) as Unix seconds; None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+# -- provider families -------------------------------------------------------------------------------------
+
+class BitcoinExplorer(Provider):
+    category = "explorer"
+
+    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
+        raise NotImplementedError
+
+
+class EthereumExplorer(Provider):
+    category = "explorer"
+
+    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+        raise NotImplementedError
+
+
+# -- mempool.space -----------------------------------------------------------------------------------------
+
+FEE_KEYS = {"fastestFee": "fastest", "halfHourFee": "half_hour", "hourFee": "hour", "economyFee": "economy",
+            "minimumFee": "minimum"}
+
+
+class MempoolSpace(BitcoinExplorer):
+    """Fees, mempool and tip height on every run; hashrate and difficulty (``/v1/mining/hashrate/3d``) at most
+    every :attr:`MINING_REFRESH` seconds, since a 3-day average moves slowly and every call counts against an
+    unpublished limit."""
+
+    id = "mempool_space"
+    name = "mempool.space"
+    base_url = "https://mempool.space/api"
+    docs = "https://mempool.space/docs/api/rest"
+    # The limit is not published (a 429 says "Sign Up for Mempool Enterprise"): three calls a run every 10 s
+    # is 18 a minute, so 20 a minute leaves room for the occasional mining call and a probe.
+    rate = Rate(20, 60, burst=6)
+    probe_path = "/v1/fees/recommended"
+    probe_interval = 120.0
+
+    MINING_REFRESH = 600.0
+    MINING_MAX_AGE = 3600.0  # older mining figures are dropped rather than shown as current
+
+    def __init__(self, key: str | None = None) -> None:
+        super().__init__(key)
+        self._mining: tuple[float, tuple[float | None, float | None]] | None = None  # (fetched at, figures)
+        self._mining_tried: float | None = None  # a failed refresh also waits its turn, not every run
+
+    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
+        fees = await fetcher.get_json(self, "/v1/fees/recommended", max_wait=max_wait)
+        mempool = await fetcher.get_json(self, "/mempool", max_wait=max_wait)
+        height = await fetcher.get_text(self, "/blocks/tip/height", max_wait=max_wait)
+        stats = self.normalize(fees, mempool, height)
+        hashrate, difficulty = await self._mining_figures(fetcher, max_wait)
+        return replace(stats, hashrate=hashrate, difficulty=difficulty)
+
+    async def _mining_figures(self, fetcher: Fetcher, max_wait: float) -> tuple[float | None, float | None]:
+        """The cached mining figures, refreshed when due; a failed refresh leaves the core figures alone."""
+        now = time.monotonic()
+        if self._mining_tried is None or now - self._mining_tried >= self.MINING_REFRESH:
+            self._mining_tried = now
+            try:
+                raw = await fetcher.get_json(self, "/v1/mining/hashrate/3d", max_wait=max_wait)
+                self._mining = (now, self.normalize_hashrate(raw))
+            except ProviderError as error:
+                log.info("mempool.space mining figures not refreshed: %s", error.message)
+            except SHAPE_ERRORS as exc:
+                log.warning("mempool.space mining figures in a shape we cannot read: %s", exc)
+        if self._mining is None or now - self._mining[0] > self.MINING_MAX_AGE:
+            return None, None
+        return self._mining[1]
+
+    @classmethod
+    def normalize(cls, fees: Any, mempool: Any, height: Any) -> BitcoinStats:
+        count, vsize = cls.normalize_mempool(mempool)
+        return BitcoinStats(height=cls.normalize_tip_height(height), fees=cls.normalize_fees(fees),
+                            mempool_count=count, mempool_vsize=vsize)
+
+    @staticmethod
+    def normalize_fees(raw: Any) -> dict[str, float]:
+        """``{fastestFee, halfHourFee, hourFee, economyFee, minimumFee}`` (sat/vB); older answers have only
+        the first three, and a missing key is simply left out."""
+        body = _object(raw, "mempool.space fees")
+        fees = {ours: value for theirs, ours in FEE_KEYS.items() if (value := _number(body.get(theirs))) is not None}
+        if not fees:
+            raise AnswerError(f"mempool.space fees: none of {sorted(FEE_KEYS)} in {str(raw)[:120]}")
+        return fees
+
+    @staticmethod
+    def normalize_mempool(raw: Any) -> tuple[int, int | None]:
+        """``/mempool``: ``count`` (transactions) and ``vsize`` (vbytes)."""
+        body = _object(raw, "mempool.space mempool")
+        count = _count(body.get("count"))
+        if count is None:
+            raise AnswerError(f"mempool.space mempool: no transaction count in {str(raw)[:120]}")
+        return count, _count(body.get("vsize"))
+
+    @staticmethod
+    def normalize_tip_height(text: Any) -> int:
+        """``/blocks/tip/height`` answers a bare decimal number as text."""
+        value = text.strip() if isinstance(text, str) else ""
+        if not value.isdigit():
+            raise AnswerError(f"mempool.space tip height: expected a number, got {str(text)[:80]!r}")
+        return int(value)
+
+    @staticmethod
+    def normalize_hashrate(raw: Any) -> tuple[float | None, float | None]:
+        """``/v1/mining/hashrate/3d``: ``currentHashrate`` (H/s) and ``currentDifficulty``."""
+        body = _object(raw, "mempool.space hashrate")
+        hashrate, difficulty = _positive(body.get("currentHashrate")), _positive(body.get("currentDifficulty"))
+        if hashrate is None and difficulty is None:
+            raise AnswerError(f"mempool.space hashrate: no current figures in {str(raw)[:120]}")
+        return hashrate, difficulty
+
+
+# -- Blockchair --------------------------------------------------------------------------------------------
+
+class Blockchair(BitcoinExplorer, EthereumExplorer):
+    """``/bitcoin/stats`` and ``/ethereum/stats``: one call each gives most figures. Errors arrive as a
+    non-200 ``context.code`` with ``context.error`` (402 and 430 when over the keyless limit)."""
+
+    id = "blockchair"
+    name = "Blockchair"
+    base_url = "https://api.blockchair.com"
+    docs = "https://blockchair.com/api/docs#link_001"
+    # Keyless: 30 requests a minute and 1,440 a day; the daily cap binds, so one a minute on average (shared
+    # by the Bitcoin and Ethereum sections, which only reach Blockchair when their preferred sources fail).
+    rate = Rate(1440, 86400, burst=3)
+    rate_limit_statuses = (429, 402, 430)  # 402: over the keyless limit; 430: temporarily blacklisted
+    probe_path = "/bitcoin/stats"
+    probe_interval = 900.0
+
+    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
+        return self.normalize_bitcoin(await fetcher.get_json(self, "/bitcoin/stats", max_wait=max_wait))
+
+    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+        return self.normalize_ethereum(await fetcher.get_json(self, "/ethereum/stats", max_wait=max_wait))
+
+    @staticmethod
+    def _data(raw: Any) -> dict[str, Any]:
+        body = _object(raw, "blockchair")
+        context = body.get("context")
+        if not isinstance(context, dict):
+            context = {}  # absent from some recorded bodies; errors always carry one
+        code = context.get("code")
+        if (code is not None and code != 200) or not isinstance(body.get("data"), dict):
+            raise AnswerError(f"blockchair error {code}: {context.get('error') or str(raw)[:120]}")
+        data: dict[str, Any] = body["data"]
+        return data
+
+    @classmethod
+    def normalize_bitcoin(cls, raw: Any) -> BitcoinStats:
+        """``mempool_size`` is in bytes, not vbytes, so it is not reported as ``mempool_vsize``."""
+        data = cls._data(raw)
+        height = _count(data.get("best_block_height"))
+        if height is None:
+            raise AnswerError("blockchair bitcoin stats without best_block_height")
+        suggested = _number(data.get("suggested_transaction_fee_per_byte_sat"))
+        return BitcoinStats(
+            height=height,
+            fees={"suggested": suggested} if suggested is not None else {},
+            mempool_count=_count(data.get("mempool_transactions")),
+            hashrate=_positive(data.get("hashrate_24h")),
+            difficulty=_positive(data.get("difficulty")),
+            last_block_time=_utc_seconds(data.get("best_block_time")))
+
+    @classmethod
+    def normalize_ethereum(cls, raw: Any) -> EthereumStats:
+        data = cls._data(raw)
+        block = _count(data.get("best_block_height"))
+        if block is None:
+            raise AnswerError("blockchair ethereum stats without best_block_height")
+        options = data.get("suggested_transaction_fee_gwei_options")
+        oracle = {str(k): v for k, raw_v in options.items() if (v := _number(raw_v)) is not None} \
+            if isinstance(options, dict) else {}
+        return EthereumStats(block_number=block, gas_oracle=oracle,
+                             last_block_time=_utc_seconds(data.get("best_block_time")))
+
+
+# -- blockchain.info ---------------------------------------------------------------------------------------
+
+class BlockchainInfo(BitcoinExplorer):
+    """``api.blockchain.info/stats``: chain-wide figures only (no fees, no mempool, no block time)."""
+
+    id = "blockchain_info"
+    name = "blockchain.info"
+    base_url = "https://api.blockchain.info"
+    docs = "https://www.blockchain.com/explorer/api/blockchain_api"
+    rate = Rate(6, 60, burst=1)  # its API notes ask for at most one query every 10 seconds
+    probe_path = "/stats"
+    probe_interval = 300.0
+
+    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
+        return self.normalize_stats(await fetcher.get_json(self, "/stats", max_wait=max_wait))
+
+    @staticmethod
+    def normalize_stats(raw: Any) -> BitcoinStats:
+        """``n_blocks_total`` is the tip height (as Bitcoin Core's ``getblockcount``); ``hash_rate`` is in
+        GH/s."""
+        body = _object(raw, "blockchain.info stats")
+        height = _count(body.get("n_blocks_total"))
+        if height is None:
+            raise AnswerError(f"blockchain.info stats without n_blocks_total: {str(raw)[:120]}")
+        hashrate = _positive(body.get("hash_rate"))
+        return BitcoinStats(height=height, hashrate=hashrate * 1e9 if hashrate is not None else None,
+                            difficulty=_positive(body.get("difficulty")))
+
+
+# -- Etherscan (keyed) -------------------------------------------------------------------------------------
+
+class Etherscan(EthereumExplorer):
+    """The V2 gas oracle. Without ``ETHERSCAN_API_KEY`` it is disabled and never called; its errors are HTTP
+    200 bodies with ``status: "0"`` and the reason in ``result``."""
+
+    id = "etherscan"
+    name = "Etherscan"
+    base_url = "https://api.etherscan.io/v2/api"
+    docs = "https://docs.etherscan.io/api-reference/endpoint/gasoracle"
+    key_setting = "etherscan_api_key"
+    key_required = True
+    # Free V2 keys: 3 calls a second and 100,000 a day; one a second at most stays under both.
+    rate = Rate(1, 1, burst=3)
+    probe_interval = 600.0
+
+    PARAMS: Mapping[str, str] = {"chainid": "1", "module": "gastracker", "action": "gasoracle"}
+
+    def auth(self) -> tuple[dict[str, str], dict[str, str]]:
+        return ({}, {"apikey": self.key}) if self.key else ({}, {})
+
+    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+        return self.normalize_gas_oracle(await fetcher.get_json(self, "", self.PARAMS, max_wait=max_wait))
+
+    async def probe(self, fetcher: Fetcher) -> None:
+        # A "NOTOK" body is HTTP 200: only reading it tells whether the key and the quota are fine.
+        raw = fetcher.decode_json(self, await fetcher.request(self, "GET", "", params=self.PARAMS, probe=True))
+        try:
+            self.normalize_gas_oracle(raw)
+        except SHAPE_ERRORS as exc:
+            fetcher.record_failure(self, ProviderBadResponse(self.id, str(exc)))
+
+    @staticmethod
+    def normalize_gas_oracle(raw: Any) -> EthereumStats:
+        """``result.{LastBlock, SafeGasPrice, ProposeGasPrice, FastGasPrice, suggestBaseFee}``, all strings."""
+        body = _object(raw, "etherscan")
+        result = body.get("result")
+        if str(body.get("status")) != "1" or not isinstance(result, dict):
+            raise AnswerError(f"etherscan error: {body.get('message')}: {str(result)[:160]}")
+        block = _count(result.get("LastBlock"))
+        if block is None:
+            raise AnswerError(f"etherscan gas oracle without LastBlock: {str(result)[:120]}")
+        oracle = {ours: value for theirs, ours in (("SafeGasPrice", "safe"), ("ProposeGasPrice", "propose"),
+                                                     ("FastGasPrice", "fast"))
+                  if (value := _number(result.get(theirs))) is not None}
+        return EthereumStats(block_number=block, base_fee_gwei=_number(result.get("suggestBaseFee")),
+                             gas_oracle=oracle)
+
+
+# -- public JSON-RPC nodes as an Ethereum source -----------------------------------------------------------
+
+def normalize_node_block(block_raw: Any, gas_price_raw: Any) -> EthereumStats:
+    """``eth_getBlockByNumber("latest", false)`` (number, timestamp, ``baseFeePerGas`` since London) and
+    ``eth_gasPrice``, both quantities in wei as hex strings."""
+    block = rpc_result(block_raw)
+    if not isinstance(block, dict):
+        raise AnswerError(f"eth_getBlockByNumber: no block in the answer ({str(block)[:80]})")
+    base_fee = block.get("baseFeePerGas")
+    timestamp = block.get("timestamp")
+    return EthereumStats(
+        block_number=hex_int(block.get("number")),
+        gas_price_gwei=hex_int(rpc_result(gas_price_raw)) / GWEI,
+        base_fee_gwei=hex_int(base_fee) / GWEI if base_fee is not None else None,
+        last_block_time=float(hex_int(timestamp)) if timestamp is not None else None)
+
+
+async def ethereum_from_node(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+    block = await node.call_raw(fetcher, "eth_getBlockByNumber", ["latest", False], max_wait=max_wait)
+    gas_price = await node.call_raw(fetcher, "eth_gasPrice", max_wait=max_wait)
+    return normalize_node_block(block, gas_price)
+
+
+async def fetch_ethereum(provider: Provider, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+    """One Ethereum reading from any member of the Ethereum pool: a JSON-RPC node or an explorer."""
+    if isinstance(provider, JsonRpcNode):
+        return await ethereum_from_node(provider, fetcher, max_wait)
+    if isinstance(provider, EthereumExplorer):
+        return await provider.fetch_ethereum(fetcher, max_wait)
+    raise TypeError(f"{provider.id!r} is not an Ethereum source")

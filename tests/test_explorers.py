@@ -1,0 +1,393 @@
+"""Explorer providers against recorded bodies, the Bitcoin and Ethereum pools' failover, and the payload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from config import Settings
+from services import explorers
+from services.explorers import ExplorersService
+from services.fetch import AnswerError, Fetcher
+from services.pools import Pool
+from services.providers.explorers import (
+    BlockchainInfo,
+    Blockchair,
+    Etherscan,
+    MempoolSpace,
+    normalize_node_block,
+)
+from services.providers.rpc import nodes_for
+from services.registry import BuildContext, effective_intervals
+from services.replay import ReplayTransport
+from tests.conftest import make_settings, recorded
+
+MEMPOOL = "https://mempool.space/api"
+BLOCKCHAIR = "https://api.blockchair.com"
+BLOCKCHAIN_INFO = "https://api.blockchain.info/stats"
+ETHERSCAN = "https://api.etherscan.io/v2/api"
+PUBLICNODE = "https://ethereum-rpc.publicnode.com"
+LLAMARPC = "https://eth.llamarpc.com"
+
+
+def body(name: str) -> Any:
+    return orjson.loads(recorded(name))
+
+
+# -- mempool.space ------------------------------------------------------------------------------------------
+
+def test_mempool_recorded_bodies() -> None:
+    stats = MempoolSpace.normalize(body("mempool/fees-recommended.json"), body("mempool/mempool.json"),
+                                   recorded("mempool/tip-height.txt").decode())
+    assert stats.height == 698767
+    assert stats.fees == {"fastest": 11, "half_hour": 10, "hour": 8, "economy": 2, "minimum": 1}
+    assert (stats.mempool_count, stats.mempool_vsize) == (811, 412270)
+    hashrate, difficulty = MempoolSpace.normalize_hashrate(body("mempool/hashrate-3d.json"))
+    assert hashrate == pytest.approx(2.520332473552123e20) and difficulty == 31251101365711.12
+
+
+def test_mempool_older_fee_shape_keeps_what_it_has() -> None:
+    fees = MempoolSpace.normalize_fees(body("mempool/fees-recommended-2021-three-keys.json"))
+    assert fees == {"fastest": 127, "half_hour": 115, "hour": 107}  # no economy/minimum: left out, not 0
+
+
+def test_mempool_error_bodies_and_changed_shapes() -> None:
+    html = recorded("mempool/error-429-too-many-requests.html").decode()
+    with pytest.raises(AnswerError, match="tip height"):
+        MempoolSpace.normalize_tip_height(html)
+    with pytest.raises(AnswerError, match="expected an object"):
+        MempoolSpace.normalize_fees(html)
+    with pytest.raises(AnswerError, match="none of"):
+        MempoolSpace.normalize_fees({"fast": 3, "slow": 1})
+    with pytest.raises(AnswerError, match="transaction count"):
+        MempoolSpace.normalize_mempool({"size": 10})
+    with pytest.raises(AnswerError, match="no current figures"):
+        MempoolSpace.normalize_hashrate({"hashrates": [], "difficulty": []})
+    assert MempoolSpace.normalize_mempool({"count": 5, "vsize": "n/a"}) == (5, None)
+
+
+# -- Blockchair ---------------------------------------------------------------------------------------------
+
+def test_blockchair_bitcoin_recorded() -> None:
+    stats = Blockchair.normalize_bitcoin(body("blockchair/bitcoin-stats.json"))
+    assert stats.height == 783770 and stats.mempool_count == 29979
+    assert stats.fees == {"suggested": 21}
+    assert stats.mempool_vsize is None  # its mempool_size is in bytes, not vbytes
+    assert stats.hashrate == pytest.approx(345095835785586196564) and stats.difficulty == 46843400286277
+    assert stats.last_block_time == 1680530690  # "2023-04-03 14:04:50" UTC
+
+
+def test_blockchair_ethereum_documented_format() -> None:
+    stats = Blockchair.normalize_ethereum(body("blockchair/ethereum-stats.json"))
+    assert stats.block_number == 12023240 and stats.gas_price_gwei is None
+    assert stats.gas_oracle == {"sloth": 102, "slow": 115, "normal": 122, "fast": 134, "cheetah": 173}
+
+
+def test_blockchair_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError, match="blockchair error 430: Your IP address is temporary blacklisted"):
+        Blockchair.normalize_bitcoin(body("blockchair/error-430-blacklisted.json"))
+    with pytest.raises(AnswerError, match="best_block_height"):
+        Blockchair.normalize_bitcoin({"data": {"blocks": 5}, "context": {"code": 200}})
+    with pytest.raises(AnswerError):
+        Blockchair.normalize_ethereum({"data": [], "context": {"code": 200}})
+
+
+# -- blockchain.info ----------------------------------------------------------------------------------------
+
+def test_blockchain_info_recorded_and_legacy_shape() -> None:
+    stats = BlockchainInfo.normalize_stats(body("blockchain_info/stats.json"))
+    assert stats.height == 969990 and stats.difficulty == 132716002350731
+    assert stats.hashrate == pytest.approx(1095159811329.552e9)  # GH/s -> H/s
+    assert stats.fees == {} and stats.mempool_count is None and stats.last_block_time is None
+    legacy = BlockchainInfo.normalize_stats(body("blockchain_info/stats-2014.json"))
+    assert legacy.height == 286903 and legacy.hashrate == pytest.approx(2.7225087107952803e16)
+
+
+def test_blockchain_info_error_and_changed_shape() -> None:
+    with pytest.raises(AnswerError):
+        BlockchainInfo.normalize_stats("Maximum concurrent requests reached.")
+    with pytest.raises(AnswerError, match="n_blocks_total"):
+        BlockchainInfo.normalize_stats({"hash_rate": 1, "blocks": 3})
+
+
+# -- Etherscan ----------------------------------------------------------------------------------------------
+
+def test_etherscan_gas_oracle_recorded() -> None:
+    stats = Etherscan.normalize_gas_oracle(body("etherscan/gasoracle.json"))
+    assert stats.block_number == 15816910 and stats.base_fee_gwei == pytest.approx(9.849758735)
+    assert stats.gas_oracle == {"safe": 10, "propose": 11, "fast": 55}
+    assert stats.gas_price_gwei is None and stats.last_block_time is None
+
+
+@pytest.mark.parametrize("name", ["etherscan/error-notok-max-rate-limit.json",
+                                  "etherscan/error-notok-calls-per-sec.json"])
+def test_etherscan_error_bodies(name: str) -> None:
+    with pytest.raises(AnswerError, match="etherscan error: NOTOK: Max"):
+        Etherscan.normalize_gas_oracle(body(name))
+
+
+def test_etherscan_changed_shape() -> None:
+    with pytest.raises(AnswerError, match="LastBlock"):
+        Etherscan.normalize_gas_oracle({"status": "1", "message": "OK", "result": {"SafeGasPrice": "1"}})
+
+
+# -- JSON-RPC node as Ethereum source -----------------------------------------------------------------------
+
+def test_node_block_recorded() -> None:
+    stats = normalize_node_block(body("rpc/eth_getBlockByNumber-ethereum-latest-full.json"),
+                                 body("rpc/eth_gasPrice-ethereum.json"))
+    assert stats.block_number == 0x36 and stats.last_block_time == 0x21C
+    assert stats.base_fee_gwei == pytest.approx(0x1A21397 / 1e9)
+    assert stats.gas_price_gwei == pytest.approx(0x63A1889D / 1e9)
+
+
+def test_node_block_error_bodies_and_changed_shapes() -> None:
+    gas = body("rpc/eth_gasPrice-ethereum.json")
+    with pytest.raises(AnswerError, match="hex string without 0x prefix"):
+        normalize_node_block(body("rpc/error-invalid-argument.json"), gas)
+    with pytest.raises(AnswerError, match="no block"):
+        normalize_node_block(body("rpc/eth_getBlockByNumber-notfound.json"), gas)
+    with pytest.raises(AnswerError, match="hex quantity"):
+        normalize_node_block({"jsonrpc": "2.0", "id": 1, "result": {"number": 54}}, gas)
+    pre_london = normalize_node_block({"result": {"number": "0x10", "timestamp": "0x5"}}, gas)
+    assert pre_london.base_fee_gwei is None and pre_london.block_number == 16
+
+
+# -- the service --------------------------------------------------------------------------------------------
+
+def rpc_answer(request: httpx.Request, answers: dict[str, bytes]) -> httpx.Response:
+    method = json.loads(request.content)["method"]
+    if method not in answers:
+        return httpx.Response(404)
+    return httpx.Response(200, content=answers[method], headers={"content-type": "application/json"})
+
+
+NODE_ANSWERS = {"eth_getBlockByNumber": recorded("rpc/eth_getBlockByNumber-ethereum-latest-full.json"),
+                "eth_gasPrice": recorded("rpc/eth_gasPrice-ethereum.json")}
+
+
+class Upstream:
+    """Answers by URL (query ignored), counting calls; an Exception or a status code stands for a failure."""
+
+    def __init__(self, routes: dict[str, Any]) -> None:
+        self.routes = routes
+        self.calls: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url).split("?", 1)[0].rstrip("/")
+        self.calls.append(url)
+        answer = self.routes.get(url)
+        if answer is None:
+            raise httpx.ConnectError(f"no route to {url}", request=request)
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, int):
+            return httpx.Response(answer)
+        if callable(answer):
+            return answer(request)
+        content_type = "text/plain" if url.endswith("/height") else "application/json"
+        return httpx.Response(200, content=answer, headers={"content-type": content_type})
+
+
+def healthy_routes() -> dict[str, Any]:
+    return {
+        f"{MEMPOOL}/v1/fees/recommended": recorded("mempool/fees-recommended.json"),
+        f"{MEMPOOL}/mempool": recorded("mempool/mempool.json"),
+        f"{MEMPOOL}/blocks/tip/height": recorded("mempool/tip-height.txt"),
+        f"{MEMPOOL}/v1/mining/hashrate/3d": recorded("mempool/hashrate-3d.json"),
+        f"{BLOCKCHAIR}/bitcoin/stats": recorded("blockchair/bitcoin-stats.json"),
+        f"{BLOCKCHAIR}/ethereum/stats": recorded("blockchair/ethereum-stats.json"),
+        BLOCKCHAIN_INFO: recorded("blockchain_info/stats.json"),
+        PUBLICNODE: lambda r: rpc_answer(r, NODE_ANSWERS),
+        LLAMARPC: lambda r: rpc_answer(r, NODE_ANSWERS),
+        ETHERSCAN: recorded("etherscan/gasoracle.json"),
+    }
+
+
+def service(upstream: Upstream, etherscan_key: str | None = None) -> tuple[ExplorersService, Pool, Pool]:
+    # Budgets off: these runs come milliseconds apart, not an interval apart.
+    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(upstream)), retries=0, backoff=0.001,
+                      budgets=False)
+    etherscan, blockchair = Etherscan(etherscan_key), Blockchair()
+    bitcoin = Pool("explorers_bitcoin", [MempoolSpace(), blockchair, BlockchainInfo()], fetcher)
+    ethereum = Pool("explorers_ethereum", [*nodes_for("ethereum"), etherscan, blockchair], fetcher)
+    oracle = Pool("explorers_gas_oracle", [etherscan], fetcher)
+    return ExplorersService(bitcoin, ethereum, fetcher, gas_oracle=oracle, interval=0.0,
+                            data_source="live"), bitcoin, ethereum
+
+
+async def test_preferred_sources_answer() -> None:
+    upstream = Upstream(healthy_routes())
+    svc, bitcoin, ethereum = service(upstream)
+    payload = await svc.collect()
+    json.dumps(payload)
+    assert payload["status"] == "ok" and payload["timestamp"].endswith("Z")
+    btc = payload["bitcoin"]
+    assert btc["status"] == "ok" and btc["source"] == "mempool_space" and btc["height"] == 698767
+    assert btc["fees"]["fastest"] == 11 and btc["mempool_count"] == 811 and btc["mempool_vsize"] == 412270
+    assert btc["hashrate"] == pytest.approx(2.520332473552123e20) and btc["difficulty"] == 31251101365711.12
+    assert btc["last_block_time"] is None  # mempool.space's calls here give no block time: left out
+    assert btc["providers"]["blockchair"]["status"] == "not_tried"
+    eth = payload["ethereum"]
+    assert eth["source"] == "rpc_eth_publicnode" and eth["block_number"] == 54
+    assert eth["gas_price_gwei"] == pytest.approx(1.671530653) and eth["base_fee_gwei"] == pytest.approx(0.027399063)
+    assert eth["last_block_time"] == "1970-01-01T00:09:00.000Z"  # the recording is from a test chain
+    assert eth["gas_oracle"] == {} and eth["providers"]["etherscan"]["status"] == "missing_api_key"
+    assert not any(call.startswith(ETHERSCAN) for call in upstream.calls)  # never called without its key
+    assert bitcoin.failover_count == 0 and ethereum.failover_count == 0
+
+
+async def test_etherscan_gas_ladder_is_added_when_keyed() -> None:
+    upstream = Upstream(healthy_routes())
+    svc, _, _ = service(upstream, etherscan_key="k-123")
+    eth = (await svc.collect())["ethereum"]
+    assert eth["source"] == "rpc_eth_publicnode" and eth["gas_price_gwei"] == pytest.approx(1.671530653)
+    assert eth["gas_oracle"] == {"safe": 10, "propose": 11, "fast": 55}
+    assert eth["providers"]["etherscan"]["status"] == "ok"
+
+
+async def test_etherscan_error_body_leaves_the_node_figures_alone() -> None:
+    routes = healthy_routes()
+    routes[ETHERSCAN] = recorded("etherscan/error-notok-max-rate-limit.json")
+    svc, _, _ = service(Upstream(routes), etherscan_key="k-123")
+    eth = (await svc.collect())["ethereum"]
+    assert eth["status"] == "ok" and eth["block_number"] == 54 and eth["gas_oracle"] == {}
+    assert eth["providers"]["etherscan"]["status"] == "error"
+    assert "Max rate limit reached" in eth["providers"]["etherscan"]["error"]
+
+
+@pytest.mark.parametrize("failure", [
+    httpx.ReadTimeout("timed out"),
+    429,
+    recorded("blockchair/error-430-blacklisted.json"),  # a body mempool.space never sends: a changed shape
+], ids=["timeout", "429", "changed-shape"])
+async def test_bitcoin_fails_over_to_blockchair(failure: Any) -> None:
+    routes = healthy_routes()
+    routes[f"{MEMPOOL}/v1/fees/recommended"] = failure
+    svc, bitcoin, _ = service(Upstream(routes))
+    bitcoin.active = "mempool_space"  # it answered before
+    btc = (await svc.collect())["bitcoin"]
+    assert btc["status"] == "ok" and btc["source"] == "blockchair" and btc["height"] == 783770
+    assert btc["fees"] == {"suggested": 21} and btc["mempool_vsize"] is None
+    assert btc["last_block_time"] == "2023-04-03T14:04:50.000Z"
+    assert btc["providers"]["mempool_space"]["status"] in ("error", "rate_limited")
+    assert bitcoin.failover_count == 1 and bitcoin.failovers[-1].to_source == "blockchair"
+
+
+async def test_bitcoin_down_to_blockchain_info_then_nothing_then_stale() -> None:
+    routes = healthy_routes()
+    for url in list(routes):
+        if url.startswith((MEMPOOL, BLOCKCHAIR)):
+            routes[url] = 502
+    svc, _, _ = service(Upstream(routes))
+    btc = (await svc.collect())["bitcoin"]
+    assert btc["source"] == "blockchain_info" and btc["height"] == 969990
+    assert btc["fees"] == {} and btc["mempool_count"] is None  # it has no such figures: none invented
+    routes[BLOCKCHAIN_INFO] = 502
+    payload = await svc.collect()
+    assert payload["bitcoin"]["status"] == "stale" and payload["bitcoin"]["height"] == 969990
+    assert "every provider failed" in payload["bitcoin"]["message"]
+    assert payload["status"] == "stale"  # one section ok, one stale
+
+
+async def test_no_bitcoin_data_ever_is_no_data_and_the_payload_partial() -> None:
+    routes = {url: answer for url, answer in healthy_routes().items() if not url.startswith(
+        (MEMPOOL, BLOCKCHAIR, BLOCKCHAIN_INFO))}
+    svc, _, _ = service(Upstream(routes))
+    payload = await svc.collect()
+    btc = payload["bitcoin"]
+    assert btc["status"] == "no_data" and btc["height"] is None and btc["fees"] == {} and btc["source"] is None
+    assert payload["ethereum"]["status"] == "ok" and payload["status"] == "partial"
+
+
+async def test_ethereum_node_error_fails_over_to_the_next_node() -> None:
+    routes = healthy_routes()
+    routes[PUBLICNODE] = lambda r: httpx.Response(200, content=recorded("rpc/error-invalid-argument.json"))
+    svc, _, ethereum = service(Upstream(routes))
+    ethereum.active = "rpc_eth_publicnode"
+    eth = (await svc.collect())["ethereum"]
+    assert eth["source"] == "rpc_eth_llamarpc" and eth["block_number"] == 54
+    assert "hex string without 0x prefix" in eth["providers"]["rpc_eth_publicnode"]["error"]
+    assert ethereum.failover_count == 1
+
+
+async def test_ethereum_falls_back_to_blockchair_when_no_node_answers() -> None:
+    routes = healthy_routes()
+    del routes[PUBLICNODE], routes[LLAMARPC]
+    svc, _, _ = service(Upstream(routes))
+    eth = (await svc.collect())["ethereum"]
+    assert eth["source"] == "blockchair" and eth["block_number"] == 12023240
+    assert eth["gas_price_gwei"] is None and eth["gas_oracle"]["normal"] == 122
+
+
+async def test_mining_figures_are_fetched_at_most_every_ten_minutes() -> None:
+    upstream = Upstream(healthy_routes())
+    svc, _, _ = service(upstream)
+    await svc.collect()
+    second = await svc.collect()
+    assert second["bitcoin"]["source"] == "mempool_space" and second["bitcoin"]["hashrate"] is not None
+    assert upstream.calls.count(f"{MEMPOOL}/v1/mining/hashrate/3d") == 1
+    assert upstream.calls.count(f"{MEMPOOL}/v1/fees/recommended") == 2
+
+
+async def test_failing_mining_call_keeps_the_core_figures() -> None:
+    routes = healthy_routes()
+    routes[f"{MEMPOOL}/v1/mining/hashrate/3d"] = b'{"hashrates": []}'
+    svc, _, _ = service(Upstream(routes))
+    btc = (await svc.collect())["bitcoin"]
+    assert btc["source"] == "mempool_space" and btc["height"] == 698767
+    assert btc["hashrate"] is None and btc["difficulty"] is None
+
+
+async def test_replay_build_end_to_end(tmp_path: Path) -> None:
+    settings: Settings = make_settings(tmp_path)
+    async with httpx.AsyncClient(transport=ReplayTransport()) as http:
+        ctx = BuildContext(settings, Fetcher(http, budgets=False), effective_intervals(settings))
+        [svc] = explorers.build(ctx)
+        payload = await svc.collect()
+    assert {"explorers_bitcoin", "explorers_ethereum"} <= set(ctx.pools)
+    assert payload["status"] == "ok" and payload["data_source"] == "replay"
+    assert payload["bitcoin"]["source"] == "mempool_space" and payload["bitcoin"]["height"] == 698767
+    assert payload["ethereum"]["source"] == "rpc_eth_publicnode" and payload["ethereum"]["block_number"] == 54
+
+
+async def test_failed_mining_refresh_is_not_retried_every_run() -> None:
+    routes = healthy_routes()
+    routes[f"{MEMPOOL}/v1/mining/hashrate/3d"] = 503
+    upstream = Upstream(routes)
+    svc, _, _ = service(upstream)
+    for _ in range(3):
+        btc = (await svc.collect())["bitcoin"]
+    assert btc["source"] == "mempool_space" and btc["hashrate"] is None
+    assert upstream.calls.count(f"{MEMPOOL}/v1/mining/hashrate/3d") == 1
+
+
+async def test_etherscan_probe_reads_the_body() -> None:
+    upstream = Upstream({ETHERSCAN: recorded("etherscan/error-notok-calls-per-sec.json")})
+    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(upstream)), retries=0)
+    etherscan = Etherscan("k-123")
+    await etherscan.probe(fetcher)
+    health = fetcher.runtime("etherscan").health
+    assert health.consecutive_failures == 1 and "Max calls per sec" in (health.error or "")
+    assert upstream.calls == [ETHERSCAN]
+
+
+async def test_mempool_budget_holds_at_the_spec_interval() -> None:
+    """Three calls every 10 s (and the mining call every 10 min) stay inside mempool.space's budget."""
+    now = [0.0]
+    upstream = Upstream(healthy_routes())
+    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(upstream)), retries=0,
+                      clock=lambda: now[0])
+    pool = Pool("explorers_bitcoin", [MempoolSpace(), Blockchair(), BlockchainInfo()], fetcher)
+    ethereum = Pool("explorers_ethereum", nodes_for("ethereum"), fetcher)
+    svc = ExplorersService(pool, ethereum, fetcher, interval=0.0, data_source="live")
+    for _ in range(30):  # five minutes
+        payload = await svc.collect()
+        assert payload["bitcoin"]["source"] == "mempool_space"
+        now[0] += 10.0
+    assert pool.failover_count == 0

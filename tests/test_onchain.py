@@ -1,0 +1,245 @@
+"""DefiLlama and gas normalisers against recorded bodies, and the onchain payload: sections, pace, freshness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from config import Settings
+from services.fetch import AnswerError, Fetcher
+from services.onchain import GAS_CHAINS, OnchainService, Section, build
+from services.pools import Pool
+from services.providers.onchain import DefiLlama, DefiLlamaStablecoins, normalize_gas
+from services.providers.rpc import nodes_for, rpc_result
+from services.registry import BuildContext, http_client
+from tests.conftest import recorded, routes_transport
+
+CHAINS = "https://api.llama.fi/v2/chains"
+PROTOCOLS = "https://api.llama.fi/protocols"
+STABLECOINS = "https://stablecoins.llama.fi/stablecoins"
+
+
+def body(name: str) -> Any:
+    return orjson.loads(recorded(name))
+
+
+def ok(name: str) -> httpx.Response:
+    return httpx.Response(200, content=recorded(name), headers={"content-type": "application/json"})
+
+
+# -- normalisers ----------------------------------------------------------------------------------------
+
+def test_chains_recorded() -> None:
+    raw = body("defillama/v2-chains.json")
+    snapshot = DefiLlama.normalize_chains(raw)
+    assert len(snapshot.chains) == 20
+    top = snapshot.chains[0]
+    assert (top.name, top.tvl, top.token_symbol) == ("Ethereum", 52875523609.47606, "ETH")
+    assert snapshot.total == pytest.approx(sum(c["tvl"] for c in raw))
+    assert [c.tvl for c in snapshot.chains] == sorted((c.tvl for c in snapshot.chains), reverse=True)
+    # a chain DefiLlama lists without a token symbol keeps none (null in the recording)
+    everything = DefiLlama.normalize_chains(raw, limit=500).chains
+    assert any(c.token_symbol is None for c in everything) and len(everything) == len(raw)
+
+
+def test_chains_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError):
+        DefiLlama.normalize_chains({"message": "Internal server error"})
+    with pytest.raises(AnswerError, match="no chain"):
+        DefiLlama.normalize_chains([{"name": "X", "tvl": "1e9"}, "junk"])
+    snapshot = DefiLlama.normalize_chains([{"name": "A", "tvl": 5}, {"tvl": 7}, {"name": "B", "tvl": None}])
+    assert [c.name for c in snapshot.chains] == ["A"] and snapshot.total == 5
+
+
+def test_protocols_recorded() -> None:
+    [uniswap] = DefiLlama.normalize_protocols(body("defillama/protocols.json"))
+    assert (uniswap.name, uniswap.category, uniswap.chains) == ("Uniswap", "Dexes", ["Ethereum"])
+    assert uniswap.tvl == 4294270703.8317223
+    assert uniswap.change_1d == 4.591169165988049 and uniswap.change_7d == -11.268195007383326
+
+
+def test_protocols_leave_exchanges_out() -> None:
+    cex = body("defillama/protocols-binance-cex-2022.json")
+    with pytest.raises(AnswerError, match="no DeFi protocol"):
+        DefiLlama.normalize_protocols(cex)
+    both = [*cex, *body("defillama/protocols.json")]
+    assert [p.name for p in DefiLlama.normalize_protocols(both)] == ["Uniswap"]
+
+
+def test_protocols_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError):
+        DefiLlama.normalize_protocols({"error": "rate limited"})
+    [item] = body("defillama/protocols.json")
+    changed = [{**item, "change_1d": None, "change_7d": "n/a", "chains": "Ethereum"},
+               {**item, "name": "No TVL", "tvl": None}, {"name": "Small", "tvl": 10, "category": ["?"]}]
+    first, second = DefiLlama.normalize_protocols(changed)
+    assert first.change_1d is None and first.change_7d is None and first.chains == []
+    assert (second.name, second.category, second.change_1d) == ("Small", None, None)
+    assert len(DefiLlama.normalize_protocols(changed, limit=1)) == 1
+
+
+def test_stablecoins_documented_format() -> None:
+    snapshot = DefiLlamaStablecoins.normalize_stablecoins(body("defillama/stablecoins.json"))
+    assert [c.symbol for c in snapshot.top] == ["USDT", "USDC", "BUSD"]
+    assert snapshot.top[0].circulating_usd == 67543810674.76325 and snapshot.top[0].peg_type == "peggedUSD"
+    assert snapshot.total_circulating_usd == pytest.approx(67543810674.76325 + 51484074698.56335 + 19387083553.21001)
+
+
+def test_stablecoins_error_body_and_changed_shape() -> None:
+    with pytest.raises(AnswerError):
+        DefiLlamaStablecoins.normalize_stablecoins([])
+    with pytest.raises(AnswerError):
+        DefiLlamaStablecoins.normalize_stablecoins({"message": "Too many requests"})
+    euro = {"name": "Euro Coin", "symbol": "EUROC", "pegType": "peggedEUR", "circulating": {"peggedEUR": 5e7}}
+    broken = {"name": "X", "symbol": "X", "pegType": "peggedUSD", "circulating": 12}
+    with pytest.raises(AnswerError, match="no USD stablecoin"):
+        DefiLlamaStablecoins.normalize_stablecoins({"peggedAssets": [euro, broken]})
+
+
+def test_gas_recorded() -> None:
+    block = rpc_result(body("ethereum/eth_getBlockByNumber-latest-full.json"))
+    reading = normalize_gas(rpc_result(body("ethereum/eth_gasPrice.json")), block)
+    assert reading.gas_price_gwei == pytest.approx(1.671530653)
+    assert reading.base_fee_gwei == pytest.approx(0.027399063) and reading.block_number == 0x36
+
+
+def test_gas_error_bodies_and_changed_shape() -> None:
+    with pytest.raises(AnswerError):
+        normalize_gas("0x1", rpc_result(body("ethereum/eth_getBlockByNumber-notfound.json")))
+    with pytest.raises(AnswerError):
+        normalize_gas(1000, {"number": "0x1"})
+    # a block from before EIP-1559 (or a chain without it) has no base fee: it stays absent
+    legacy = normalize_gas("0x3b9aca00", {"number": "0x10"})
+    assert legacy.gas_price_gwei == 1 and legacy.base_fee_gwei is None
+
+
+# -- the service ----------------------------------------------------------------------------------------
+
+def rpc_node(gas_price: str = "0x63a1889d") -> Any:
+    block = rpc_result(body("ethereum/eth_getBlockByNumber-latest-full.json"))
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        call = json.loads(request.content)
+        result = gas_price if call["method"] == "eth_gasPrice" else block
+        assert call["method"] in ("eth_gasPrice", "eth_getBlockByNumber")
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": call["id"], "result": result})
+    return handle
+
+
+def llama_routes() -> dict[str, Any]:
+    routes: dict[str, Any] = {CHAINS: ok("defillama/v2-chains.json"), PROTOCOLS: ok("defillama/protocols.json"),
+                              STABLECOINS: ok("defillama/stablecoins.json")}
+    for chain in GAS_CHAINS:
+        routes[nodes_for(chain)[0].base_url] = rpc_node()
+    return routes
+
+
+def onchain_service(routes: dict[str, Any], *, refresh: float = 300.0) -> tuple[OnchainService, Fetcher]:
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, backoff=0.001,
+                      budgets=False)
+    llama, stables = DefiLlama(), DefiLlamaStablecoins()
+    service = OnchainService(
+        tvl=Section(Pool("onchain_tvl", [llama], fetcher), lambda p: p.fetch_tvl(fetcher, 0.0),
+                    refresh=refresh, data_source="live"),
+        protocols=Section(Pool("onchain_protocols", [llama], fetcher),
+                          lambda p: p.fetch_protocols(fetcher, 10, 0.0), refresh=refresh, data_source="live"),
+        stablecoins=Section(Pool("onchain_stablecoins", [stables], fetcher),
+                            lambda p: p.fetch_stablecoins(fetcher, 10, 0.0), refresh=refresh,
+                            data_source="live"),
+        gas_pools={chain: Pool(f"gas_{chain}", nodes_for(chain)[:1], fetcher) for chain in GAS_CHAINS},
+        fetcher=fetcher, data_source="live", max_wait=0.0)
+    return service, fetcher
+
+
+async def test_every_section_answers() -> None:
+    service, _ = onchain_service(llama_routes())
+    payload = await service.collect()
+    json.dumps(payload)
+    assert payload["status"] == "ok" and payload["timestamp"].endswith("Z")
+    tvl = payload["tvl"]
+    assert tvl["status"] == "ok" and tvl["source"] == "defillama" and tvl["chains"][0]["name"] == "Ethereum"
+    assert tvl["total_tvl"] > tvl["chains"][0]["tvl"] and tvl["providers"]["defillama"]["status"] == "ok"
+    assert payload["protocols"]["top"][0] == {"name": "Uniswap", "category": "Dexes", "tvl": 4294270703.8317223,
+                                              "change_1d": 4.591169165988049, "change_7d": -11.268195007383326,
+                                              "chains": ["Ethereum"]}
+    assert payload["stablecoins"]["top"][0]["symbol"] == "USDT"
+    assert payload["stablecoins"]["source"] == "defillama_stablecoins"
+    assert set(payload["gas"]) == set(GAS_CHAINS)
+    assert payload["gas"]["ethereum"] == {"gas_price_gwei": pytest.approx(1.671530653),
+                                          "base_fee_gwei": pytest.approx(0.027399063)}
+
+
+async def test_sections_are_fetched_at_their_own_pace() -> None:
+    service, fetcher = onchain_service(llama_routes())
+    await service.collect()
+    again = await service.collect()
+    assert fetcher.runtime("defillama").health.requests == 2  # chains + protocols, once each
+    assert fetcher.runtime("rpc_eth_publicnode").health.requests == 4  # gas is read every run
+    assert again["tvl"]["status"] == "ok" and again["tvl"]["age_seconds"] >= 0
+    assert again["tvl"]["chains"] and again["protocols"]["top"]
+
+    service, fetcher = onchain_service(llama_routes(), refresh=0.0)
+    await service.collect()
+    await service.collect()
+    assert fetcher.runtime("defillama").health.requests == 4
+
+
+async def test_some_sections_failing_is_partial_and_nothing_is_zero_filled() -> None:
+    routes = llama_routes()
+    routes[PROTOCOLS] = httpx.Response(500)
+    routes[CHAINS] = httpx.Response(200, json={"message": "Internal server error"})
+    del routes[nodes_for("bsc")[0].base_url]
+    service, _ = onchain_service(routes)
+    payload = await service.collect()
+    assert payload["status"] == "partial"
+    assert payload["tvl"]["status"] == "no_data" and payload["tvl"]["total_tvl"] is None
+    assert payload["tvl"]["chains"] == [] and "Internal server error" in payload["tvl"]["message"]
+    assert payload["protocols"]["status"] == "no_data" and payload["protocols"]["top"] == []
+    assert payload["stablecoins"]["status"] == "ok"
+    assert "bsc" not in payload["gas"] and "ethereum" in payload["gas"]
+
+
+async def test_everything_down_is_no_data_then_stale() -> None:
+    service, _ = onchain_service({}, refresh=0.0)
+    payload = await service.collect()
+    assert payload["status"] == "no_data" and payload["gas"] == {}
+    assert all(payload[s]["status"] == "no_data" for s in ("tvl", "protocols", "stablecoins"))
+
+    routes = llama_routes()
+    service, _ = onchain_service(routes, refresh=0.0)
+    good = await service.collect()
+    routes.clear()
+    stale = await service.collect()
+    assert stale["status"] == "stale" or stale["status"] == "partial"  # gas has no stale values to show
+    assert stale["tvl"]["status"] == "stale" and stale["tvl"]["chains"] == good["tvl"]["chains"]
+    assert stale["tvl"]["stale_since"] and "last good data" in stale["tvl"]["message"]
+    assert stale["gas"] == {}
+
+
+async def test_build_declares_defillama_and_gas_pools(tmp_path: Path) -> None:
+    settings = Settings(data_source="replay", data_dir=tmp_path)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport({})), budgets=False)
+    ctx = BuildContext(settings, fetcher, {"onchain": 30.0})
+    [service] = build(ctx)
+    assert isinstance(service, OnchainService)
+    assert {"onchain_tvl", "onchain_protocols", "onchain_stablecoins"} <= set(ctx.pools)
+    assert {f"gas_{chain}" for chain in GAS_CHAINS} <= set(ctx.pools)
+    assert service.tvl.refresh == 300 and service.protocols.refresh == 600
+
+
+async def test_replay_recordings_serve_the_defillama_sections(tmp_path: Path) -> None:
+    settings = Settings(data_source="replay", data_dir=tmp_path)
+    fetcher = Fetcher(http_client(settings), budgets=False, retries=0)
+    ctx = BuildContext(settings, fetcher, {"onchain": 30.0})
+    [service] = build(ctx)
+    payload = await service.collect()
+    assert payload["data_source"] == "replay"
+    assert payload["tvl"]["status"] == "ok" and len(payload["tvl"]["chains"]) == 20
+    assert payload["protocols"]["top"][0]["name"] == "Uniswap"
+    assert payload["stablecoins"]["total_circulating_usd"] > 0
+    await fetcher.http.aclose()

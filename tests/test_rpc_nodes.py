@@ -1,0 +1,198 @@
+"""The JSON-RPC node helpers, the per-chain summary, and the rpc_nodes service over mocked and replayed nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from models.payloads import SourceState
+from services import rpc_nodes
+from services.fetch import AnswerError, Fetcher
+from services.pools import Pool
+from services.providers.rpc import CHAINS, NODES, JsonRpcNode, hex_int, node, nodes_for, rpc_result
+from services.registry import BuildContext, effective_intervals
+from services.replay import ReplayTransport
+from services.rpc_nodes import NodeReading, RpcNodesService, max_lag_blocks, summarize_chain
+from tests.conftest import make_settings, recorded
+
+
+def test_declared_nodes_match_their_chains() -> None:
+    assert {spec.chain for spec in NODES} == set(CHAINS)
+    for spec in NODES:
+        assert spec.chain_id == CHAINS[spec.chain].chain_id, spec.id
+    assert len({spec.id for spec in NODES}) == len(NODES) and len({spec.url for spec in NODES}) == len(NODES)
+
+
+def test_rpc_result_and_hex_int_on_recorded_bodies() -> None:
+    assert hex_int(rpc_result(orjson.loads(recorded("rpc/eth_chainId-base.json")))) == 8453
+    assert hex_int(rpc_result(orjson.loads(recorded("rpc/eth_blockNumber-bsc.json")))) == 121830774
+    with pytest.raises(AnswerError, match="invalid argument 0"):
+        rpc_result(orjson.loads(recorded("rpc/error-invalid-argument.json")))
+    with pytest.raises(AnswerError, match="without result"):
+        rpc_result({"jsonrpc": "2.0", "id": 1})
+    with pytest.raises(AnswerError, match="hex quantity"):
+        hex_int(rpc_result(orjson.loads(recorded("rpc/eth_getBlockByNumber-notfound.json"))))
+
+
+# -- the pure per-chain summary ----------------------------------------------------------------------------
+
+def test_summary_lag_wrong_chain_and_unreachable() -> None:
+    chain = CHAINS["ethereum"]
+    members = nodes_for("ethereum")[:4]
+    a, b, c, d = (n.id for n in members)
+    readings = {a: NodeReading(1, 100, 120.5), b: NodeReading(1, 97, 300.0),
+                c: NodeReading(0xC72DD9D5E883E, 500, 80.0)}  # a test chain's id, and a block number far ahead
+    sources = {d: SourceState(status="error", error="timed out after 10 s")}
+    views, summary = summarize_chain(chain, members, readings, sources, {a: "2026-01-01T00:00:00.000Z"})
+    assert summary.best_block == 100  # the wrong-chain node's 500 is not counted
+    assert (views[a].lag_blocks, views[b].lag_blocks) == (0, 3)
+    assert views[a].latency_ms == 120.5 and views[a].last_check == "2026-01-01T00:00:00.000Z"
+    assert views[c].chain_id_ok is False and views[c].lag_blocks is None and "expected 1" in (views[c].error or "")
+    assert views[d].reachable is False and views[d].error == "timed out after 10 s"
+    assert views[d].block_number is None and views[d].latency_ms is None and views[d].chain_id is None
+    assert max_lag_blocks(chain) == 3
+    assert summary.healthy_nodes == 2 and summary.nodes == 4 and summary.chain_id == 1
+
+
+def test_summary_when_no_node_answers() -> None:
+    members = nodes_for("polygon")
+    sources = {members[0].id: SourceState(status="circuit_open", error="HTTP 502: Bad Gateway")}
+    views, summary = summarize_chain(CHAINS["polygon"], members, {}, sources, {})
+    assert summary.best_block is None and summary.healthy_nodes == 0
+    assert views[members[0].id].error == "circuit_open: HTTP 502: Bad Gateway"
+    assert views[members[1].id].error == "not checked"
+
+
+def test_lag_tolerance_follows_block_time() -> None:
+    assert max_lag_blocks(CHAINS["arbitrum"]) == 120 and max_lag_blocks(CHAINS["bsc"]) == 40
+
+
+# -- the service --------------------------------------------------------------------------------------------
+
+def rpc_body(result: str) -> bytes:
+    return orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": result})
+
+
+Answer = Callable[[str], httpx.Response]
+
+
+def nodes_transport(answers: dict[str, Answer], calls: list[tuple[str, str]]) -> httpx.MockTransport:
+    """Answers each node URL by JSON-RPC method; an unknown URL fails to connect."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        url = str(request.url).rstrip("/")
+        method = json.loads(request.content)["method"]
+        calls.append((url, method))
+        if url not in answers:
+            raise httpx.ConnectError(f"no route to {url}", request=request)
+        return answers[url](method)
+    return httpx.MockTransport(handle)
+
+
+def answering(chain_id: int, block: int) -> Answer:
+    def answer(method: str) -> httpx.Response:
+        result = {"eth_chainId": hex(chain_id), "eth_blockNumber": hex(block)}[method]
+        return httpx.Response(200, content=rpc_body(result), headers={"content-type": "application/json"})
+    return answer
+
+
+def service(transport: httpx.AsyncBaseTransport, chains: list[str]) -> tuple[RpcNodesService, Fetcher]:
+    fetcher = Fetcher(httpx.AsyncClient(transport=transport), retries=0, backoff=0.001)
+    pools: dict[str, Pool[JsonRpcNode]] = {chain: Pool(f"rpc_{chain}", nodes_for(chain), fetcher) for chain in chains}
+    return RpcNodesService(pools, fetcher, data_source="live"), fetcher
+
+
+def url(node_id: str) -> str:
+    return next(spec.url for spec in NODES if spec.id == node_id)
+
+
+async def test_every_node_checked_with_lag_and_chain_check() -> None:
+    calls: list[tuple[str, str]] = []
+    answers = {
+        url("rpc_eth_publicnode"): answering(1, 21_000_000),
+        url("rpc_eth_llamarpc"): answering(1, 20_999_998),
+        url("rpc_eth_drpc"): answering(11155111, 7_000_000),  # a Sepolia node behind a mainnet URL
+        url("rpc_eth_1rpc"): lambda m: httpx.Response(200, content=recorded("rpc/error-invalid-argument.json")),
+        # rpc_eth_cloudflare: no route, the connection fails
+        url("rpc_bsc_binance"): answering(56, 45_000_000),
+        url("rpc_bsc_publicnode"): answering(56, 44_999_900),  # 100 blocks = 75 s behind: over 30 s
+        url("rpc_bsc_drpc"): lambda m: httpx.Response(429, headers={"retry-after": "60"}),
+    }
+    svc, _ = service(nodes_transport(answers, calls), ["ethereum", "bsc"])
+    payload = await svc.collect()
+    json.dumps(payload)
+    assert {u for u, _ in calls} == {spec.url for spec in NODES if spec.chain in ("ethereum", "bsc")}
+    nodes = payload["nodes"]
+    assert payload["total_nodes"] == 8 and payload["timestamp"].endswith("Z")
+    assert nodes["rpc_eth_publicnode"] | {"latency_ms": None, "last_check": None} == {
+        "chain": "ethereum", "url": "https://ethereum-rpc.publicnode.com", "reachable": True, "latency_ms": None,
+        "block_number": 21_000_000, "lag_blocks": 0, "chain_id": 1, "chain_id_ok": True, "error": None,
+        "last_check": None}
+    assert nodes["rpc_eth_publicnode"]["latency_ms"] >= 0 and nodes["rpc_eth_publicnode"]["last_check"]
+    assert nodes["rpc_eth_llamarpc"]["lag_blocks"] == 2
+    assert nodes["rpc_eth_drpc"]["chain_id_ok"] is False and nodes["rpc_eth_drpc"]["lag_blocks"] is None
+    assert nodes["rpc_eth_1rpc"]["reachable"] is False and "invalid argument" in nodes["rpc_eth_1rpc"]["error"]
+    assert nodes["rpc_eth_cloudflare"]["reachable"] is False and "ConnectError" in nodes["rpc_eth_cloudflare"]["error"]
+    assert nodes["rpc_eth_cloudflare"]["block_number"] is None and nodes["rpc_eth_cloudflare"]["latency_ms"] is None
+    assert nodes["rpc_bsc_publicnode"]["lag_blocks"] == 100
+    assert nodes["rpc_bsc_drpc"]["reachable"] is False and "429" in nodes["rpc_bsc_drpc"]["error"]
+    assert payload["chains"]["ethereum"] == {"chain_id": 1, "best_block": 21_000_000, "nodes": 5, "healthy_nodes": 2}
+    assert payload["chains"]["bsc"] == {"chain_id": 56, "best_block": 45_000_000, "nodes": 3, "healthy_nodes": 1}
+    assert payload["healthy_count"] == 3
+
+
+async def test_nodes_are_checked_concurrently() -> None:
+    members = nodes_for("ethereum")
+    barrier = asyncio.Barrier(len(members))
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        method = json.loads(request.content)["method"]
+        if method == "eth_chainId":
+            await barrier.wait()  # passes only once every node's first call is in flight
+        result = "0x1" if method == "eth_chainId" else "0x10"
+        return httpx.Response(200, content=rpc_body(result), headers={"content-type": "application/json"})
+
+    svc, _ = service(httpx.MockTransport(handle), ["ethereum"])
+    payload = await asyncio.wait_for(svc.collect(), timeout=5)
+    assert payload["chains"]["ethereum"]["healthy_nodes"] == len(members)
+
+
+async def test_a_dead_node_is_skipped_once_its_breaker_opens() -> None:
+    calls: list[tuple[str, str]] = []
+    answers = {url("rpc_optimism_publicnode"): lambda m: httpx.Response(502)}
+    svc, _ = service(nodes_transport(answers, calls), ["optimism"])
+    for _ in range(3):
+        await svc.collect()
+    assert len(calls) == 3  # one attempt per run: a status check does not retry
+    payload = await svc.collect()
+    assert len(calls) == 3
+    assert payload["nodes"]["rpc_optimism_publicnode"]["error"].startswith("circuit_open: HTTP 502")
+
+
+async def test_replay_build_end_to_end(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with httpx.AsyncClient(transport=ReplayTransport()) as http:
+        ctx = BuildContext(settings, Fetcher(http, budgets=False), effective_intervals(settings))
+        [svc] = rpc_nodes.build(ctx)
+        payload: dict[str, Any] = dict(await svc.collect())
+    assert {f"rpc_{chain}" for chain in CHAINS} <= set(ctx.pools)
+    assert payload["data_source"] == "replay" and payload["total_nodes"] == len(NODES)
+    chains = payload["chains"]
+    assert chains["ethereum"]["best_block"] == 54 and chains["ethereum"]["healthy_nodes"] == 5
+    assert chains["bsc"]["best_block"] == 121830774 and chains["arbitrum"]["best_block"] == 465931799
+    assert chains["base"]["best_block"] == 49032608 and chains["optimism"]["best_block"] == 151982318
+    # no Polygon block-number recording was found: its nodes say so instead of showing a made-up block
+    assert chains["polygon"]["best_block"] is None
+    assert "no recording" in payload["nodes"]["rpc_polygon_drpc"]["error"]
+    assert payload["healthy_count"] == len(NODES) - 2
+
+
+def test_node_instances_are_shared() -> None:
+    spec = NODES[0]
+    assert node(spec) is node(spec) and nodes_for(spec.chain)[0] is node(spec)
