@@ -31,6 +31,8 @@ from api.history import build_history_router
 from config import Settings, describe_error
 from models.messages import now_iso
 from services import build_backend, http_client
+from services.backup import HubBackup
+from services.backup import from_settings as hub_backup_from_settings
 from services.registry import effective_intervals
 from services.scheduler import Scheduler
 from services.store import Store
@@ -54,10 +56,16 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     intervals = effective_intervals(settings)
     store = Store(settings.data_dir / "history.sqlite3", retention_days=settings.retention_days,
                   retention_per_service=settings.retention_per_service)
+    backup = hub_backup_from_settings(settings, store.path)  # None unless HF_TOKEN and HF_BACKUP_REPO are set
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if backup is not None:
+                # Before the store opens the file: a Space without persistent storage gets its history back.
+                await backup.restore_if_needed()
+                # Registered before the store, so it runs after the store has flushed and closed.
+                stack.push_async_callback(final_backup, backup)
             await stack.enter_async_context(store)
             # Before any poll or client: each service's last stored update becomes its snapshot, seq continues.
             for message in await asyncio.to_thread(store.latest_per_service):
@@ -66,7 +74,9 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             stack.callback(hub.remove_listener, store.append)
             http = await stack.enter_async_context(http_client(settings, transport))
             scheduler = Scheduler(hub.publish)
-            app.state.backend = build_backend(settings, http, scheduler, intervals, store=store)
+            app.state.backend = build_backend(settings, http, scheduler, intervals, store=store, backup=backup)
+            if backup is not None:
+                scheduler.add_task("hf_backup", backup.upload, backup.interval, first_run_in=min(backup.interval, 600))
             app.state.scheduler = scheduler
             scheduler.start()
             stack.callback(scheduler.shutdown)
@@ -95,6 +105,14 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
     gr.mount_gradio_app(app, build_ui(hub, manager.stats), path="/", footer_links=["api"])
     return app
+
+
+async def final_backup(backup: HubBackup) -> None:
+    """One last upload at shutdown, so a restart loses nothing; bounded, as the platform will not wait long."""
+    try:
+        await asyncio.wait_for(backup.upload(), 20)
+    except Exception as error:  # already scrubbed of the token; shutdown goes on
+        log.warning("final Hub backup failed: %s", error)
 
 
 def load_settings() -> Settings:
