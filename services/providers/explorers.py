@@ -19,6 +19,7 @@ from typing import Any
 from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
 from services.pools import SHAPE_ERRORS
 from services.providers.rpc import JsonRpcNode, hex_int, rpc_result
+from services.providers.values import count, number, positive, require_object
 
 log = logging.getLogger(__name__)
 
@@ -51,34 +52,6 @@ class EthereumStats:
 
 
 # -- small readers shared by the normalisers ---------------------------------------------------------------
-
-def _number(value: Any) -> float | None:
-    """A JSON number or numeric string as float; None when absent, not numeric or not finite."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
-
-def _count(value: Any) -> int | None:
-    """A non-negative whole number (int or digit string); None otherwise."""
-    number = _number(value)
-    return int(number) if number is not None and number >= 0 and number == int(number) else None
-
-
-def _positive(value: Any) -> float | None:
-    number = _number(value)
-    return number if number is not None and number > 0 else None
-
-
-def _object(raw: Any, provider: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise AnswerError(f"{provider}: expected an object, got {type(raw).__name__}: {str(raw)[:120]}")
-    return raw
-
 
 def _utc_seconds(text: Any) -> float | None:
     """Blockchair's ``"2023-04-03 14:04:50"`` (UTC) as Unix seconds; None when it is not one."""
@@ -169,8 +142,8 @@ class MempoolSpace(BitcoinExplorer):
     def normalize_fees(raw: Any) -> dict[str, float]:
         """``{fastestFee, halfHourFee, hourFee, economyFee, minimumFee}`` (sat/vB); older answers have only
         the first three, and a missing key is simply left out."""
-        body = _object(raw, "mempool.space fees")
-        fees = {ours: value for theirs, ours in FEE_KEYS.items() if (value := _number(body.get(theirs))) is not None}
+        body = require_object(raw, "mempool.space fees")
+        fees = {ours: value for theirs, ours in FEE_KEYS.items() if (value := number(body.get(theirs))) is not None}
         if not fees:
             raise AnswerError(f"mempool.space fees: none of {sorted(FEE_KEYS)} in {str(raw)[:120]}")
         return fees
@@ -178,11 +151,11 @@ class MempoolSpace(BitcoinExplorer):
     @staticmethod
     def normalize_mempool(raw: Any) -> tuple[int, int | None]:
         """``/mempool``: ``count`` (transactions) and ``vsize`` (vbytes)."""
-        body = _object(raw, "mempool.space mempool")
-        count = _count(body.get("count"))
-        if count is None:
+        body = require_object(raw, "mempool.space mempool")
+        transactions = count(body.get("count"))
+        if transactions is None:
             raise AnswerError(f"mempool.space mempool: no transaction count in {str(raw)[:120]}")
-        return count, _count(body.get("vsize"))
+        return transactions, count(body.get("vsize"))
 
     @staticmethod
     def normalize_tip_height(text: Any) -> int:
@@ -195,8 +168,8 @@ class MempoolSpace(BitcoinExplorer):
     @staticmethod
     def normalize_hashrate(raw: Any) -> tuple[float | None, float | None]:
         """``/v1/mining/hashrate/3d``: ``currentHashrate`` (H/s) and ``currentDifficulty``."""
-        body = _object(raw, "mempool.space hashrate")
-        hashrate, difficulty = _positive(body.get("currentHashrate")), _positive(body.get("currentDifficulty"))
+        body = require_object(raw, "mempool.space hashrate")
+        hashrate, difficulty = positive(body.get("currentHashrate")), positive(body.get("currentDifficulty"))
         if hashrate is None and difficulty is None:
             raise AnswerError(f"mempool.space hashrate: no current figures in {str(raw)[:120]}")
         return hashrate, difficulty
@@ -227,7 +200,7 @@ class Blockchair(BitcoinExplorer, EthereumExplorer):
 
     @staticmethod
     def _data(raw: Any) -> dict[str, Any]:
-        body = _object(raw, "blockchair")
+        body = require_object(raw, "blockchair")
         context = body.get("context")
         if not isinstance(context, dict):
             context = {}  # absent from some recorded bodies; errors always carry one
@@ -241,26 +214,26 @@ class Blockchair(BitcoinExplorer, EthereumExplorer):
     def normalize_bitcoin(cls, raw: Any) -> BitcoinStats:
         """``mempool_size`` is in bytes, not vbytes, so it is not reported as ``mempool_vsize``."""
         data = cls._data(raw)
-        height = _count(data.get("best_block_height"))
+        height = count(data.get("best_block_height"))
         if height is None:
             raise AnswerError("blockchair bitcoin stats without best_block_height")
-        suggested = _number(data.get("suggested_transaction_fee_per_byte_sat"))
+        suggested = number(data.get("suggested_transaction_fee_per_byte_sat"))
         return BitcoinStats(
             height=height,
             fees={"suggested": suggested} if suggested is not None else {},
-            mempool_count=_count(data.get("mempool_transactions")),
-            hashrate=_positive(data.get("hashrate_24h")),
-            difficulty=_positive(data.get("difficulty")),
+            mempool_count=count(data.get("mempool_transactions")),
+            hashrate=positive(data.get("hashrate_24h")),
+            difficulty=positive(data.get("difficulty")),
             last_block_time=_utc_seconds(data.get("best_block_time")))
 
     @classmethod
     def normalize_ethereum(cls, raw: Any) -> EthereumStats:
         data = cls._data(raw)
-        block = _count(data.get("best_block_height"))
+        block = count(data.get("best_block_height"))
         if block is None:
             raise AnswerError("blockchair ethereum stats without best_block_height")
         options = data.get("suggested_transaction_fee_gwei_options")
-        oracle = {str(k): v for k, raw_v in options.items() if (v := _number(raw_v)) is not None} \
+        oracle = {str(k): v for k, raw_v in options.items() if (v := number(raw_v)) is not None} \
             if isinstance(options, dict) else {}
         return EthereumStats(block_number=block, gas_oracle=oracle,
                              last_block_time=_utc_seconds(data.get("best_block_time")))
@@ -286,13 +259,13 @@ class BlockchainInfo(BitcoinExplorer):
     def normalize_stats(raw: Any) -> BitcoinStats:
         """``n_blocks_total`` is the tip height (as Bitcoin Core's ``getblockcount``); ``hash_rate`` is in
         GH/s."""
-        body = _object(raw, "blockchain.info stats")
-        height = _count(body.get("n_blocks_total"))
+        body = require_object(raw, "blockchain.info stats")
+        height = count(body.get("n_blocks_total"))
         if height is None:
             raise AnswerError(f"blockchain.info stats without n_blocks_total: {str(raw)[:120]}")
-        hashrate = _positive(body.get("hash_rate"))
+        hashrate = positive(body.get("hash_rate"))
         return BitcoinStats(height=height, hashrate=hashrate * 1e9 if hashrate is not None else None,
-                            difficulty=_positive(body.get("difficulty")))
+                            difficulty=positive(body.get("difficulty")))
 
 
 # -- Etherscan (keyed) -------------------------------------------------------------------------------------
@@ -330,17 +303,17 @@ class Etherscan(EthereumExplorer):
     @staticmethod
     def normalize_gas_oracle(raw: Any) -> EthereumStats:
         """``result.{LastBlock, SafeGasPrice, ProposeGasPrice, FastGasPrice, suggestBaseFee}``, all strings."""
-        body = _object(raw, "etherscan")
+        body = require_object(raw, "etherscan")
         result = body.get("result")
         if str(body.get("status")) != "1" or not isinstance(result, dict):
             raise AnswerError(f"etherscan error: {body.get('message')}: {str(result)[:160]}")
-        block = _count(result.get("LastBlock"))
+        block = count(result.get("LastBlock"))
         if block is None:
             raise AnswerError(f"etherscan gas oracle without LastBlock: {str(result)[:120]}")
         oracle = {ours: value for theirs, ours in (("SafeGasPrice", "safe"), ("ProposeGasPrice", "propose"),
                                                      ("FastGasPrice", "fast"))
-                  if (value := _number(result.get(theirs))) is not None}
-        return EthereumStats(block_number=block, base_fee_gwei=_number(result.get("suggestBaseFee")),
+                  if (value := number(result.get(theirs))) is not None}
+        return EthereumStats(block_number=block, base_fee_gwei=number(result.get("suggestBaseFee")),
                              gas_oracle=oracle)
 
 

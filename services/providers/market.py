@@ -27,6 +27,7 @@ from services.providers.coins import (
     TABLE_ORDER,
     from_paprika,
 )
+from services.providers.values import count, number, positive, require_list, require_object
 
 
 @dataclass(frozen=True)
@@ -71,46 +72,6 @@ class Trend:
     name: str
     market_cap_rank: int | None = None
     score: int | None = None
-
-
-def _num(value: Any) -> float | None:
-    """A provider's number (JSON number or numeric string) as float; None when absent or not a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and number not in (float("inf"), float("-inf")) else None
-
-
-def _positive(value: Any) -> float | None:
-    """Market caps and volumes of 0 mean "unknown" at these providers: leave them out."""
-    number = _num(value)
-    return number if number is not None and number > 0 else None
-
-
-def _count(value: Any) -> int | None:
-    """A rank or count (JSON integer or integer string, as CoinCap sends them); None when absent or not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
-def _require_list(raw: Any, what: str) -> list[Any]:
-    if not isinstance(raw, list):
-        raise AnswerError(f"expected a list of {what}, got {type(raw).__name__}: {str(raw)[:120]}")
-    return raw
-
-
-def _require_object(raw: Any, provider: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise AnswerError(f"{provider}: expected an object, got {type(raw).__name__}: {str(raw)[:120]}")
-    return raw
 
 
 def _by_table_order(quotes: list[Quote]) -> list[Quote]:
@@ -164,16 +125,16 @@ class CoinGecko(GlobalMarketProvider):
         if isinstance(raw, dict) and "status" in raw:
             raise AnswerError(f"coingecko error: {raw['status']}")
         quotes = []
-        for item in _require_list(raw, "coins"):
-            price = _num(item.get("current_price"))
+        for item in require_list(raw, "coins"):
+            price = number(item.get("current_price"))
             if price is None or not item.get("id"):
                 continue
             rank = item.get("market_cap_rank")
             quotes.append(Quote(
                 id=str(item["id"]), symbol=str(item.get("symbol", "")).upper(), name=str(item.get("name", "")),
                 price=price, rank=int(rank) if isinstance(rank, int) else None,
-                volume_24h=_positive(item.get("total_volume")), market_cap=_positive(item.get("market_cap")),
-                change_24h=_num(item.get("price_change_percentage_24h"))))
+                volume_24h=positive(item.get("total_volume")), market_cap=positive(item.get("market_cap")),
+                change_24h=number(item.get("price_change_percentage_24h"))))
         if not quotes:
             raise AnswerError("coingecko returned no priced coins")
         return MarketSnapshot(tuple(quotes[:limit]), "24h")
@@ -186,7 +147,7 @@ class CoinGecko(GlobalMarketProvider):
 
     @staticmethod
     def _raise_for_error(raw: Any) -> dict[str, Any]:
-        body = _require_object(raw, "coingecko")
+        body = require_object(raw, "coingecko")
         if "status" in body or "error" in body:  # {"status": {"error_code": 429, ...}} or {"error": "..."}
             raise AnswerError(f"coingecko error: {body.get('status') or body.get('error')}")
         return body
@@ -200,22 +161,22 @@ class CoinGecko(GlobalMarketProvider):
         volumes = data.get("total_volume") or {}
         shares = data.get("market_cap_percentage") or {}
         return _figures(GlobalFigures(
-            total_market_cap_usd=_positive(caps.get("usd")), total_volume_usd=_positive(volumes.get("usd")),
-            btc_dominance=_num(shares.get("btc")), eth_dominance=_num(shares.get("eth")),
-            market_cap_change_24h=_num(data.get("market_cap_change_percentage_24h_usd")),
-            active_cryptocurrencies=_count(data.get("active_cryptocurrencies"))), "coingecko")
+            total_market_cap_usd=positive(caps.get("usd")), total_volume_usd=positive(volumes.get("usd")),
+            btc_dominance=number(shares.get("btc")), eth_dominance=number(shares.get("eth")),
+            market_cap_change_24h=number(data.get("market_cap_change_percentage_24h_usd")),
+            active_cryptocurrencies=count(data.get("active_cryptocurrencies"))), "coingecko")
 
     @classmethod
     def normalize_trending(cls, raw: Any) -> tuple[Trend, ...]:
         """``coins[].item.{id, symbol, name, market_cap_rank, score}``; the NFTs and categories are not coins."""
         trends = []
-        for entry in _require_list(cls._raise_for_error(raw)["coins"], "trending coins"):
+        for entry in require_list(cls._raise_for_error(raw)["coins"], "trending coins"):
             item = entry.get("item") if isinstance(entry, dict) else None
             if not isinstance(item, dict) or not item.get("id"):
                 continue
             trends.append(Trend(id=str(item["id"]), symbol=str(item.get("symbol", "")).upper(),
-                                name=str(item.get("name", "")), market_cap_rank=_count(item.get("market_cap_rank")),
-                                score=_count(item.get("score"))))
+                                name=str(item.get("name", "")), market_cap_rank=count(item.get("market_cap_rank")),
+                                score=count(item.get("score"))))
         if not trends:
             raise AnswerError("coingecko listed no trending coins")
         return tuple(trends)
@@ -239,17 +200,17 @@ class CoinPaprika(GlobalMarketProvider):
         if isinstance(raw, dict) and "error" in raw:
             raise AnswerError(f"coinpaprika error: {raw['error']}")
         ranked = []
-        for item in _require_list(raw, "tickers"):
+        for item in require_list(raw, "tickers"):
             usd = (item.get("quotes") or {}).get("USD") or {}
-            price = _num(usd.get("price"))
+            price = number(usd.get("price"))
             rank = item.get("rank")
             if price is None or not isinstance(rank, int) or rank <= 0 or not item.get("id"):
                 continue
             symbol = str(item.get("symbol", ""))
             ranked.append(Quote(
                 id=from_paprika(str(item["id"]), symbol), symbol=symbol.upper(), name=str(item.get("name", "")),
-                price=price, rank=rank, volume_24h=_positive(usd.get("volume_24h")),
-                market_cap=_positive(usd.get("market_cap")), change_24h=_num(usd.get("percent_change_24h"))))
+                price=price, rank=rank, volume_24h=positive(usd.get("volume_24h")),
+                market_cap=positive(usd.get("market_cap")), change_24h=number(usd.get("percent_change_24h"))))
         if not ranked:
             raise AnswerError("coinpaprika returned no ranked coins")
         ranked.sort(key=lambda q: q.rank or 0)
@@ -262,15 +223,15 @@ class CoinPaprika(GlobalMarketProvider):
     def normalize_global(cls, raw: Any) -> GlobalFigures:
         """``market_cap_usd``, ``volume_24h_usd``, ``bitcoin_dominance_percentage``, ``market_cap_change_24h``
         (percent), ``cryptocurrencies_number``; no ether dominance."""
-        body = _require_object(raw, "coinpaprika")
+        body = require_object(raw, "coinpaprika")
         if "error" in body:
             raise AnswerError(f"coinpaprika error: {body['error']}")
         return _figures(GlobalFigures(
-            total_market_cap_usd=_positive(body.get("market_cap_usd")),
-            total_volume_usd=_positive(body.get("volume_24h_usd")),
-            btc_dominance=_num(body.get("bitcoin_dominance_percentage")),
-            market_cap_change_24h=_num(body.get("market_cap_change_24h")),
-            active_cryptocurrencies=_count(body.get("cryptocurrencies_number"))), "coinpaprika")
+            total_market_cap_usd=positive(body.get("market_cap_usd")),
+            total_volume_usd=positive(body.get("volume_24h_usd")),
+            btc_dominance=number(body.get("bitcoin_dominance_percentage")),
+            market_cap_change_24h=number(body.get("market_cap_change_24h")),
+            active_cryptocurrencies=count(body.get("cryptocurrencies_number"))), "coinpaprika")
 
 
 class Kraken(MarketProvider):
@@ -305,10 +266,10 @@ class Kraken(MarketProvider):
             ticker = next((result[k] for k in cls._pair_keys(base) if k in result), None)
             if ticker is None:
                 continue
-            price = _num(ticker["c"][0])
+            price = number(ticker["c"][0])
             if price is None:
                 continue
-            volume, vwap, opening = _num(ticker["v"][1]), _num(ticker["p"][1]), _num(ticker.get("o"))
+            volume, vwap, opening = number(ticker["v"][1]), number(ticker["p"][1]), number(ticker.get("o"))
             quotes.append(Quote(
                 id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
                 volume_24h=volume * vwap if volume is not None and vwap is not None else None,
@@ -373,7 +334,7 @@ class Coinbase(MarketProvider):
             if not isinstance(raw, dict) or "message" in raw:  # {"message": "NotFound"}
                 errors.append(f"{base}: {raw.get('message') if isinstance(raw, dict) else type(raw).__name__}")
                 continue
-            price, opening = _positive(raw.get("last")), _positive(raw.get("open"))
+            price, opening = positive(raw.get("last")), positive(raw.get("open"))
             if price is None:
                 continue
             quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
@@ -418,15 +379,15 @@ class Binance(MarketProvider):
                 raise AnswerError(f"binance error {raw['code']}: {raw['msg']}")
             raw = [raw]
         quotes = []
-        for item in _require_list(raw, "tickers"):
+        for item in require_list(raw, "tickers"):
             symbol = item.get("symbol") if isinstance(item, dict) else None
             coin = BY_BINANCE.get(symbol[:-4]) if isinstance(symbol, str) and symbol.endswith("USDT") else None
-            price = _positive(item.get("lastPrice")) if coin else None
+            price = positive(item.get("lastPrice")) if coin else None
             if coin is None or price is None:  # 0 is the last price of a halted pair
                 continue
             quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
-                                volume_24h=_positive(item.get("quoteVolume")),
-                                change_24h=_num(item.get("priceChangePercent"))))
+                                volume_24h=positive(item.get("quoteVolume")),
+                                change_24h=number(item.get("priceChangePercent"))))
         if not quotes:
             raise AnswerError("binance listed none of the USDT pairs we follow")
         return MarketSnapshot(tuple(_by_table_order(quotes)[:limit]), "24h", "USDT")
@@ -459,7 +420,7 @@ class CoinCap(MarketProvider):
         """``data[]``: numbers as strings (``priceUsd``, ``marketCapUsd``, ``volumeUsd24Hr``,
         ``changePercent24Hr``, ``rank``). CoinCap ids are its own (``binance-coin``): coins of our table are
         found by CoinGecko id or symbol, others keep CoinCap's id."""
-        body = _require_object(raw, "coincap")
+        body = require_object(raw, "coincap")
         if body.get("error"):
             raise AnswerError(f"coincap error: {body['error']}")
         data = body.get("data")
@@ -468,16 +429,16 @@ class CoinCap(MarketProvider):
             raise AnswerError(f"coincap: expected a list of assets, got {message or type(data).__name__}")
         quotes = []
         for item in data:
-            price = _positive(item.get("priceUsd")) if isinstance(item, dict) else None
+            price = positive(item.get("priceUsd")) if isinstance(item, dict) else None
             if price is None or not item.get("id"):
                 continue
             symbol = str(item.get("symbol", "")).upper()
             coin = BY_ID.get(str(item["id"])) or BY_SYMBOL.get(symbol)
             quotes.append(Quote(
                 id=coin.id if coin else str(item["id"]), symbol=coin.symbol if coin else symbol,
-                name=coin.name if coin else str(item.get("name", "")), price=price, rank=_count(item.get("rank")),
-                volume_24h=_positive(item.get("volumeUsd24Hr")), market_cap=_positive(item.get("marketCapUsd")),
-                change_24h=_num(item.get("changePercent24Hr"))))
+                name=coin.name if coin else str(item.get("name", "")), price=price, rank=count(item.get("rank")),
+                volume_24h=positive(item.get("volumeUsd24Hr")), market_cap=positive(item.get("marketCapUsd")),
+                change_24h=number(item.get("changePercent24Hr"))))
         if not quotes:
             raise AnswerError("coincap returned no priced assets")
         quotes.sort(key=lambda q: q.rank if q.rank is not None else 1 << 30)
@@ -512,19 +473,19 @@ class CryptoCompare(MarketProvider):
     def normalize_pricemultifull(cls, raw: Any, limit: int = 250) -> MarketSnapshot:
         """``RAW.<SYMBOL>.USD``: ``PRICE``, ``TOTALVOLUME24HTO`` (every market, in USD), ``MKTCAP``,
         ``CHANGEPCT24HOUR``. Errors come as HTTP 200 with ``{"Response": "Error", "Message": ...}``."""
-        body = _require_object(raw, "cryptocompare")
+        body = require_object(raw, "cryptocompare")
         if body.get("Response") == "Error":
             raise AnswerError(f"cryptocompare error: {body.get('Message')}")
         quotes = []
         for symbol, by_currency in body["RAW"].items():
             coin = BY_SYMBOL.get(str(symbol).upper())
             usd = by_currency.get("USD") if isinstance(by_currency, dict) else None
-            if coin is None or not isinstance(usd, dict) or (price := _positive(usd.get("PRICE"))) is None:
+            if coin is None or not isinstance(usd, dict) or (price := positive(usd.get("PRICE"))) is None:
                 continue
             quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
-                                volume_24h=_positive(usd.get("TOTALVOLUME24HTO")),
-                                market_cap=_positive(usd.get("MKTCAP")),
-                                change_24h=_num(usd.get("CHANGEPCT24HOUR"))))
+                                volume_24h=positive(usd.get("TOTALVOLUME24HTO")),
+                                market_cap=positive(usd.get("MKTCAP")),
+                                change_24h=number(usd.get("CHANGEPCT24HOUR"))))
         if not quotes:
             raise AnswerError("cryptocompare priced none of the coins we follow")
         quotes = _by_table_order(quotes)

@@ -14,6 +14,7 @@ from typing import Any
 from models.payloads import ChainTvl, DefiProtocol, Stablecoin
 from services.fetch import AnswerError, Fetcher, Provider, Rate
 from services.providers.rpc import JsonRpcNode, hex_int
+from services.providers.values import json_number
 
 WEI_PER_GWEI = 1_000_000_000
 #: DefiLlama lists exchanges' reserves (category CEX) beside DeFi protocols; its DeFi rankings leave them out.
@@ -37,13 +38,6 @@ class GasReading:
     block_number: int | None
     gas_price_gwei: float
     base_fee_gwei: float | None  # None on a chain without EIP-1559 blocks
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if number == number and abs(number) != float("inf") else None
 
 
 def _text(value: Any) -> str | None:
@@ -79,7 +73,7 @@ class DefiLlama(Provider):
         for item in raw:
             if not isinstance(item, dict):
                 continue
-            name, tvl = _text(item.get("name")), _number(item.get("tvl"))
+            name, tvl = _text(item.get("name")), json_number(item.get("tvl"))
             if name is None or tvl is None or tvl < 0:
                 continue
             chains.append(ChainTvl(name=name, tvl=tvl, token_symbol=_text(item.get("tokenSymbol"))))
@@ -98,13 +92,13 @@ class DefiLlama(Provider):
         for item in raw:
             if not isinstance(item, dict) or _text(item.get("category")) in NOT_DEFI:
                 continue
-            name, tvl = _text(item.get("name")), _number(item.get("tvl"))
+            name, tvl = _text(item.get("name")), json_number(item.get("tvl"))
             if name is None or tvl is None or tvl <= 0:
                 continue
             chains = item.get("chains")
             protocols.append(DefiProtocol(
                 name=name, category=_text(item.get("category")), tvl=tvl,
-                change_1d=_number(item.get("change_1d")), change_7d=_number(item.get("change_7d")),
+                change_1d=json_number(item.get("change_1d")), change_7d=json_number(item.get("change_7d")),
                 chains=[c for c in chains if isinstance(c, str)] if isinstance(chains, list) else []))
         if not protocols:
             raise AnswerError("defillama: no DeFi protocol with a TVL")
@@ -139,7 +133,7 @@ class DefiLlamaStablecoins(Provider):
             if not isinstance(item, dict) or item.get("pegType") != "peggedUSD":
                 continue
             circulating = item.get("circulating")
-            supply = _number(circulating.get("peggedUSD")) if isinstance(circulating, dict) else None
+            supply = json_number(circulating.get("peggedUSD")) if isinstance(circulating, dict) else None
             name, symbol = _text(item.get("name")), _text(item.get("symbol"))
             if name is None or symbol is None or supply is None or supply <= 0:
                 continue

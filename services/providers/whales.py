@@ -15,6 +15,7 @@ from typing import Any
 
 from services.fetch import AnswerError, Fetcher, Provider, Rate
 from services.providers.rpc import JsonRpcNode, hex_int
+from services.providers.values import json_count, json_number, objects
 
 SATOSHI_PER_BTC = 100_000_000
 WEI_PER_ETH = 10**18
@@ -46,29 +47,6 @@ class EthBlock:
     number: int
     timestamp: float | None
     transfers: tuple[Transfer, ...]
-
-
-def _int(value: Any) -> int | None:
-    """A JSON integer (never a bool or a float with a fraction), or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if number == number and abs(number) != float("inf") else None
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    """The objects of a JSON list; nothing when it is not a list."""
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _address(value: Any) -> str | None:
@@ -128,14 +106,14 @@ class BlockchainInfoUnconfirmed(BitcoinSource):
     def _transfer(cls, tx: Any) -> Transfer | None:
         if not isinstance(tx, dict) or not isinstance(tx.get("hash"), str):
             return None
-        outputs = [(_address(o.get("addr")), _int(o.get("value"))) for o in _dicts(tx.get("out"))]
+        outputs = [(_address(o.get("addr")), json_count(o.get("value"))) for o in objects(tx.get("out"))]
         if not outputs or any(value is None or value < 0 for _, value in outputs):
             return None
-        previous = [i.get("prev_out") for i in _dicts(tx.get("inputs"))]
-        inputs = [(_address(p.get("addr")), _int(p.get("value"))) for p in previous if isinstance(p, dict)]
+        previous = [i.get("prev_out") for i in objects(tx.get("inputs"))]
+        inputs = [(_address(p.get("addr")), json_count(p.get("value"))) for p in previous if isinstance(p, dict)]
         paid = [(addr, value) for addr, value in inputs if value is not None]
         received = [(addr, value) for addr, value in outputs if value is not None]
-        time = _int(tx.get("time"))
+        time = json_count(tx.get("time"))
         return Transfer(hash=tx["hash"], chain="bitcoin", symbol="BTC",
                         amount=sum(value for _, value in received) / SATOSHI_PER_BTC,
                         sender=_largest_address(paid), receiver=_largest_address(received),
@@ -167,7 +145,7 @@ class MempoolRecent(BitcoinSource):
         for tx in raw:
             if not isinstance(tx, dict) or not isinstance(tx.get("txid"), str):
                 continue
-            value = _int(tx.get("value"))
+            value = json_count(tx.get("value"))
             if value is None or value < 0:
                 continue
             transfers.append(Transfer(hash=tx["txid"], chain="bitcoin", symbol="BTC",
@@ -223,7 +201,7 @@ class WhaleAlert(WhaleProvider):
         if not isinstance(tx, dict):
             return None
         chain, symbol, tx_hash = tx.get("blockchain"), tx.get("symbol"), tx.get("hash")
-        amount, amount_usd = _number(tx.get("amount")), _number(tx.get("amount_usd"))
+        amount, amount_usd = json_number(tx.get("amount")), json_number(tx.get("amount_usd"))
         if not (isinstance(chain, str) and isinstance(symbol, str) and isinstance(tx_hash, str) and tx_hash):
             return None
         if amount is None or amount_usd is None:
@@ -236,7 +214,7 @@ class WhaleAlert(WhaleProvider):
         if chain == "ethereum":
             sender = "0x" + sender.lower().removeprefix("0x") if sender else None
             receiver = "0x" + receiver.lower().removeprefix("0x") if receiver else None
-        timestamp = _number(tx.get("timestamp"))
+        timestamp = json_number(tx.get("timestamp"))
         return Transfer(hash=tx_hash, chain=chain, symbol=symbol.upper(), amount=amount, sender=sender,
                         receiver=receiver, timestamp=timestamp, source=cls.id, value_usd=amount_usd)
 
@@ -250,7 +228,7 @@ def normalize_eth_block(result: Any, source: str) -> EthBlock:
         raise AnswerError("block not found (null result)")
     if not isinstance(result, dict):
         raise AnswerError(f"expected a block object, got {type(result).__name__}")
-    number = hex_int(result.get("number"))
+    block_number = hex_int(result.get("number"))
     timestamp = float(hex_int(result["timestamp"])) if result.get("timestamp") is not None else None
     transactions = result.get("transactions")
     if not isinstance(transactions, list):
@@ -274,7 +252,7 @@ def normalize_eth_block(result: Any, source: str) -> EthBlock:
             sender=sender.lower() if isinstance(sender, str) else None,
             receiver=receiver.lower() if isinstance(receiver, str) else None,
             timestamp=timestamp, source=source))
-    return EthBlock(number, timestamp, tuple(transfers))
+    return EthBlock(block_number, timestamp, tuple(transfers))
 
 
 async def fetch_eth_blocks(node: JsonRpcNode, fetcher: Fetcher, *, after: int | None, max_blocks: int,

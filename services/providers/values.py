@@ -1,0 +1,67 @@
+"""Readers for the values in a provider's answer, which no normaliser can take on trust.
+
+Each returns the value in the type we use, or None (or raises AnswerError, for the ``require_*`` ones) when the
+field is absent or not what it should be: a strange field is left out, never turned into 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from services.fetch import AnswerError
+
+
+def number(value: Any) -> float | None:
+    """A finite JSON number or numeric string (as many providers send them) as float."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def positive(value: Any) -> float | None:
+    """A number above zero. Providers write 0 for a volume, market cap or price they do not know."""
+    result = number(value)
+    return result if result is not None and result > 0 else None
+
+
+def count(value: Any) -> int | None:
+    """A non-negative whole number: an int, a float without fraction, or a string of digits."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return int(value) if value.isdigit() else None
+    result = number(value)
+    return int(result) if result is not None and result >= 0 and result.is_integer() else None
+
+
+def json_number(value: Any) -> float | None:
+    """A finite JSON number only: for providers that send numbers, a string there means the shape changed."""
+    return number(value) if isinstance(value, int | float) else None
+
+
+def json_count(value: Any) -> int | None:
+    """A non-negative whole JSON number only (no strings)."""
+    return count(value) if isinstance(value, int | float) else None
+
+
+def require_list(raw: Any, what: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise AnswerError(f"expected a list of {what}, got {type(raw).__name__}: {str(raw)[:120]}")
+    return raw
+
+
+def require_object(raw: Any, what: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise AnswerError(f"{what}: expected an object, got {type(raw).__name__}: {str(raw)[:120]}")
+    return raw
+
+
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list; nothing when it is not a list."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
