@@ -107,7 +107,9 @@ class NewsService(Service):
     async def _annotate(self) -> None:
         if self.annotate is None:
             return
-        pending = [a for a in self._newest_first()[:self.max_articles] if a.sentiment is None]
+        # Every shown headline, each run: the runner answers from its cache unless its backend changed (the model
+        # finished loading), so headlines first scored by the lexicon get the model's verdict.
+        pending = self._newest_first()[:self.max_articles]
         if not pending:
             return
         try:

@@ -15,7 +15,17 @@ import httpx
 
 from config import Settings
 from models.catalog import BY_NAME
-from services import explorers, market_data, news, onchain, persistence, rpc_nodes, whale_tracking
+from services import (
+    explorers,
+    huggingface,
+    market_data,
+    news,
+    onchain,
+    persistence,
+    rpc_nodes,
+    sentiment,
+    whale_tracking,
+)
 from services.base import Service
 from services.fetch import Fetcher, Provider
 from services.health_checker import HealthCheckerService
@@ -75,6 +85,8 @@ BUILDERS: tuple[Callable[[BuildContext], list[Service]], ...] = (
     market_data.build,
     explorers.build,
     news.build,
+    sentiment.build,  # after news: it scores the headlines news collected
+    huggingface.build,
     whale_tracking.build,  # after market_data: it values amounts at market_data's prices
     rpc_nodes.build,
     onchain.build,

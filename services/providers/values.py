@@ -40,6 +40,12 @@ def count(value: Any) -> int | None:
     return int(result) if result is not None and result >= 0 and result.is_integer() else None
 
 
+def unix_seconds(value: Any) -> float | None:
+    """A Unix time in seconds (number or numeric string). 1e11 s is the year 5138: that would be milliseconds."""
+    result = number(value)
+    return result if result is not None and 0 < result < 1e11 else None
+
+
 def json_number(value: Any) -> float | None:
     """A finite JSON number only: for providers that send numbers, a string there means the shape changed."""
     return number(value) if isinstance(value, int | float) else None

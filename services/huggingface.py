@@ -1,0 +1,242 @@
+"""huggingface: the Hub's crypto and finance sentiment models and datasets, and the sentiment model's state.
+
+The registry comes from the Hub's search API (the endpoints ``huggingface_hub.HfApi.list_models`` and
+``list_datasets`` call, with the same parameters), fetched through the project's fetcher like every other
+provider (rate budget, retries, breaker, health, replay), and each item is read by huggingface_hub's own
+``ModelInfo`` / ``DatasetInfo``. It is refreshed every :data:`REFRESH_EVERY` seconds (every
+:data:`RETRY_EVERY` after a failure), not on every 60 s tick, and kept on disk under ``DATA_DIR``: a restart
+without network still shows the last list, marked ``stale`` with its age.
+
+``total_models`` / ``total_datasets`` count the relevant items listed (the Hub gives no total for a search).
+Every update also carries the sentiment runner's model state (loading / ready / failed and why, and which
+backend answers) and its inference figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+from huggingface_hub.hf_api import DatasetInfo, ModelInfo
+
+from models.messages import iso, now_iso
+from models.payloads import HubItem, HuggingfacePayload, InferenceStats
+from services.base import Service
+from services.fetch import AnswerError, Fetcher, Provider, Rate
+from services.pools import SHAPE_ERRORS, Pool
+from services.providers.values import json_count
+
+if TYPE_CHECKING:
+    from services.registry import BuildContext
+    from services.sentiment_models import SentimentRunner
+
+log = logging.getLogger(__name__)
+
+REFRESH_EVERY = 1800.0
+RETRY_EVERY = 300.0
+PER_QUERY = 20
+MODELS_SHOWN = 25
+DATASETS_SHOWN = 15
+#: Searches besides HF_REGISTRY_QUERY: models are also filtered to text classification.
+MODEL_QUERIES = ("financial sentiment", "finbert", "cryptobert")
+DATASET_QUERIES = ("financial sentiment", "crypto tweets")
+MODEL_FIELDS = ("downloads", "likes", "pipeline_tag", "lastModified", "gated")
+DATASET_FIELDS = ("downloads", "likes", "lastModified", "gated", "tags")
+CACHE_VERSION = 1
+
+
+def _gated(value: Any) -> bool | None:
+    """The Hub says ``false``, ``"auto"`` or ``"manual"``."""
+    if value is None:
+        return None
+    return value is not False and value != "false"
+
+
+class HuggingFaceHub(Provider):
+    id = "huggingface_hub"
+    name = "Hugging Face Hub"
+    category = "ai"
+    base_url = "https://huggingface.co/api"
+    docs = "https://huggingface.co/docs/hub/api"
+    # Anonymous Hub API calls: 500 per 5 minutes per IP; a refresh makes 2 + the number of queries.
+    rate = Rate(20, 300, burst=8)
+    probe_path = "/models"
+    probe_params = MappingProxyType({"limit": "1"})
+    probe_interval = 3600.0
+
+    async def search_models(self, fetcher: Fetcher, query: str, limit: int = PER_QUERY) -> list[HubItem]:
+        params = {"search": query, "pipeline_tag": "text-classification", "sort": "downloads", "limit": str(limit),
+                  "expand": list(MODEL_FIELDS)}
+        return self.normalize_models(await fetcher.get_json(self, "/models", params, max_wait=30.0))
+
+    async def search_datasets(self, fetcher: Fetcher, query: str, limit: int = PER_QUERY) -> list[HubItem]:
+        params = {"search": query, "sort": "downloads", "limit": str(limit), "expand": list(DATASET_FIELDS)}
+        return self.normalize_datasets(await fetcher.get_json(self, "/datasets", params, max_wait=30.0))
+
+    @staticmethod
+    def _items(raw: Any) -> list[Any]:
+        if isinstance(raw, dict) and "error" in raw:
+            raise AnswerError(f"huggingface hub error: {raw['error']}")
+        if not isinstance(raw, list):
+            raise AnswerError(f"huggingface hub: expected a list, got {type(raw).__name__}: {str(raw)[:120]}")
+        return raw
+
+    @classmethod
+    def normalize_models(cls, raw: Any) -> list[HubItem]:
+        items = []
+        for entry in cls._items(raw):
+            try:
+                info = ModelInfo(**entry)
+            except (*SHAPE_ERRORS, ValueError) as exc:  # one odd entry is skipped, not the whole list
+                log.debug("huggingface hub: skipped a model entry (%s)", exc)
+                continue
+            items.append(HubItem(id=str(info.id), downloads=json_count(info.downloads), likes=json_count(info.likes),
+                                 pipeline_tag=info.pipeline_tag, last_modified=iso(info.last_modified),
+                                 gated=_gated(info.gated)))
+        return items
+
+    @classmethod
+    def normalize_datasets(cls, raw: Any) -> list[HubItem]:
+        """Datasets have no pipeline tag; their first ``task_categories:`` tag stands in for it."""
+        items = []
+        for entry in cls._items(raw):
+            try:
+                info = DatasetInfo(**entry)
+            except (*SHAPE_ERRORS, ValueError) as exc:
+                log.debug("huggingface hub: skipped a dataset entry (%s)", exc)
+                continue
+            task = next((t.split(":", 1)[1] for t in info.tags or () if t.startswith("task_categories:")), None)
+            items.append(HubItem(id=str(info.id), downloads=json_count(info.downloads), likes=json_count(info.likes),
+                                 pipeline_tag=task, last_modified=iso(info.last_modified),
+                                 gated=_gated(info.gated)))
+        return items
+
+
+def merge(lists: Sequence[Sequence[HubItem]], limit: int) -> list[HubItem]:
+    """Items of several searches, once each, most downloaded first."""
+    seen: dict[str, HubItem] = {}
+    for items in lists:
+        for item in items:
+            seen.setdefault(item.id, item)
+    return sorted(seen.values(), key=lambda i: (-(i.downloads or 0), i.id))[:limit]
+
+
+class Registry:
+    """The last registry list: its items, when the Hub gave it, and whether it came from the disk cache."""
+
+    def __init__(self, models: list[HubItem], datasets: list[HubItem], fetched_at: float, from_disk: bool) -> None:
+        self.models = models
+        self.datasets = datasets
+        self.fetched_at = fetched_at
+        self.from_disk = from_disk
+
+
+class HuggingfaceService(Service):
+    name = "huggingface"
+
+    def __init__(self, pool: Pool[HuggingFaceHub], fetcher: Fetcher, *, query: str, cache_file: Path,
+                 runner: SentimentRunner | None, data_source: Literal["live", "replay"],
+                 refresh_every: float = REFRESH_EVERY, retry_every: float = RETRY_EVERY) -> None:
+        self.pool = pool
+        self.fetcher = fetcher
+        self.query = query
+        self.cache_file = cache_file
+        self.runner = runner
+        self.data_source = data_source
+        self.refresh_every = refresh_every
+        self.retry_every = retry_every
+        self.registry = self._read_cache()
+        self._attempted_at: float | None = None  # monotonic
+        self._failure: str | None = None
+
+    async def collect(self) -> Mapping[str, Any]:
+        if self._due():
+            await self._refresh()
+        payload = HuggingfacePayload(total_models=None, total_datasets=None, last_refresh=None,
+                                     timestamp=now_iso(), data_source=self.data_source)
+        registry = self.registry
+        if registry is None:
+            payload.registry_status = "no_data"
+            payload.message = (f"No registry list yet: {self._failure}" if self._failure
+                               else "No registry list yet: the Hub has not been asked.")
+        else:
+            payload.total_models, payload.total_datasets = len(registry.models), len(registry.datasets)
+            payload.models, payload.datasets = registry.models, registry.datasets
+            payload.available_models = [m.id for m in registry.models]
+            payload.available_datasets = [d.id for d in registry.datasets]
+            payload.last_refresh = iso(registry.fetched_at)
+            payload.registry_age_seconds = round(max(0.0, time.time() - registry.fetched_at), 1)
+            if registry.from_disk or self._failure:
+                payload.registry_status = "stale"
+                why = f"the Hub did not answer ({self._failure})" if self._failure else "not refreshed yet"
+                origin = " (from the disk cache)" if registry.from_disk else ""
+                payload.message = f"Showing the registry list of {payload.last_refresh}{origin}: {why}."
+        if self.runner is not None:
+            payload.sentiment_model = self.runner.state
+            payload.inference = self.runner.stats
+        else:
+            payload.inference = InferenceStats()
+        return payload.model_dump(mode="json")
+
+    def _due(self) -> bool:
+        if self._attempted_at is None:
+            return True
+        wait = self.retry_every if self._failure or self.registry is None else self.refresh_every
+        return time.monotonic() - self._attempted_at >= wait
+
+    async def _refresh(self) -> None:
+        self._attempted_at = time.monotonic()
+        result = await self.pool.fetch(self._search)
+        if not result.ok or result.value is None:
+            self._failure = "; ".join(f"{pid}: {s.error or s.status}" for pid, s in result.sources.items())
+            return
+        models, datasets = result.value
+        self._failure = None
+        self.registry = Registry(models, datasets, result.fetched_at or time.time(), from_disk=False)
+        await asyncio.to_thread(self._write_cache, self.registry)
+
+    async def _search(self, hub: HuggingFaceHub) -> tuple[list[HubItem], list[HubItem]]:
+        model_lists = [await hub.search_models(self.fetcher, q) for q in (self.query, *MODEL_QUERIES)]
+        dataset_lists = [await hub.search_datasets(self.fetcher, q) for q in (self.query, *DATASET_QUERIES)]
+        return merge(model_lists, MODELS_SHOWN), merge(dataset_lists, DATASETS_SHOWN)
+
+    # -- the disk cache -------------------------------------------------------------------------------
+    def _read_cache(self) -> Registry | None:
+        try:
+            raw = json.loads(self.cache_file.read_text(encoding="utf-8"))
+            if raw.get("version") != CACHE_VERSION or raw.get("query") != self.query:
+                return None  # another query's list is not this one's
+            return Registry([HubItem.model_validate(m) for m in raw["models"]],
+                            [HubItem.model_validate(d) for d in raw["datasets"]],
+                            float(raw["fetched_at"]), from_disk=True)
+        except FileNotFoundError:
+            return None
+        except (OSError, *SHAPE_ERRORS) as exc:
+            log.warning("huggingface: ignoring the registry cache %s (%s)", self.cache_file, exc)
+            return None
+
+    def _write_cache(self, registry: Registry) -> None:
+        body = {"version": CACHE_VERSION, "query": self.query, "fetched_at": registry.fetched_at,
+                "models": [m.model_dump(mode="json") for m in registry.models],
+                "datasets": [d.model_dump(mode="json") for d in registry.datasets]}
+        try:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.cache_file.with_suffix(".tmp")
+            partial.write_text(json.dumps(body, indent=1), encoding="utf-8")
+            os.replace(partial, self.cache_file)  # a crash mid-write never leaves half a file
+        except OSError as exc:
+            log.warning("huggingface: could not keep the registry list on disk (%s)", exc)
+
+
+def build(ctx: BuildContext) -> list[Service]:
+    pool = ctx.pool("huggingface", [ctx.provider(HuggingFaceHub)])
+    return [HuggingfaceService(pool, ctx.fetcher, query=ctx.settings.hf_registry_query,
+                               cache_file=ctx.settings.data_dir / "huggingface" / "registry.json",
+                               runner=ctx.sentiment, data_source=ctx.settings.data_source)]

@@ -1,0 +1,271 @@
+"""sentiment: the mood of the texts actually collected, scored by the sentiment runner, plus Fear & Greed.
+
+Texts are the news service's headlines (its latest articles, credited to their publishers) and Reddit's hot
+posts where Reddit answers (credited to ``reddit``). Every text is scored by the runner (the configured Hub
+model, or VADER while it loads or without it; cached by text, so a headline seen before costs nothing), and:
+
+- ``sentiment_score`` is the mean of the texts' scores (-1 bearish .. 1 bullish), ``overall_sentiment`` says
+  which side of the neutral band it falls, ``sentiment_by_source`` is the same mean per source, and
+  ``social_volume`` is the number of texts scored. No texts, no score: those stay None and the message says why.
+- ``trending_topics``: the coins (names, symbols, cashtags of :data:`~services.providers.coins.COINS`) and
+  market topics (:data:`TOPICS`) mentioned by the most texts.
+- ``fear_greed``: alternative.me's daily index, fetched every ten minutes, reported beside the score (it is not
+  folded into it: it is a different measure, of different inputs).
+
+Without a runner (some tests) VADER scores the texts in a thread, and the payload says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
+
+from models.messages import iso, now_iso
+from models.payloads import Article, ArticleSentiment, FearGreed, SentimentPayload
+from services.base import Service, Tracker, combined_status
+from services.fetch import Fetcher
+from services.pools import Pool, PoolResult
+from services.providers.coins import COINS
+from services.providers.social import AlternativeMe, Reddit, RedditPost
+from services.sentiment_models import LexiconBackend
+
+if TYPE_CHECKING:
+    from services.registry import BuildContext
+
+Score = Callable[[list[str]], Awaitable[list[ArticleSentiment]]]
+R = TypeVar("R")
+
+#: A mean score within this distance of 0 is "neutral": the texts lean neither way.
+NEUTRAL_BAND = 0.1
+FEAR_GREED_EVERY = 600.0  # the index changes once a day
+REDDIT_EVERY = 120.0  # hot lists change slowly; Reddit is strict with unauthenticated clients
+#: Reddit posts older than this are not passed off as today's chatter when Reddit stops answering.
+REDDIT_MAX_AGE = 3600.0
+TRENDING = 10
+
+#: Coin names that are everyday words are only counted by symbol or cashtag.
+AMBIGUOUS_NAMES = frozenset({"Optimism", "Render", "Stellar", "Maker"})
+COIN_ALIASES: dict[str, tuple[str, ...]] = {"ethereum": ("Ether",), "ripple": ("Ripple",),
+                                            "polygon-ecosystem-token": ("Polygon", "MATIC")}
+#: Market topics and how texts name them (counted once per text).
+TOPICS: dict[str, str] = {
+    "ETF": r"\bETFs?\b",
+    "SEC": r"\bSEC\b",
+    "Regulation": r"(?i:\bregulat\w*|\blegislat\w*|\blawmakers?\b)",
+    "Stablecoins": r"(?i:\bstablecoins?\b)",
+    "DeFi": r"(?i:\bdefi\b)",
+    "NFTs": r"(?i:\bNFTs?\b)",
+    "Hacks & exploits": r"(?i:\bhack(s|ed|ers?)?\b|\bexploit(s|ed)?\b|\bdrained\b|\bstolen\b)",
+    "Mining": r"(?i:\bminers?\b|\bmining\b|\bhashrate\b)",
+    "Halving": r"(?i:\bhalving\b)",
+    "Staking": r"(?i:\b(re)?staking\b|\bstaked\b)",  # not "stake": "a stake in" is ownership
+    "Airdrops": r"(?i:\bairdrops?\b)",
+    "Interest rates": r"\bFed\b|\bFOMC\b|(?i:\binterest rates?\b|\brate (cut|hike)s?\b|\binflation\b)",
+    "Liquidations": r"(?i:\bliquidat\w*)",
+    "Treasuries": r"(?i:\btreasur(y|ies)\b)",
+    "Tokenization": r"(?i:\btokeni[sz]\w*|\bRWAs?\b)",
+    "AI": r"\bAI\b|(?i:\bartificial intelligence\b)",
+    "Layer 2": r"(?i:\blayer[- ]?2\b|\bL2s?\b)",
+    "Lawsuits": r"(?i:\blawsuits?\b|\bsue[sd]?\b|\bcourt\b)",
+}
+
+
+def _coin_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
+    """One regex for every coin (longest forms first, so "Bitcoin Cash" is not read as "Bitcoin") and what
+    each matched form names. Names match in any case, symbols only in capitals ("SOL", not "sol")."""
+    forms: dict[str, str] = {}  # the form as written in the pattern (lower-cased names) -> display name
+    names: list[str] = []
+    symbols: list[str] = []
+    for coin in COINS:
+        for name in (coin.name, *COIN_ALIASES.get(coin.id, ())):
+            if name not in AMBIGUOUS_NAMES and not name.isupper():
+                names.append(name)
+                forms[name.lower()] = coin.name
+        for symbol in {coin.symbol, *(a for a in COIN_ALIASES.get(coin.id, ()) if a.isupper())}:
+            symbols.append(symbol)
+            forms[symbol] = coin.name
+    name_part = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    symbol_part = "|".join(re.escape(s) for s in sorted(symbols, key=len, reverse=True))
+    pattern = rf"(?<![\w-])(?:(?i:{name_part})|\$?(?:{symbol_part}))(?![\w-])"
+    return re.compile(pattern), forms
+
+
+COIN_PATTERN, COIN_FORMS = _coin_pattern()
+TOPIC_PATTERNS = {topic: re.compile(pattern) for topic, pattern in TOPICS.items()}
+
+
+def mentions(text: str) -> set[str]:
+    """The coins and topics one text mentions."""
+    found = set()
+    for match in COIN_PATTERN.finditer(text):
+        form = match.group(0).lstrip("$")
+        coin = COIN_FORMS.get(form) or COIN_FORMS.get(form.lower()) or COIN_FORMS.get(form.upper())
+        if coin:
+            found.add(coin)
+    found.update(topic for topic, pattern in TOPIC_PATTERNS.items() if pattern.search(text))
+    return found
+
+
+def trending(texts: Iterable[str], limit: int = TRENDING) -> list[str]:
+    """Coins and topics mentioned by the most texts, most first (ties in order of first mention)."""
+    counts: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        for item in mentions(text):
+            counts[item] += 1
+            first.setdefault(item, i)
+    return sorted(counts, key=lambda item: (-counts[item], first[item], item))[:limit]
+
+
+def overall(score: float) -> Literal["bullish", "neutral", "bearish"]:
+    return "bullish" if score >= NEUTRAL_BAND else "bearish" if score <= -NEUTRAL_BAND else "neutral"
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    source: str  # publisher, or "reddit"
+
+
+class NewsSource(Protocol):
+    def latest_articles(self) -> list[Article]: ...
+
+
+class _Every(Generic[R]):
+    """A pool call made at most every ``seconds`` while it succeeds (every run while it fails), and the
+    Tracker's view of its latest result in between."""
+
+    def __init__(self, seconds: float, data_source: Literal["live", "replay"]) -> None:
+        self.seconds = seconds
+        self.tracker: Tracker[PoolResult[R]] = Tracker(data_source)
+        self._at: float | None = None
+        self._view: tuple[PoolResult[R] | None, dict[str, Any]] = (None, {})
+
+    async def get(self, fetch: Callable[[], Awaitable[PoolResult[R]]]) -> tuple[PoolResult[R] | None, dict[str, Any]]:
+        now = time.monotonic()
+        due = self._at is None or self._view[1].get("status") != "ok" or now - self._at >= self.seconds
+        if due:
+            self._at = now
+            self._view = self.tracker.observe(await fetch())
+        return self._view
+
+
+class SentimentService(Service):
+    name = "sentiment"
+
+    def __init__(self, fear_greed: Pool[AlternativeMe], social: Pool[Reddit], fetcher: Fetcher, *,
+                 news: NewsSource | None, score: Score | None, data_source: Literal["live", "replay"],
+                 score_timeout: float = 30.0) -> None:
+        self.fear_greed_pool = fear_greed
+        self.social_pool = social
+        self.fetcher = fetcher
+        self.news = news
+        self.score = score
+        self.score_timeout = score_timeout
+        self.data_source = data_source
+        self._fear_greed: _Every[FearGreed] = _Every(FEAR_GREED_EVERY, data_source)
+        self._reddit: _Every[tuple[RedditPost, ...]] = _Every(REDDIT_EVERY, data_source)
+        self._lexicon: LexiconBackend | None = None
+
+    async def collect(self) -> Mapping[str, Any]:
+        (fg, fg_fields), (posts, reddit_fields) = await asyncio.gather(
+            self._fear_greed.get(lambda: self.fear_greed_pool.fetch(lambda p: p.fetch_index(self.fetcher))),
+            self._reddit.get(lambda: self.social_pool.fetch(lambda p: p.fetch_posts(self.fetcher))))
+        notes: list[str] = []
+        texts = self._headlines(notes) + self._reddit_texts(posts, reddit_fields, notes)
+        verdicts = await self._score(texts, notes)
+
+        texts_status = "ok" if verdicts else "no_data"
+        if verdicts and all(t.source == "reddit" for t in texts) and reddit_fields.get("status") == "stale":
+            texts_status = "stale"
+        if fg_fields.get("status") in ("stale", "no_data"):
+            notes.append(f"Fear & Greed: {fg_fields.get('message')}")
+        status = combined_status([texts_status, fg_fields.get("status", "no_data")])
+        now = now_iso()
+        payload = SentimentPayload(
+            timestamp=now, status=status, data_source=self.data_source,
+            fetched_at=now if verdicts else fg_fields.get("fetched_at"),
+            age_seconds=0.0 if verdicts else fg_fields.get("age_seconds"),
+            stale_since=fg_fields.get("stale_since") or reddit_fields.get("stale_since"),
+            message=" ".join(notes) or None,
+            providers={**fg_fields.get("providers", {}), **reddit_fields.get("providers", {})},
+            fear_greed=fg.value if fg is not None else None)
+        if verdicts:
+            scores = [v.score for v in verdicts]
+            mean = sum(scores) / len(scores)
+            payload.sentiment_score = round(mean, 4)
+            payload.overall_sentiment = overall(mean)
+            payload.social_volume = len(verdicts)
+            payload.trending_topics = trending(t.text for t in texts)
+            payload.sentiment_by_source = _mean_by_source(texts, verdicts)
+            payload.label_counts = dict(Counter(v.label for v in verdicts))
+            models = sorted({v.model for v in verdicts})
+            payload.model = ", ".join(models)
+            payload.backend = "+".join(sorted({"lexicon" if m == LexiconBackend.name else "transformers"
+                                               for m in models}))
+        return payload.model_dump(mode="json")
+
+    def _headlines(self, notes: list[str]) -> list[Text]:
+        if self.news is None:
+            notes.append("No headlines: the news service is not running.")
+            return []
+        articles = self.news.latest_articles()
+        if not articles:
+            notes.append("No headlines yet from the news service.")
+        return [Text(a.title, a.source) for a in articles if a.title.strip()]
+
+    @staticmethod
+    def _reddit_texts(posts: PoolResult[tuple[RedditPost, ...]] | None, fields: Mapping[str, Any],
+                      notes: list[str]) -> list[Text]:
+        if fields.get("status") != "ok":
+            notes.append(f"Reddit: {fields.get('message')}")
+        if posts is None or posts.value is None or posts.fetched_at is None:
+            return []
+        if time.time() - posts.fetched_at > REDDIT_MAX_AGE:
+            notes.append(f"Reddit posts of {iso(posts.fetched_at)} are too old to count.")
+            return []
+        return [Text(p.title, "reddit") for p in posts.value]
+
+    async def _score(self, texts: Sequence[Text], notes: list[str]) -> list[ArticleSentiment]:
+        if not texts:
+            notes.append("No texts to score, so no sentiment score.")
+            return []
+        lines = [t.text for t in texts]
+        try:
+            if self.score is not None:
+                verdicts = await asyncio.wait_for(self.score(lines), self.score_timeout)
+            else:
+                self._lexicon = self._lexicon or LexiconBackend()
+                verdicts = await asyncio.to_thread(self._lexicon.score_batch, lines)
+        except TimeoutError:
+            notes.append(f"Scoring {len(lines)} texts took over {self.score_timeout:.0f} s; "
+                         "they will be ready (cached) next time.")
+            return []
+        if len(verdicts) != len(lines):
+            notes.append(f"The scorer returned {len(verdicts)} verdicts for {len(lines)} texts; none used.")
+            return []
+        return list(verdicts)
+
+
+def _mean_by_source(texts: Sequence[Text], verdicts: Sequence[ArticleSentiment]) -> dict[str, float]:
+    by_source: dict[str, list[float]] = defaultdict(list)
+    for text, v in zip(texts, verdicts, strict=True):
+        by_source[text.source].append(v.score)
+    return {source: round(sum(s) / len(s), 4) for source, s in by_source.items()}
+
+
+def build(ctx: BuildContext) -> list[Service]:
+    fear_greed = ctx.pool("fear_greed", [ctx.provider(AlternativeMe)])
+    social = ctx.pool("social", [ctx.provider(Reddit)])
+    news = ctx.services.get("news")
+    runner = ctx.sentiment
+    return [SentimentService(fear_greed, social, ctx.fetcher,
+                             news=cast("NewsSource", news) if hasattr(news, "latest_articles") else None,
+                             score=runner.score if runner is not None else None,
+                             data_source=ctx.settings.data_source,
+                             score_timeout=max(5.0, ctx.intervals["sentiment"]))]

@@ -1,0 +1,453 @@
+"""Sentiment backends and the runner that serves them: a Hub model through transformers, VADER meanwhile.
+
+A backend turns a batch of texts into verdicts (:class:`~models.payloads.ArticleSentiment`: a label among
+bullish / neutral / bearish, a score in [-1, 1], and the model or backend that produced it). Two exist:
+
+- :class:`TransformersBackend`: a ``text-classification`` pipeline over the model ``SENTIMENT_MODEL`` names
+  (a Hub id, a local folder, or a preset name of :data:`PRESETS`). Its own labels (``config.id2label``) are
+  mapped to ours by name, or by the preset for models that only say ``LABEL_0``...; a model whose labels
+  cannot be mapped is refused rather than guessed. The score is ``P(bullish) - P(bearish)`` over every class
+  probability, so 2-class and 3-class models alike give a graded score.
+- :class:`LexiconBackend`: VADER's compound score, whose lexicon ships in its package. It answers while the
+  model loads, when it cannot be had, and for a batch the model failed on.
+
+:class:`SentimentRunner` owns both for the server's lifetime (an async context manager). The model loads in
+a background thread (retried with backoff when the Hub cannot be reached); inference runs in ONE worker
+thread, texts from every caller batched over a short window; verdicts are cached by text hash; torch's
+threads are bounded so inference never starves the event loop. Every verdict names what really answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from models.messages import iso
+from models.payloads import ArticleSentiment, InferenceStats, ModelState
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from config import Settings
+
+log = logging.getLogger(__name__)
+
+Label = Literal["bullish", "neutral", "bearish"]
+T = TypeVar("T")
+
+#: Headlines and posts are short; longer texts are cut here (or at the model's own limit, if lower).
+MAX_TOKENS = 256
+#: Label names models use, lower-cased, and what they mean here.
+NAMED_LABELS: dict[str, Label] = {
+    "positive": "bullish", "pos": "bullish", "bullish": "bullish",
+    "negative": "bearish", "neg": "bearish", "bearish": "bearish",
+    "neutral": "neutral", "neu": "neutral",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    model_id: str
+    suited_to: str
+    #: Only for models whose config names its classes ``LABEL_0``, ``LABEL_1``...: what each one means.
+    labels: Mapping[str, Label] = field(default_factory=dict)
+
+
+#: Names ``SENTIMENT_MODEL`` may also take. Label facts are from each model's card and config.json.
+PRESETS: dict[str, Preset] = {
+    # negative / neutral / positive; 0.98 accuracy on Financial PhraseBank (all-agree split); Apache-2.0
+    "finance-news": Preset("mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis",
+                           "financial news headlines"),
+    # Bearish / Neutral / Bullish; fine-tuned on StockTwits crypto posts, max 128 tokens
+    "crypto-social": Preset("ElKulako/cryptobert", "crypto social media posts"),
+    # positive / negative / neutral; Financial PhraseBank
+    "finbert": Preset("ProsusAI/finbert", "financial text"),
+    # The card: "Labels: 0 -> Negative; 1 -> Neutral; 2 -> Positive"; the config only says LABEL_0..2.
+    "twitter": Preset("cardiffnlp/twitter-roberta-base-sentiment", "tweets",
+                      {"LABEL_0": "bearish", "LABEL_1": "neutral", "LABEL_2": "bullish"}),
+}
+
+
+def resolve_model(name: str) -> Preset:
+    """The model a ``SENTIMENT_MODEL`` value means: a preset by name or by Hub id, else that id or path."""
+    if name in PRESETS:
+        return PRESETS[name]
+    return next((p for p in PRESETS.values() if p.model_id == name), Preset(name, "as configured"))
+
+
+class UnmappedLabels(ValueError):
+    """The model's classes cannot be told apart as bullish / neutral / bearish: it is not used."""
+
+
+def label_map(id2label: Mapping[Any, str] | None, model: str,
+              known: Mapping[str, Label] | None = None) -> dict[str, Label]:
+    """Each of the model's labels mapped to bullish / neutral / bearish, or :class:`UnmappedLabels`."""
+    if not id2label:
+        raise UnmappedLabels(f"{model}: its config names no labels (id2label)")
+    known = known or {}
+    mapping: dict[str, Label] = {}
+    unknown = []
+    for label in id2label.values():
+        meaning = known.get(label) or NAMED_LABELS.get(label.strip().lower())
+        if meaning is None:
+            unknown.append(label)
+        else:
+            mapping[label] = meaning
+    if unknown:
+        raise UnmappedLabels(f"{model}: labels {', '.join(map(repr, unknown))} have no known meaning "
+                             f"(known: positive/negative/neutral, bullish/bearish, or a preset's LABEL_n)")
+    if not {"bullish", "bearish"} <= set(mapping.values()):
+        raise UnmappedLabels(f"{model}: labels {sorted(mapping)} do not include both a bullish and a bearish class")
+    return mapping
+
+
+def verdict(probabilities: Mapping[str, float], mapping: Mapping[str, Label], model: str) -> ArticleSentiment:
+    """One text's verdict from its class probabilities: the likeliest of bullish / neutral / bearish (summed
+    over the model's labels), and the score ``P(bullish) - P(bearish)``."""
+    sums: dict[Label, float] = {"bearish": 0.0, "neutral": 0.0, "bullish": 0.0}
+    for label, p in probabilities.items():
+        sums[mapping[label]] += p
+    score = max(-1.0, min(1.0, sums["bullish"] - sums["bearish"]))
+    label = max(sums, key=lambda k: sums[k])
+    return ArticleSentiment(label=label, score=round(score, 4), model=model)
+
+
+# -- backends -------------------------------------------------------------------------------------------
+
+class SentimentBackend(Protocol):
+    """What scores texts. ``score_batch`` blocks: the runner calls it in its worker thread."""
+
+    name: str  # what verdicts name as their model: a Hub id, a local path, or "vader"
+    kind: Literal["transformers", "lexicon"]
+
+    def score_batch(self, texts: Sequence[str]) -> list[ArticleSentiment]: ...
+
+
+class TransformersBackend:
+    kind: Literal["transformers", "lexicon"] = "transformers"
+
+    def __init__(self, pipe: Any, name: str, labels: Mapping[str, Label]) -> None:
+        self._pipe = pipe
+        self.name = name
+        self.labels = dict(labels)
+        self._max_length = min(MAX_TOKENS, int(getattr(pipe.tokenizer, "model_max_length", MAX_TOKENS)))
+
+    @classmethod
+    def load(cls, model: str, *, token: str | None = None) -> TransformersBackend:
+        """Load ``model`` (blocking: downloads it from the Hub unless cached). ``token`` opens gated models."""
+        from transformers import pipeline
+
+        preset = resolve_model(model)
+        pipe = pipeline("text-classification", model=preset.model_id, token=token, device="cpu")
+        labels = label_map(pipe.model.config.id2label, preset.model_id, preset.labels)
+        return cls(pipe, preset.model_id, labels)
+
+    def score_batch(self, texts: Sequence[str]) -> list[ArticleSentiment]:
+        outputs = self._pipe(list(texts), batch_size=len(texts), top_k=None, truncation=True,
+                             max_length=self._max_length)
+        return [verdict({o["label"]: o["score"] for o in scores}, self.labels, self.name) for scores in outputs]
+
+
+class LexiconBackend:
+    """VADER (a lexicon tuned to social media). Weak on finance wording, but always there."""
+
+    kind: Literal["transformers", "lexicon"] = "lexicon"
+    name = "vader"
+    #: VADER's documented thresholds on the compound score for positive / negative.
+    THRESHOLD = 0.05
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def score_batch(self, texts: Sequence[str]) -> list[ArticleSentiment]:
+        return [self._one(text) for text in texts]
+
+    def _one(self, text: str) -> ArticleSentiment:
+        compound = float(self._analyzer.polarity_scores(text)["compound"])
+        label: Label = ("bullish" if compound >= self.THRESHOLD else
+                        "bearish" if compound <= -self.THRESHOLD else "neutral")
+        return ArticleSentiment(label=label, score=round(compound, 4), model=self.name)
+
+
+# -- the runner -----------------------------------------------------------------------------------------
+
+@dataclass
+class _Job:
+    text: str
+    key: bytes
+    future: asyncio.Future[ArticleSentiment]
+
+
+@dataclass
+class _Figures:
+    """Inference figures of one backend."""
+
+    texts: int = 0
+    batches: int = 0
+    cache_hits: int = 0
+    total_ms: float = 0.0
+    batch_ms: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+
+    def view(self) -> InferenceStats:
+        recent = sorted(self.batch_ms)
+        return InferenceStats(
+            texts_scored=self.texts, batches=self.batches, cache_hits=self.cache_hits,
+            mean_latency_ms=round(self.total_ms / self.texts, 3) if self.texts else None,
+            p95_batch_ms=round(recent[math.ceil(0.95 * len(recent)) - 1], 3) if recent else None)
+
+
+def _text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _bound_torch_threads(threads: int) -> None:
+    """torch uses every core by default; set in each thread that runs it, as OpenMP settings are per thread."""
+    try:
+        import torch
+    except ImportError:  # the lexicon works without torch
+        return
+    torch.set_num_threads(threads)
+
+
+def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
+    """Run ``fn`` in a daemon thread: a model download stuck on the network must not hold up shutdown."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(settle: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(lambda: None if future.done() else settle())
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # delivered to the awaiting task, which decides
+            deliver(functools.partial(future.set_exception, exc))
+        else:
+            deliver(functools.partial(future.set_result, result))
+
+    threading.Thread(target=run, name="sentiment-load", daemon=True).start()
+    return future
+
+
+class SentimentRunner:
+    """Serves verdicts for the server's lifetime: ``async with SentimentRunner(settings) as runner``.
+
+    ``loader`` builds the model backend (blocking, run in a thread); by default it loads ``SENTIMENT_MODEL``
+    with ``HF_TOKEN``. After a failed load it is retried after each of ``retry_delays`` seconds in turn
+    (then every last one); a model whose labels cannot be mapped is not retried.
+    """
+
+    def __init__(self, settings: Settings, *, loader: Callable[[], SentimentBackend] | None = None,
+                 retry_delays: Sequence[float] = (60, 300, 900, 3600), cache_size: int = 4096) -> None:
+        self.settings = settings
+        self.model_id = resolve_model(settings.sentiment_model).model_id
+        self._token = settings.key("hf_token")
+        self._loader = loader or self._load_configured
+        self._retry_delays = tuple(retry_delays)
+        self._cache_size = cache_size
+        self._lexicon: SentimentBackend = LexiconBackend()
+        self._model: SentimentBackend | None = None
+        self._state: Literal["loading", "ready", "failed"] = "loading"
+        self._error: str | None = None
+        self._loaded_at: float | None = None
+        self._cache: OrderedDict[tuple[str, bytes], ArticleSentiment] = OrderedDict()
+        self._pending: dict[bytes, asyncio.Future[ArticleSentiment]] = {}
+        self._figures: dict[str, _Figures] = {}
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.loaded = asyncio.Event()  # set when the first load attempt has ended, well or not
+
+    def _load_configured(self) -> SentimentBackend:
+        _bound_torch_threads(self.settings.torch_threads)
+        return TransformersBackend.load(self.settings.sentiment_model, token=self._token)
+
+    # -- lifetime ---------------------------------------------------------------------------------------
+    async def __aenter__(self) -> SentimentRunner:
+        _bound_torch_threads(self.settings.torch_threads)
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment",
+                                            initializer=_bound_torch_threads,
+                                            initargs=(self.settings.torch_threads,))
+        self._tasks = [asyncio.create_task(self._work(), name="sentiment-worker"),
+                       asyncio.create_task(self._load(), name="sentiment-load")]
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        queue, self._queue = self._queue, None
+        while queue is not None and not queue.empty():
+            job = queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("the sentiment runner stopped"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._model = None
+
+    async def _load(self) -> None:
+        attempt = 0
+        while True:
+            self._state, self._error = "loading", None
+            try:
+                model = await _in_daemon_thread(self._loader)
+            except Exception as exc:
+                self._state, self._error = "failed", self._describe(exc)
+                retry = not isinstance(exc, UnmappedLabels) and bool(self._retry_delays)
+                if not retry:
+                    log.warning("sentiment model %s not used, VADER answers instead: %s", self.model_id, self._error)
+                    self.loaded.set()
+                    return
+                delay = self._retry_delays[min(attempt, len(self._retry_delays) - 1)]
+                attempt += 1
+                log.warning("sentiment model %s did not load (%s); VADER answers meanwhile; next try in %.0f s",
+                            self.model_id, self._error, delay)
+                self.loaded.set()
+                await asyncio.sleep(delay)
+                continue
+            self._model, self._state, self._loaded_at = model, "ready", time.time()
+            log.info("sentiment model %s ready", model.name)
+            self.loaded.set()
+            return
+
+    def _describe(self, exc: BaseException) -> str:
+        text = f"{type(exc).__name__}: {exc}".strip()
+        if self._token:
+            text = text.replace(self._token, "***")
+        return text[:500]
+
+    # -- what it shows ----------------------------------------------------------------------------------
+    @property
+    def backend(self) -> SentimentBackend:
+        """What answers now: the model once ready, VADER before or without it."""
+        return self._model or self._lexicon
+
+    @property
+    def state(self) -> ModelState:
+        labels = getattr(self._model, "labels", {}) if self._model is not None else {}
+        return ModelState(id=self.model_id, backend=self.backend.kind, state=self._state, error=self._error,
+                          loaded_at=iso(self._loaded_at), labels=dict(labels))
+
+    @property
+    def stats(self) -> InferenceStats:
+        """Figures of the backend answering now (a lexicon's microseconds would hide a model's milliseconds)."""
+        return self._figures_of(self.backend.name).view()
+
+    def _figures_of(self, name: str) -> _Figures:
+        return self._figures.setdefault(name, _Figures())
+
+    # -- scoring ----------------------------------------------------------------------------------------
+    async def score(self, texts: Sequence[str]) -> list[ArticleSentiment]:
+        """One verdict per text, in order, each naming the model or backend that produced it."""
+        if self._queue is None:
+            raise RuntimeError("the sentiment runner is not running (use it with `async with`)")
+        answering = self.backend.name
+        results: list[ArticleSentiment | asyncio.Future[ArticleSentiment]] = []
+        for text in texts:
+            key = _text_key(text)
+            cached = self._cache.get((answering, key))
+            if cached is not None:
+                self._cache.move_to_end((answering, key))
+                self._figures_of(answering).cache_hits += 1
+                results.append(cached)
+                continue
+            future = self._pending.get(key)
+            if future is None:  # the same text asked twice while in flight is scored once
+                future = asyncio.get_running_loop().create_future()
+                self._pending[key] = future
+                self._queue.put_nowait(_Job(text, key, future))
+            results.append(future)
+        # shield: one caller giving up must not cancel a verdict another caller waits for
+        return [r if isinstance(r, ArticleSentiment) else await asyncio.shield(r) for r in results]
+
+    async def annotate(self, texts: Sequence[str]) -> list[ArticleSentiment]:
+        """Verdicts for collected texts (the news service's headlines): the same as :meth:`score`."""
+        return await self.score(texts)
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        window = self.settings.sentiment_batch_window_ms / 1000
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + window
+            # Wait a moment for more texts, so concurrent callers share one forward pass.
+            while len(batch) < self.settings.sentiment_batch_size:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            try:
+                await self._run_batch(batch, loop)
+            except asyncio.CancelledError:
+                for job in batch:
+                    self._settle(job, RuntimeError("the sentiment runner stopped"))
+                raise
+            except Exception as exc:  # the worker outlives any one batch
+                log.exception("sentiment batch failed")
+                for job in batch:
+                    self._settle(job, exc)
+
+    async def _run_batch(self, batch: list[_Job], loop: asyncio.AbstractEventLoop) -> None:
+        backend = self.backend
+        texts = [job.text for job in batch]
+        started = time.perf_counter()
+        try:
+            verdicts = await loop.run_in_executor(self._executor, backend.score_batch, texts)
+            if len(verdicts) != len(texts):
+                raise RuntimeError(f"{len(verdicts)} verdicts for {len(texts)} texts")
+        except Exception as exc:
+            if backend is self._lexicon:
+                for job in batch:
+                    self._settle(job, exc)
+                return
+            # One bad batch does not retire the model: VADER answers for it, and the verdicts say so.
+            log.warning("sentiment model %s failed on a batch of %d texts (%s); VADER answered it",
+                        backend.name, len(texts), self._describe(exc))
+            backend = self._lexicon
+            started = time.perf_counter()
+            verdicts = await loop.run_in_executor(self._executor, backend.score_batch, texts)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        figures = self._figures_of(backend.name)
+        figures.texts += len(texts)
+        figures.batches += 1
+        figures.total_ms += elapsed_ms
+        figures.batch_ms.append(elapsed_ms)
+        for job, result in zip(batch, verdicts, strict=True):
+            self._cache[(backend.name, job.key)] = result
+            self._settle(job, result)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _settle(self, job: _Job, outcome: ArticleSentiment | BaseException) -> None:
+        self._pending.pop(job.key, None)
+        if job.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            job.future.set_exception(outcome)
+        else:
+            job.future.set_result(outcome)
