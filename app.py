@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from api.history import build_history_router
+from api.sentiment import build_sentiment_router
 from config import Settings, describe_error
 from models.messages import now_iso
 from services import build_backend, http_client
@@ -35,8 +36,9 @@ from services.backup import HubBackup
 from services.backup import from_settings as hub_backup_from_settings
 from services.registry import effective_intervals
 from services.scheduler import Scheduler
+from services.sentiment_models import SentimentRunner
 from services.store import Store
-from ui.dashboard import build_ui
+from ui.dashboard import CSS, HEAD, THEME, build_ui
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
 from ws.routes import build_router
@@ -57,6 +59,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     store = Store(settings.data_dir / "history.sqlite3", retention_days=settings.retention_days,
                   retention_per_service=settings.retention_per_service)
     backup = hub_backup_from_settings(settings, store.path)  # None unless HF_TOKEN and HF_BACKUP_REPO are set
+    runner = SentimentRunner(settings)  # nothing loads until the lifespan enters it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,9 +75,13 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                 hub.restore(message["service"], message["seq"], message["timestamp"], message["data"])
             hub.add_listener(store.append)
             stack.callback(hub.remove_listener, store.append)
+            # The model loads in the background; VADER answers meanwhile. Entered before the scheduler, so it
+            # closes after it.
+            await stack.enter_async_context(runner)
             http = await stack.enter_async_context(http_client(settings, transport))
             scheduler = Scheduler(hub.publish)
-            app.state.backend = build_backend(settings, http, scheduler, intervals, store=store, backup=backup)
+            app.state.backend = build_backend(settings, http, scheduler, intervals, store=store, backup=backup,
+                                              sentiment=runner)
             if backup is not None:
                 scheduler.add_task("hf_backup", backup.upload, backup.interval, first_run_in=min(backup.interval, 600))
             app.state.scheduler = scheduler
@@ -94,6 +101,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.state.hub = hub
     app.state.manager = manager
     app.state.store = store
+    app.state.sentiment = runner
 
     @app.get("/healthz", tags=["system"], summary="Liveness of this server")
     async def healthz() -> dict[str, Any]:
@@ -101,9 +109,11 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                 "timestamp": now_iso()}
 
     app.include_router(build_history_router(store))
+    app.include_router(build_sentiment_router(runner, settings))
     app.include_router(build_router(manager, intervals))
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
-    gr.mount_gradio_app(app, build_ui(hub, manager.stats), path="/", footer_links=["api"])
+    gr.mount_gradio_app(app, build_ui(hub, manager.stats, store=store, runner=runner), path="/",
+                        footer_links=["api"], theme=THEME, css=CSS, head=HEAD)
     return app
 
 
