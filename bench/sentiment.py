@@ -104,7 +104,12 @@ def main() -> None:
         model, what = args.model or settings.sentiment_model, "as configured"
 
     started = time.perf_counter()
-    backend = TransformersBackend.load(model, token=settings.key("hf_token"))
+    try:
+        backend = TransformersBackend.load(model, token=settings.key("hf_token"))
+    except (OSError, ValueError) as error:  # no network, a gated model without HF_TOKEN, unknown labels
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SystemExit(f"could not load {model!r}: {first}\n"
+                         "Where the Hub cannot be reached: --tiny, or --shape-of distilroberta for its cost.") from None
     load_s = time.perf_counter() - started
     titles = headlines()
     texts = [titles[i % len(titles)] for i in range(args.texts)]
