@@ -10,17 +10,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from app import create_app
-from tests.conftest import ROOT, LiveServer, make_settings, serve
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, LiveServer, make_settings, require_chromium, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
 #: Tab -> what must be on it once data is in (the real replayed payloads).
 SECTIONS = {
     "Market": ("#market-table", "Bitcoin"),
@@ -40,11 +36,7 @@ else:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (.ci/run installs Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_chromium()
     # Short intervals (market every second) so the page has something new to show within a few seconds.
     settings = make_settings(tmp_path_factory.mktemp("dashboard"), interval_scale=0.2)
     with serve(lambda: create_app(settings), settings) as live:
@@ -57,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def browser(server: LiveServer) -> Iterator[sync_api.Browser]:
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
