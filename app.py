@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from api.history import build_history_router
+from api.providers import build_providers_router
 from api.sentiment import build_sentiment_router
 from config import Settings, describe_error
 from models.messages import now_iso
@@ -109,6 +110,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                 "timestamp": now_iso()}
 
     app.include_router(build_history_router(store))
+    app.include_router(build_providers_router())
     app.include_router(build_sentiment_router(runner, settings))
     app.include_router(build_router(manager, intervals))
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.

@@ -202,6 +202,7 @@ class Provider:
     name: str = ""
     category: str = ""
     base_url: str = ""
+    endpoints: tuple[str, ...] = ()  # the paths (JSON-RPC: methods) it is asked for, below base_url
     docs: str = ""
     rate: Rate | None = Rate(30, 60)
     keyed_rate: Rate | None = None

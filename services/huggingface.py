@@ -64,6 +64,7 @@ class HuggingFaceHub(Provider):
     name = "Hugging Face Hub"
     category = "ai"
     base_url = "https://huggingface.co/api"
+    endpoints = ("/models", "/datasets")
     docs = "https://huggingface.co/docs/hub/api"
     # Anonymous Hub API calls: 500 per 5 minutes per IP; a refresh makes 2 + the number of queries.
     rate = Rate(20, 300, burst=8)

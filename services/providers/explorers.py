@@ -66,14 +66,14 @@ def _utc_seconds(text: Any) -> float | None:
 # -- provider families -------------------------------------------------------------------------------------
 
 class BitcoinExplorer(Provider):
-    category = "explorer"
+    category = "explorers"
 
     async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
         raise NotImplementedError
 
 
 class EthereumExplorer(Provider):
-    category = "explorer"
+    category = "explorers"
 
     async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumStats:
         raise NotImplementedError
@@ -93,6 +93,7 @@ class MempoolSpace(BitcoinExplorer):
     id = "mempool_space"
     name = "mempool.space"
     base_url = "https://mempool.space/api"
+    endpoints = ("/v1/fees/recommended", "/mempool", "/blocks/tip/height", "/v1/mining/hashrate/3d")
     docs = "https://mempool.space/docs/api/rest"
     # The limit is not published (a 429 says "Sign Up for Mempool Enterprise"): three calls a run every 10 s
     # is 18 a minute, so 20 a minute leaves room for the occasional mining call and a probe.
@@ -184,6 +185,7 @@ class Blockchair(BitcoinExplorer, EthereumExplorer):
     id = "blockchair"
     name = "Blockchair"
     base_url = "https://api.blockchair.com"
+    endpoints = ("/bitcoin/stats", "/ethereum/stats")
     docs = "https://blockchair.com/api/docs#link_001"
     # Keyless: 30 requests a minute and 1,440 a day; the daily cap binds, so one a minute on average (shared
     # by the Bitcoin and Ethereum sections, which only reach Blockchair when their preferred sources fail).
@@ -247,6 +249,7 @@ class BlockchainInfo(BitcoinExplorer):
     id = "blockchain_info"
     name = "blockchain.info"
     base_url = "https://api.blockchain.info"
+    endpoints = ("/stats",)
     docs = "https://www.blockchain.com/explorer/api/blockchain_api"
     rate = Rate(6, 60, burst=1)  # its API notes ask for at most one query every 10 seconds
     probe_path = "/stats"
@@ -277,6 +280,7 @@ class Etherscan(EthereumExplorer):
     id = "etherscan"
     name = "Etherscan"
     base_url = "https://api.etherscan.io/v2/api"
+    endpoints = ("?chainid=1&module=gastracker&action=gasoracle",)
     docs = "https://docs.etherscan.io/api-reference/endpoint/gasoracle"
     key_setting = "etherscan_api_key"
     key_required = True

@@ -102,6 +102,7 @@ class CoinGecko(GlobalMarketProvider):
     id = "coingecko"
     name = "CoinGecko"
     base_url = "https://api.coingecko.com/api/v3"
+    endpoints = ("/coins/markets", "/global", "/search/trending", "/ping")
     docs = "https://docs.coingecko.com/reference/coins-markets"
     # Keyless access is shared per IP and documented loosely ("5 to 15 calls per minute"); a Demo key gets 30.
     rate = Rate(8, 60, burst=3)
@@ -186,6 +187,7 @@ class CoinPaprika(GlobalMarketProvider):
     id = "coinpaprika"
     name = "CoinPaprika"
     base_url = "https://api.coinpaprika.com/v1"
+    endpoints = ("/tickers", "/global")
     docs = "https://api.coinpaprika.com/#tag/Tickers"
     rate = Rate(25, 3600, burst=5)  # the free plan: 20,000 calls a month
     probe_path = "/global"
@@ -238,6 +240,7 @@ class Kraken(MarketProvider):
     id = "kraken"
     name = "Kraken"
     base_url = "https://api.kraken.com/0/public"
+    endpoints = ("/Ticker", "/Time")
     docs = "https://docs.kraken.com/api/docs/rest-api/get-ticker-information"
     rate = Rate(1, 2, burst=3)  # public endpoints: about one call a second per IP
     probe_path = "/Time"
@@ -286,6 +289,7 @@ class Coinbase(MarketProvider):
     id = "coinbase"
     name = "Coinbase Exchange"
     base_url = "https://api.exchange.coinbase.com"
+    endpoints = ("/products/{BASE}-USD/stats",)
     docs = "https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproductstats"
     # Public endpoints: 10 requests a second per IP, bursts up to 15. A round over its ~35 products spreads
     # over about five seconds at 6 a second, leaving room for anything else on the same address.
@@ -355,6 +359,7 @@ class Binance(MarketProvider):
     id = "binance"
     name = "Binance"
     base_url = "https://data-api.binance.vision/api/v3"
+    endpoints = ("/ticker/24hr",)
     docs = ("https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints"
             "#24hr-ticker-price-change-statistics")
     # 6,000 request weight a minute per IP; a call for 21-100 symbols weighs 40, so 20 calls use 800.
@@ -399,6 +404,7 @@ class CoinCap(MarketProvider):
     id = "coincap"
     name = "CoinCap"
     base_url = "https://rest.coincap.io/v3"
+    endpoints = ("/assets",)
     docs = "https://pro.coincap.io/api-docs"
     key_setting = "coincap_api_key"
     # Keys hold prepaid credits (a free key starts with very few): a last resort, a few calls an hour at most,
@@ -451,6 +457,7 @@ class CryptoCompare(MarketProvider):
     id = "cryptocompare"
     name = "CryptoCompare"
     base_url = "https://min-api.cryptocompare.com"
+    endpoints = ("/data/pricemultifull", "/data/price")
     docs = "https://developers.coindesk.com/documentation/legacy/Price/multipleSymbolsFullPriceEndpoint"
     key_setting = "cryptocompare_api_key"
     # The free key's allowance is monthly (its size has changed over the years): at most 20 calls an hour,

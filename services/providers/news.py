@@ -163,6 +163,7 @@ class NewsProvider(Provider):
 class RssFeed(NewsProvider):
     """A publisher's feed. ``base_url`` is the feed itself, so a probe reads (and checks) the feed."""
 
+    endpoints = ("",)  # the feed itself
     rate = Rate(2, 60, burst=3)  # the news service reads each feed once a minute; feeds update a few times an hour
     probe_path = ""
     probe_interval = 900.0
@@ -311,6 +312,7 @@ class CryptoPanic(NewsProvider):
     id = "cryptopanic"
     name = "CryptoPanic"
     base_url = "https://cryptopanic.com/api"
+    endpoints = ("/{plan}/v2/posts/",)
     docs = "https://cryptopanic.com/developers/api/"
     rate = Rate(1, 600, burst=1)
     key_setting = "cryptopanic_token"

@@ -49,6 +49,7 @@ class DefiLlama(Provider):
     name = "DefiLlama"
     category = "onchain"
     base_url = "https://api.llama.fi"
+    endpoints = ("/v2/chains", "/protocols")
     docs = "https://api-docs.defillama.com/"
     # Free and keyless on a fair-use basis (no published figure; about 300 a minute is what users report).
     # The onchain service needs two calls every few minutes.
@@ -111,6 +112,7 @@ class DefiLlamaStablecoins(Provider):
     name = "DefiLlama stablecoins"
     category = "onchain"
     base_url = "https://stablecoins.llama.fi"
+    endpoints = ("/stablecoins",)
     docs = "https://api-docs.defillama.com/#tag/stablecoins"
     rate = Rate(10, 60, burst=2)  # same fair-use terms as api.llama.fi
     probe_path = "/stablecoins"

@@ -41,6 +41,7 @@ class JsonRpcNode(Provider):
     ``chain_id``."""
 
     category = "rpc"
+    endpoints = ("eth_chainId", "eth_blockNumber", "eth_gasPrice", "eth_getBlockByNumber")  # JSON-RPC methods
     chain: str = ""
     chain_id: int = 0
     rate = Rate(2, 1, burst=5)  # public nodes allow far more; we need a handful of calls a minute

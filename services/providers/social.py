@@ -22,6 +22,7 @@ class AlternativeMe(Provider):
     name = "Alternative.me Fear & Greed"
     category = "sentiment"
     base_url = "https://api.alternative.me"
+    endpoints = ("/fng/",)
     docs = "https://alternative.me/crypto/fear-and-greed-index/#api"
     # The index changes once a day and the service asks every ten minutes; the documented limit is far higher.
     rate = Rate(6, 60, burst=2)
@@ -67,6 +68,7 @@ class Reddit(Provider):
     name = "Reddit"
     category = "sentiment"
     base_url = "https://www.reddit.com"
+    endpoints = ("/r/CryptoCurrency+Bitcoin/hot.json",)
     docs = "https://www.reddit.com/dev/api/#GET_hot"
     # Unauthenticated clients are held to a few requests a minute; hot lists change slowly anyway.
     rate = Rate(2, 60, burst=1)

@@ -74,6 +74,7 @@ class BlockchainInfoUnconfirmed(BitcoinSource):
     id = "blockchain_info_unconfirmed"
     name = "Blockchain.com unconfirmed transactions"
     base_url = "https://blockchain.info"
+    endpoints = ("/unconfirmed-transactions",)
     docs = "https://www.blockchain.com/explorer/api/blockchain_api"
     # blockchain.info asks for at most one query every 10 seconds; a burst of 2 leaves room for one retry.
     rate = Rate(6, 60, burst=2)
@@ -124,6 +125,7 @@ class MempoolRecent(BitcoinSource):
     id = "mempool_recent"
     name = "mempool.space recent transactions"
     base_url = "https://mempool.space/api"
+    endpoints = ("/mempool/recent",)
     docs = "https://mempool.space/docs/api/rest#get-mempool-transactions"
     # No published limit; the explorers service polls this host too, so this fallback stays well under one
     # call every 15 seconds.
@@ -160,6 +162,7 @@ class WhaleAlert(WhaleProvider):
     id = "whale_alert"
     name = "Whale Alert"
     base_url = "https://api.whale-alert.io/v1"
+    endpoints = ("/transactions",)
     docs = "https://docs.whale-alert.io/"
     key_setting = "whale_alert_api_key"
     key_required = True

@@ -1,0 +1,50 @@
+"""GET /api/providers: every provider as declared (category, URLs, key, budget) with its health now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from models.messages import now_iso
+from services.fetch import Fetcher, Runtime, health_view
+
+
+def describe(runtime: Runtime, now: float) -> dict[str, Any]:
+    provider = runtime.provider
+    rate = provider.effective_rate
+    return {
+        "id": provider.id,
+        "name": provider.name,
+        "category": provider.category,
+        "base_url": provider.base_url,
+        "endpoints": list(provider.endpoints),
+        "docs": provider.docs or None,
+        "key": None if provider.key_setting is None else {
+            "setting": provider.key_setting.upper(),
+            "required": provider.key_required,
+            "configured": provider.key is not None,  # never the key itself
+        },
+        "budget": None if rate is None else {"calls": rate.calls, "per_seconds": rate.per, "burst": rate.burst},
+        "health": health_view(runtime, now),
+    }
+
+
+def build_providers_router() -> APIRouter:
+    router = APIRouter(tags=["providers"])
+
+    @router.get("/api/providers", summary="Every provider: what it is, its budget and its health")
+    async def providers(request: Request) -> dict[str, Any]:
+        backend = getattr(request.app.state, "backend", None)
+        if backend is None:
+            raise HTTPException(503, detail="the server is still starting")
+        fetcher: Fetcher = backend.fetcher
+        now = fetcher.now()
+        items = [describe(runtime, now) for runtime in fetcher.runtimes.values()]
+        categories: dict[str, int] = {}
+        for item in items:
+            categories[item["category"]] = categories.get(item["category"], 0) + 1
+        return {"status": "success", "count": len(items), "endpoint_count": sum(len(i["endpoints"]) for i in items),
+                "categories": categories, "providers": items, "timestamp": now_iso()}
+
+    return router
