@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,7 +55,12 @@ def _bench_routes(app: Any, publish: Any) -> None:
         asyncio.get_running_loop().create_task(go())
         return {"started": count}
 
+    async def settled(request: Request) -> dict[str, bool]:
+        scheduler = getattr(request.app.state, "scheduler", None)
+        return {"settled": scheduler is None or all(job.runs >= 1 for job in scheduler.stats.values())}
+
     app.router.routes.insert(0, APIRoute("/bench/publish", run, methods=["POST"]))
+    app.router.routes.insert(0, APIRoute("/bench/settled", settled, methods=["GET"]))
 
 
 def serve_hub(port: int, payload_file: str | None) -> None:
@@ -201,6 +206,20 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+def settle(port: int, timeout: float = 90) -> None:
+    """Wait until every scheduled job of the real app has run once: their first runs allocate (parsers, caches,
+    the sentiment runner), and that must not be counted as the connections' memory."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"http://127.0.0.1:{port}/bench/settled", timeout=5).json()["settled"]:
+            time.sleep(2.0)
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the app's first runs did not finish")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -215,6 +234,8 @@ def measure(kind: str, n: int, payload_file: str, quick: bool) -> dict[str, Any]
                                "--payload", payload_file], env=env)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
+        if kind == "hub":
+            settle(port)
         time.sleep(1.0)
         before = rss_kib(server.pid)
         halves = [n // 2, n - n // 2]
