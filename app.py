@@ -43,9 +43,11 @@ from ui.dashboard import CSS, HEAD, THEME, build_ui
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
 from ws.routes import build_router
+from ws.server import WebSocketProtocol
 
 log = logging.getLogger("app")
 API_VERSION = "2.0.0"
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -114,7 +116,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.include_router(build_sentiment_router(runner, settings))
     app.include_router(build_router(manager, intervals))
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
-    gr.mount_gradio_app(app, build_ui(hub, manager.stats, store=store, runner=runner), path="/",
+    gr.mount_gradio_app(app, build_ui(hub, manager.summary, store=store, runner=runner), path="/",
                         footer_links=["api"], theme=THEME, css=CSS, head=HEAD)
     return app
 
@@ -154,6 +156,9 @@ def main() -> None:
         ws_ping_timeout=settings.ws_ping_interval,
         proxy_headers=True,
         forwarded_allow_ips="*",
+        ws=WebSocketProtocol,  # drops the sockets of peers that stopped reading; see ws/server.py
+        # Connections still open after this long no longer hold up the lifespan's end (store flush, backup).
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     # WebSocket limits
     ws_max_message_bytes: int = Field(64 * 1024, ge=256)
     ws_max_messages_per_second: int = Field(20, ge=1)
-    ws_send_queue: int = Field(64, ge=4, description="updates buffered per client before it is dropped")
+    # At least a /ws/all greeting: connection_established, subscription_confirmed and twelve snapshots at once.
+    ws_send_queue: int = Field(64, ge=16, description="messages buffered per client before it is dropped")
     ws_per_message_deflate: bool = False
     ws_ping_interval: float = Field(20.0, gt=0)
 

@@ -35,6 +35,8 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ws.server import WebSocketProtocol  # noqa: E402  (the same protocol class as app.py, for both servers)
+
 
 # -- servers --------------------------------------------------------------------------------------------
 
@@ -79,7 +81,7 @@ def serve_hub(port: int, payload_file: str | None) -> None:
 
     _bench_routes(app, publish)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False,
-                ws_max_size=settings.ws_max_message_bytes, backlog=4096)
+                ws_max_size=settings.ws_max_message_bytes, backlog=4096, ws=WebSocketProtocol)
 
 
 def serve_naive(port: int, payload_file: str | None) -> None:
@@ -122,7 +124,7 @@ def serve_naive(port: int, payload_file: str | None) -> None:
 
     _bench_routes(app, publish)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False,
-                ws_max_size=65536, backlog=4096)
+                ws_max_size=65536, backlog=4096, ws=WebSocketProtocol)
 
 
 # -- clients --------------------------------------------------------------------------------------------

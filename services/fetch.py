@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from enum import Enum
 from typing import Any
 
@@ -295,15 +297,29 @@ class Runtime:
         return None
 
 
+#: The longest cool-down a ``Retry-After`` may impose (a day: the longest quota window of a free plan), so a
+#: wrong or hostile value cannot retire a provider for good.
+MAX_RETRY_AFTER = 86400.0
+
+
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+    """The ``Retry-After`` header in seconds (delay or HTTP date); None when absent or unreadable."""
+    value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):  # Python 3.10+ raises on a value that is no date
+            return None
+        if moment.tzinfo is None:  # "-0000": UTC by RFC 5322
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 # -- the fetcher ----------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ idle for longer than its ``probe_interval`` gets a probe, inside its rate budget
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -15,6 +14,7 @@ from models.messages import now_iso
 from models.payloads import HealthPayload, ProviderHealthView
 from services.base import Service
 from services.fetch import Fetcher, ProviderError, Runtime, health_view
+from services.pools import record_unreadable
 
 
 class HealthCheckerService(Service):
@@ -40,9 +40,14 @@ class HealthCheckerService(Service):
         await asyncio.gather(*(self._probe(rt) for rt in self.due()))
 
     async def _probe(self, runtime: Runtime) -> None:
-        # A failure is recorded in the provider's health by the fetcher (or skipped: budget, cool-down).
-        with contextlib.suppress(ProviderError):
-            await runtime.provider.probe(self.fetcher)
+        """One provider's probe; whatever it raises stays with that provider, never stops the others' report."""
+        provider = runtime.provider
+        try:
+            await provider.probe(self.fetcher)
+        except ProviderError:
+            pass  # recorded in the provider's health by the fetcher (or skipped: budget, cool-down)
+        except Exception as exc:  # an answer the probe could not read (a JSON-RPC error body, a strange shape)
+            record_unreadable(self.fetcher, provider, exc)
 
     def snapshot(self) -> dict[str, Any]:
         now = self.fetcher.now()

@@ -28,8 +28,22 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Provider)
 T = TypeVar("T")
 
-#: What a bad shape looks like from inside a pure ``normalize``.
-SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, ValidationError)
+#: What a bad shape looks like from inside a pure ``normalize`` (a 0 divided by, a huge number made an int...).
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, ValidationError)
+
+
+def record_unreadable(fetcher: Fetcher, provider: Provider, exc: Exception) -> ProviderBadResponse:
+    """Count an answer that a ``normalize`` (or a probe) could not read as the provider's bad response."""
+    shape = f"unexpected response shape ({type(exc).__name__}: {exc})"
+    # An error body may quote the key it was sent with; this text goes into logs and published payloads.
+    detail = fetcher.redact(str(exc) if isinstance(exc, AnswerError) else shape)
+    if isinstance(exc, SHAPE_ERRORS):
+        log.warning("%s answered in a shape we cannot read: %s", provider.id, detail)
+    else:  # no shape error we foresaw: keep the traceback, it may be our bug
+        log.error("reading the answer of %s failed: %s", provider.id, detail, exc_info=exc)
+    bad = ProviderBadResponse(provider.id, detail)
+    fetcher.record_failure(provider, bad)
+    return bad
 
 
 @dataclass
@@ -121,12 +135,8 @@ class Pool(Generic[P]):
             value = await call(provider)
         except ProviderError as error:
             return False, None, self._state(provider, self._status_of(error), error.message)
-        except SHAPE_ERRORS as exc:
-            detail = str(exc) if isinstance(exc, AnswerError) else \
-                f"unexpected response shape ({type(exc).__name__}: {exc})"
-            bad = ProviderBadResponse(provider.id, detail)
-            self.fetcher.record_failure(provider, bad)
-            log.warning("%s answered in a shape we cannot read: %s", provider.id, exc)
+        except Exception as exc:  # whatever reading a strange answer raises is that provider's failure, not ours
+            bad = record_unreadable(self.fetcher, provider, exc)
             return False, None, self._state(provider, "error", bad.message)
         return True, value, self._state(provider, "ok", None)
 

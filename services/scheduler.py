@@ -85,10 +85,6 @@ class Scheduler:
             stats.running = False
             stats.last_duration_ms = round((time.perf_counter() - started) * 1000, 1)
 
-    async def run_now(self, service: Service) -> None:
-        """Run a service's job once, now (start-up warm-up and tests)."""
-        await self._run(f"{service.name}_collection", functools.partial(self._collect, service))
-
     def start(self) -> None:
         self._scheduler.start()
 

@@ -13,6 +13,7 @@ begun, so a damaged file neither stops the server nor gets overwritten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -69,8 +70,11 @@ class StoreStats:
         return sum(self.records_by_service.values())
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
-                   if p.exists())
+        size = 0
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            with contextlib.suppress(FileNotFoundError):  # -wal and -shm come and go with connections
+                size += path.stat().st_size
+        return size
 
 
 class Store:
@@ -110,18 +114,30 @@ class Store:
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and not self._intact():
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            log.error("history database %s failed its integrity check; kept as %s, starting a new one",
-                      self.path, aside)
-            self.path.rename(aside)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        with self._connect() as conn:
-            conn.executescript(SCHEMA)
-            rows = conn.execute("SELECT service, COUNT(*) FROM updates GROUP BY service").fetchall()
-            self.stats.records_by_service = {service: count for service, count in rows}
-            self.stats.oldest = conn.execute("SELECT MIN(ts) FROM updates").fetchone()[0]
-        conn.close()
+            self._set_aside("failed its integrity check")
+        try:
+            self._load()
+        except sqlite3.DatabaseError as error:  # intact, but not a history database we can use (an old schema)
+            self._set_aside(f"cannot be used ({error})")
+            self._load()
+
+    def _set_aside(self, why: str) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        log.error("history database %s %s; kept as %s, starting a new one", self.path, why, aside)
+        self.path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def _load(self) -> None:
+        conn = self._connect()
+        try:
+            with conn:
+                conn.executescript(SCHEMA)
+                rows = conn.execute("SELECT service, COUNT(*) FROM updates GROUP BY service").fetchall()
+                self.stats.records_by_service = {service: count for service, count in rows}
+                self.stats.oldest = conn.execute("SELECT MIN(ts) FROM updates").fetchone()[0]
+        finally:
+            conn.close()
 
     def _intact(self) -> bool:
         try:
@@ -205,6 +221,8 @@ class Store:
             conn.close()
 
     # -- reading --------------------------------------------------------------------------------------
+    # Everything below reads and decodes in a worker thread: a history of thousands of updates takes seconds to
+    # decompress and parse, which on the event loop would stall every client.
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
         try:
@@ -212,26 +230,59 @@ class Store:
         finally:
             conn.close()
 
+    def _texts(self, sql: str, params: tuple[Any, ...]) -> list[bytes]:
+        return [zlib.decompress(body) for (body,) in self._read(sql, params)]
+
+    def _messages(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return [orjson.loads(text) for text in self._texts(sql, params)]
+
     def latest_per_service(self) -> list[dict[str, Any]]:
-        """The newest stored update of every service (envelopes), for the hub's snapshots after a restart."""
-        rows = self._read("SELECT body FROM updates WHERE id IN (SELECT MAX(id) FROM updates GROUP BY service)", ())
-        return [decode(body) for (body,) in rows]
+        """The newest stored update of every service (envelopes), for the hub's snapshots after a restart.
+
+        A row that cannot be read back is logged and left out: it must not keep the server from starting."""
+        rows = self._read("SELECT service, body FROM updates WHERE id IN "
+                          "(SELECT MAX(id) FROM updates GROUP BY service)", ())
+        messages = []
+        for service, body in rows:
+            try:
+                message = decode(body)
+                if not isinstance(message.get("seq"), int) or not isinstance(message.get("timestamp"), str) \
+                        or message.get("service") != service or not isinstance(message.get("data"), dict):
+                    raise ValueError("not an update envelope")
+            except (zlib.error, ValueError, AttributeError) as error:  # orjson's JSONDecodeError is a ValueError
+                log.error("the newest stored update of %s cannot be read (%s): no snapshot for it", service, error)
+                continue
+            messages.append(message)
+        return messages
+
+    def _history_sql(self, service: str, since: float | None, until: float | None,
+                     limit: int) -> tuple[str, tuple[Any, ...]]:
+        sql, params = self._range("SELECT body FROM updates WHERE service = ?", service, since, until)
+        return sql + " ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit)
 
     async def history(self, service: str, since: float | None, until: float | None,
                       limit: int) -> list[dict[str, Any]]:
         """Stored updates of ``service``, newest first."""
-        sql, params = self._range("SELECT body FROM updates WHERE service = ?", service, since, until)
-        rows = await asyncio.to_thread(self._read, sql + " ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit))
-        return [decode(body) for (body,) in rows]
+        return await asyncio.to_thread(self._messages, *self._history_sql(service, since, until, limit))
+
+    async def history_texts(self, service: str, since: float | None, until: float | None,
+                            limit: int) -> list[bytes]:
+        """The same updates as :meth:`history`, as the JSON texts clients received, not parsed."""
+        return await asyncio.to_thread(self._texts, *self._history_sql(service, since, until, limit))
 
     async def coin_series(self, coin: str, since: float | None, until: float | None,
                           limit: int) -> dict[str, list[Any]]:
         """A coin's price, volume and market cap over time, oldest first, one point per fetch."""
-        updates = await self.history("market_data", since, until, limit)
+        return await asyncio.to_thread(self._coin_series, coin, since, until, limit)
+
+    def _coin_series(self, coin: str, since: float | None, until: float | None,
+                     limit: int) -> dict[str, list[Any]]:
+        texts = self._texts(*self._history_sql("market_data", since, until, limit))
         series: dict[str, list[Any]] = {"timestamps": [], "prices": [], "volumes": [], "market_caps": [],
                                         "sources": []}
         seen: set[str] = set()
-        for message in reversed(updates):
+        for text in reversed(texts):  # parsed one at a time: thousands of parsed updates at once strain the GC
+            message = orjson.loads(text)
             data = message.get("data") or {}
             price = (data.get("prices") or {}).get(coin)
             when = data.get("timestamp") or message.get("timestamp")
@@ -250,14 +301,17 @@ class Store:
         """Every stored update of ``service`` in the range, oldest first, read a chunk at a time."""
         last_id = 0
         base, params = self._range("SELECT id, body FROM updates WHERE service = ?", service, since, until)
+        sql = base + " AND id > ? ORDER BY id LIMIT ?"
         while True:
-            rows = await asyncio.to_thread(self._read, base + " AND id > ? ORDER BY id LIMIT ?",
-                                           (*params, last_id, chunk))
-            for row_id, body in rows:
+            rows = await asyncio.to_thread(self._export_chunk, sql, (*params, last_id, chunk))
+            for row_id, message in rows:
                 last_id = row_id
-                yield decode(body)
+                yield message
             if len(rows) < chunk:
                 return
+
+    def _export_chunk(self, sql: str, params: tuple[Any, ...]) -> list[tuple[int, dict[str, Any]]]:
+        return [(row_id, decode(body)) for row_id, body in self._read(sql, params)]
 
     @staticmethod
     def _range(sql: str, service: str, since: float | None,

@@ -25,8 +25,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from app import create_app
+from app import GRACEFUL_SHUTDOWN_SECONDS, create_app
 from config import Settings
+from ws.server import WebSocketProtocol
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -86,7 +87,8 @@ def serve(factory: Callable[[], FastAPI], settings: Settings) -> Iterator[LiveSe
         return built[0]
 
     config = uvicorn.Config(build, factory=True, log_level="warning", ws_max_size=settings.ws_max_message_bytes,
-                            ws_per_message_deflate=settings.ws_per_message_deflate, lifespan="on")
+                            ws_per_message_deflate=settings.ws_per_message_deflate, lifespan="on",
+                            ws=WebSocketProtocol, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(sockets=[sock]),), daemon=True)

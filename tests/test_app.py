@@ -19,6 +19,7 @@ from app import create_app
 from models.catalog import ENDPOINTS, SERVICE_NAMES
 from tests.conftest import ROOT, LiveServer, make_settings, serve
 from tests.wsclient import Client
+from ws.server import WebSocketProtocol
 
 
 def get(server: LiveServer, path: str) -> httpx.Response:
@@ -202,3 +203,32 @@ def test_a_client_that_stops_reading_is_dropped_and_others_stay_on_time(tmp_path
             for client in fast:
                 client.close()
             slow.close()
+
+
+def test_a_dropped_slow_client_neither_keeps_its_socket_nor_holds_up_shutdown(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    blob = "x" * 50_000
+
+    def drop_a_slow_client(server: LiveServer) -> socket.socket:
+        manager = server.app.state.manager
+        dropped = manager.slow_consumer_disconnects
+        slow = raw_websocket(server.base, "/ws/persistence")
+        server.wait_for(lambda: manager.count == 1)
+        for n in range(150):  # 7.5 MB: far more than the client's buffers and its queue hold
+            server.publish("persistence", {"n": n, "blob": blob})
+        server.wait_for(lambda: manager.slow_consumer_disconnects == dropped + 1)
+        return slow
+
+    with serve(lambda: create_app(settings), settings) as server:
+        connections = server.server.server_state.connections  # uvicorn's own: the sockets it holds
+        first = drop_a_slow_client(server)
+        # uvicorn closes a socket only once its write buffer drains, which a client that never reads never does
+        server.wait_for(lambda: not connections, timeout=WebSocketProtocol.linger + 5)
+        second = drop_a_slow_client(server)
+        store = server.app.state.store
+        started = time.monotonic()
+    # the server stopped with the second client's socket still held: its lifespan ended all the same
+    assert not store.writing, "the lifespan's end (store flush and close) never ran"
+    assert time.monotonic() - started < 10
+    first.close()
+    second.close()

@@ -6,6 +6,8 @@ import httpx
 import pytest
 
 from services.fetch import (
+    MAX_RETRY_AFTER,
+    AnswerError,
     BreakerState,
     CircuitBreaker,
     Fetcher,
@@ -19,6 +21,8 @@ from services.fetch import (
     TokenBucket,
     health_view,
 )
+from services.health_checker import HealthCheckerService
+from services.pools import Pool
 
 
 class FakeClock:
@@ -197,3 +201,85 @@ def test_breaker_opens_half_opens_and_backs_off() -> None:
     assert breaker.allow()
     breaker.on_success()
     assert breaker.state is BreakerState.CLOSED and breaker.cooldown == 30
+
+
+@pytest.mark.parametrize(("header", "cooldown"), [
+    ("soon", Fetcher.DEFAULT_COOLDOWN),  # no number, no date: Python's date parser raises on it
+    ("inf", Fetcher.DEFAULT_COOLDOWN),
+    ("1e12", MAX_RETRY_AFTER),
+    ("Wed, 21 Oct 2015 07:28:00 -0000", 0),  # a date in the past, in RFC 5322's "-0000" (UTC)
+])
+async def test_a_strange_retry_after_still_means_rate_limited(header: str, cooldown: float) -> None:
+    clock = FakeClock()
+    fetcher = fetcher_for(lambda r: httpx.Response(429, headers={"retry-after": header}), clock=clock)
+    with pytest.raises(ProviderRateLimited) as err:
+        await fetcher.get_json(Example(), "/x")
+    assert err.value.retry_after == cooldown
+    assert fetcher.runtime("example").health.rate_limited_until == clock.now + cooldown
+
+
+class Node(Example):
+    id = "node"
+    probe_path = "/rpc"
+
+    async def probe(self, fetcher: Fetcher) -> None:
+        raw = fetcher.decode_json(self, await fetcher.request(self, "POST", self.probe_path, probe=True))
+        if raw.get("error"):  # what a JSON-RPC node's normaliser does with an error body
+            raise AnswerError(f"JSON-RPC error: {raw['error']['message']}")
+
+
+class Other(Example):
+    id = "other"
+
+
+async def test_a_probe_that_cannot_read_its_answer_does_not_stop_the_health_report() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/rpc":
+            return httpx.Response(200, json={"jsonrpc": "2.0", "id": 1, "error": {"code": -32005, "message": "limit"}})
+        return httpx.Response(200, json={})
+
+    fetcher = fetcher_for(handler)
+    for provider in (Node(), Other()):
+        fetcher.register(provider)
+    payload = await HealthCheckerService(fetcher, interval=30, data_source="live").collect()
+    node, other = payload["providers"]["node"], payload["providers"]["other"]
+    assert node["status"] == "unhealthy" and "JSON-RPC error: limit" in node["error"]
+    assert other["status"] == "healthy" and payload["healthy_count"] == 1
+
+
+async def test_a_normaliser_failing_in_an_unforeseen_way_fails_over() -> None:
+    fetcher = fetcher_for(lambda r: httpx.Response(200, json={"price": 0}))
+    pool: Pool[Example] = Pool("market", [Example(), Other()], fetcher)
+
+    async def read(provider: Example) -> float:
+        raw = await fetcher.get_json(provider, "/x")
+        if provider.id == "example":
+            raise RuntimeError("a bug in a normaliser")
+        return 1 / raw["price"] if raw["price"] else 1.0
+
+    result = await pool.fetch(read)
+    assert result.source == "other" and result.value == 1.0
+    assert result.sources["example"].status == "error" and "RuntimeError" in (result.sources["example"].error or "")
+    assert fetcher.runtime("example").health.error_kind == "bad_response"
+
+    async def divide(provider: Example) -> float:
+        return 1 / (await fetcher.get_json(provider, "/x"))["price"]
+
+    nothing = await pool.fetch(divide)  # ZeroDivisionError from every provider: no data, and no exception
+    assert not nothing.ok and all(s.status == "error" for s in nothing.sources.values())
+
+
+async def test_an_error_body_quoting_the_key_is_published_without_it() -> None:
+    secret = "sk-very-secret-456"
+    fetcher = fetcher_for(lambda r: httpx.Response(200, json={"status": "0", "result": f"Invalid API Key {secret}"}),
+                          secrets=[secret])
+    pool: Pool[Keyed] = Pool("explorers", [Keyed(secret)], fetcher)
+
+    async def read(provider: Keyed) -> None:
+        raw = await fetcher.get_json(provider, "/x")
+        raise AnswerError(f"keyed error: {raw['result']}")  # as normalisers quote error bodies
+
+    result = await pool.fetch(read)
+    error = result.sources["keyed"].error or ""
+    assert secret not in error and "***" in error
+    assert secret not in str(health_view(fetcher.runtime("keyed"), fetcher.now()))

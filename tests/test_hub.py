@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from ws.connection import InboundLimiter
+from models.catalog import ENDPOINTS, SERVICE_NAMES
+from ws.connection import Connection, ConnectionState, InboundLimiter
 from ws.hub import Hub
+from ws.manager import ConnectionManager, Limits
+from ws.protocol import Protocol
 
 
 class Sink:
@@ -100,3 +105,51 @@ def test_inbound_limiter_counts_a_client_that_keeps_going_across_seconds() -> No
     assert verdicts.count("warn") == 1 and "close" in verdicts
     calm = InboundLimiter(5)
     assert "close" not in [calm.check(second + i / 10) for second in range(10, 200) for i in range(5)]
+
+
+def test_an_update_that_cannot_be_serialised_uses_no_seq() -> None:
+    hub = Hub()
+    sink = Sink()
+    hub.subscribe(sink, ["news"])
+    hub.publish("news", {"n": 1})
+    with pytest.raises(TypeError):
+        hub.publish("news", {"n": 2**70})  # orjson writes no integer above 64 bits
+    assert hub.seq("news") == 1 and hub.latest_data("news") == {"n": 1} and len(sink.texts) == 1
+    assert hub.publish("news", {"n": 3}).seq == 2  # no gap for the update that never existed
+
+
+# -- the protocol, without a socket ---------------------------------------------------------------------
+
+def queued(conn: Connection) -> list[dict]:
+    return [json.loads(text) for text in conn._queue]
+
+
+def test_the_all_greeting_fits_the_smallest_send_queue(tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+
+    with pytest.raises(ValidationError):
+        make_settings(tmp_path, ws_send_queue=8)
+    smallest = make_settings(tmp_path, ws_send_queue=16).ws_send_queue
+    hub = Hub()
+    for service in SERVICE_NAMES:
+        hub.publish(service, {"n": 1})
+    manager = ConnectionManager(hub, Limits(send_queue=smallest))
+    endpoint = next(ep for ep in ENDPOINTS if ep.path == "/ws/all")
+    conn = Connection(None, endpoint.path, smallest)  # type: ignore[arg-type]  # nothing is sent here
+    manager._greet(conn, endpoint, endpoint.path, manager._protocol(endpoint, endpoint.path))
+    assert conn.state is ConnectionState.OPEN
+    assert [m["type"] for m in queued(conn)] == ["connection_established", "subscription_confirmed",
+                                                *["update"] * len(SERVICE_NAMES)]
+
+
+def test_a_bug_while_handling_a_message_is_answered_not_fatal() -> None:
+    class BrokenHub(Hub):
+        def subscribe(self, subscriber: object, services: object) -> None:
+            raise RuntimeError("hub bug")
+
+    protocol = Protocol(BrokenHub(), "/ws", SERVICE_NAMES, lambda: 1)
+    conn = Connection(None, "/ws", 64)  # type: ignore[arg-type]
+    protocol.handle_text(conn, '{"action": "subscribe", "service": "news", "id": 7}')
+    [reply] = queued(conn)
+    assert reply["type"] == "error" and reply["id"] == 7 and "Internal error" in reply["data"]["message"]
+    assert conn.state is ConnectionState.OPEN

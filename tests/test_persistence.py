@@ -143,7 +143,8 @@ def test_history_routes_and_restart_continue_seq(tmp_path: Path) -> None:
         assert rows[0] == ["service", "seq", "timestamp", "data"] and len(rows) >= 31
         assert 40_029 in [json.loads(row[3])["prices"]["bitcoin"] for row in rows[1:]]
         for bad, where in ((("limit", "0"),), "limit"), ((("since", "yesterday"),), "since"), \
-                          ((("since", "2026-11-27T00:00:00Z"), ("until", "2026-11-26T00:00:00Z")), "range"):
+                          ((("since", "2026-11-27T00:00:00Z"), ("until", "2026-11-26T00:00:00Z")), "range"), \
+                          ((("since", "nan"),), "since"), ((("until", "inf"),), "until"):
             response = httpx.get(f"{base}/api/history/news", params=dict(bad))
             assert response.status_code == 422 and where in response.text
         assert httpx.get(f"{base}/api/export/news?format=xml").status_code == 422
@@ -227,3 +228,74 @@ async def test_restart_through_the_store_restores_the_hub(tmp_path: Path, count:
         fresh.restore(message["service"], message["seq"], message["timestamp"], message["data"])
     assert fresh.seq("news") == count and fresh.latest_data("news") == {"articles": [], "n": count - 1}
     await again.__aexit__()
+
+
+# -- what a file may hold, and what reading a long history may cost -------------------------------------
+
+async def test_an_unreadable_newest_row_does_not_stop_a_restart(tmp_path: Path) -> None:
+    store, _ = await filled_store(tmp_path, 3)
+    await settle(store, 6)
+    await store.__aexit__()
+    conn = sqlite3.connect(tmp_path / "h.sqlite3")
+    with conn:
+        conn.execute("UPDATE updates SET body = ? WHERE id = (SELECT MAX(id) FROM updates WHERE service = 'news')",
+                     (b"not zlib",))
+    conn.close()
+    again = Store(tmp_path / "h.sqlite3", retention_days=30, retention_per_service=1000)
+    await again.__aenter__()
+    latest = again.latest_per_service()
+    assert [m["service"] for m in latest] == ["market_data"] and latest[0]["seq"] == 3
+    await again.__aexit__()
+
+
+async def test_a_database_of_another_schema_is_set_aside_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE updates (id INTEGER PRIMARY KEY, service TEXT, body BLOB)")  # no seq, no ts
+        conn.execute("INSERT INTO updates (service, body) VALUES ('news', x'00')")
+    conn.close()
+    store, _ = await filled_store(tmp_path, 2)
+    await settle(store, 4)
+    [aside] = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    conn = sqlite3.connect(aside)
+    assert conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0] == 1
+    conn.close()
+    assert [u["seq"] for u in await store.history("news", None, None, 10)] == [2, 1]
+    await store.__aexit__()
+
+
+async def test_reading_a_long_history_does_not_stall_the_event_loop(tmp_path: Path) -> None:
+    coins = [f"coin{i}" for i in range(100)]
+    figures = {c: 1.5 + i for i, c in enumerate(coins)}
+    store = Store(tmp_path / "h.sqlite3", retention_days=30, retention_per_service=10_000, flush_interval=0.05)
+    await store.__aenter__()
+    hub = Hub()
+    hub.add_listener(store.append)
+    for n in range(3000):  # market updates of ~13 KB, as 100 coins make them
+        hub.publish("market_data", {"prices": figures, "volumes": figures, "market_caps": figures,
+                                    "price_changes": figures, "timestamp": f"t{n}", "source": "coingecko",
+                                    "coins": [{"id": c, "symbol": c, "name": c, "rank": 1} for c in coins]})
+    await settle(store, 3000)
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.02)
+    series = await store.coin_series("coin7", None, None, 3000)
+    texts = await store.history_texts("market_data", None, None, 3000)
+    updates = await store.history("market_data", None, None, 3000)
+    ticker.cancel()
+    assert len(series["prices"]) == len(texts) == len(updates) == 3000
+    assert json.loads(texts[0]) == updates[0] and updates[0]["seq"] == 3000
+    # Decoding 3,000 such updates takes a third of a second or more: on the loop, every client would wait that
+    # long (and 10,000, the routes' limit, seconds); in a worker thread the loop keeps its pace.
+    assert max(gaps) < 0.12, f"the event loop stalled for {max(gaps):.3f} s"
+    await store.__aexit__()

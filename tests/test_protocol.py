@@ -227,3 +227,29 @@ def test_flooding_client_gets_an_error_then_1008(live_server: LiveServer) -> Non
         errors = [m for m in client.seen if m["type"] == "error"]
         assert errors and "Rate limit exceeded" in errors[0]["data"]["message"]
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_a_message_that_cannot_be_echoed_is_answered_and_the_socket_survives(live_server: LiveServer) -> None:
+    with Client(live_server.ws, "/ws") as client:
+        client.recv_type("connection_established")
+        # orjson reads JSON nested 300 deep, but cannot write it back
+        nested = '{"action": "ping", "id": 3, "data": ' + "[" * 300 + "]" * 300 + "}"
+        error = client.request(nested, "error")
+        assert error["id"] == 3 and "too deeply nested" in error["data"]["message"]
+        long_action = client.request({"action": "x" * 10_000}, "error")
+        message = long_action["data"]["message"]
+        assert message.startswith("Unknown action") and len(message) < 200
+        assert client.request({"action": "ping"}, "pong")["type"] == "pong"
+
+
+def test_subscribing_again_sends_no_second_snapshot(live_server: LiveServer) -> None:
+    live_server.publish("persistence", {"n": 1})
+    with Client(live_server.ws, "/ws") as client:
+        client.recv_type("connection_established")
+        client.request({"action": "subscribe", "service": "persistence"}, "subscription_confirmed")
+        first = client.recv_type("update", service="persistence")
+        client.request({"action": "subscribe", "service": "persistence"}, "subscription_confirmed")
+        client.request({"action": "subscribe", "service": "all"}, "subscription_confirmed")
+        live_server.publish("persistence", {"n": 2})
+        following = client.recv_type("update", service="persistence")
+        assert following["seq"] == first["seq"] + 1 and following["data"] == {"n": 2}

@@ -48,10 +48,12 @@ class Hub:
 
     # -- publishing -------------------------------------------------------------------------------------
     def publish(self, service: str, data: Mapping[str, Any]) -> Update:
+        """Raises (orjson's TypeError) for data that cannot be serialised; ``seq`` is then not used up, so
+        clients never see a gap for an update that did not exist."""
         seq = self._seq.get(service, 0) + 1
-        self._seq[service] = seq
         message = envelope(service, MessageType.UPDATE, data, seq=seq)
         update = Update(service, seq, message["timestamp"], data, dumps(message))
+        self._seq[service] = seq
         self._latest[service] = update
         self.published += 1
         for subscriber in tuple(self._subscribers.get(service, ())):

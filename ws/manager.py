@@ -165,9 +165,15 @@ class ConnectionManager:
                 protocol.handle_binary(conn)
 
     def stats(self) -> dict[str, Any]:
+        """``GET /ws/stats``: the spec's keys (every client described) and our counters."""
+        return {"total_connections": self.count,
+                "clients": [conn.describe() for conn in self.connections.values()],
+                **self.summary()}
+
+    def summary(self) -> dict[str, Any]:
+        """The counters of :meth:`stats` without the list of clients, which costs ~5 µs per client to build."""
         return {
             "total_connections": self.count,
-            "clients": [conn.describe() for conn in self.connections.values()],
             "subscription_counts": self.hub.subscription_counts(),
             "connections_since_start": self.total_connected,
             "slow_consumer_disconnects": self.slow_consumer_disconnects,

@@ -12,6 +12,7 @@ An optional ``id`` in any client message is echoed at the top level of its reply
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,10 @@ from models.messages import ACTIONS, Action, MessageType, encode
 from ws.connection import Connection
 from ws.hub import Hub
 
+log = logging.getLogger(__name__)
+
 MAX_ID_LENGTH = 64
+MAX_ECHOED_CHARS = 100  # of a bad value quoted back in an error
 
 
 class ClientError(Exception):
@@ -58,6 +62,9 @@ class Protocol:
             self._dispatch(conn, message, request_id)
         except ClientError as err:
             self.error(conn, err, request_id)
+        except Exception:  # a bug of ours: this client gets an answer, the connection and everyone else go on
+            log.exception("could not handle a message on %s", self.endpoint)
+            self.error(conn, ClientError("Internal error: this message could not be handled"), request_id)
 
     def handle_binary(self, conn: Connection) -> None:
         self.error(conn, ClientError("Binary frames are not supported: send JSON text frames",
@@ -72,7 +79,7 @@ class Protocol:
         if action is None:
             raise ClientError("Missing 'action'", available_actions=list(ACTIONS))
         if not isinstance(action, str) or action not in ACTIONS:
-            raise ClientError(f"Unknown action: {action!r}", available_actions=list(ACTIONS))
+            raise ClientError(f"Unknown action: {_shorten(action)!r}", available_actions=list(ACTIONS))
         match Action(action):
             case Action.SUBSCRIBE:
                 self.subscribe(conn, self._service(message), request_id)
@@ -82,20 +89,27 @@ class Protocol:
                 self.status(conn, request_id)
             case Action.PING:
                 data = message.get("data")
-                conn.offer(encode(SYSTEM, MessageType.PONG, data if data is not None else {}, id=request_id))
+                try:
+                    pong = encode(SYSTEM, MessageType.PONG, data if data is not None else {}, id=request_id)
+                except TypeError:  # orjson reads JSON nested 1024 deep but writes only 254 levels
+                    raise ClientError("Invalid 'data': too deeply nested to echo") from None
+                conn.offer(pong)
 
     def subscribe(self, conn: Connection, name: str, request_id: Any = None) -> None:
-        """Confirm, then send each subscribed service's latest update as its snapshot."""
+        """Confirm, then send each newly subscribed service's latest update as its snapshot.
+
+        A service the client already had sends none: the client has it, and a repeated ``seq`` would look like
+        a fault in the stream."""
         targets = self._expand(name)
         new = [s for s in targets if s not in conn.subscriptions]
-        conn.subscriptions.update(targets)
+        conn.subscriptions.update(new)
         self.hub.subscribe(conn, new)
         data: dict[str, Any] = {"service": name, "subscriptions": sorted(conn.subscriptions)}
         if name == ALL:
             data["services"] = list(targets)
         data["message"] = f"Subscribed to {name}"
         conn.offer(encode(SYSTEM, MessageType.SUBSCRIPTION_CONFIRMED, data, id=request_id))
-        for service in targets:
+        for service in new:
             snapshot = self.hub.latest(service)
             if snapshot is not None:
                 conn.offer(snapshot.text)
@@ -123,7 +137,7 @@ class Protocol:
             raise ClientError(f"Invalid service: 'service' must be a string, got {type(service).__name__}",
                               available_services=available)
         if service not in self.valid_names:
-            shown = service if len(service) <= 100 else service[:100] + "..."
+            shown = _shorten(service)
             if service in SERVICE_NAMES:
                 text = (f"Invalid service: {shown!r} is not served on {self.endpoint}; "
                         f"it serves {', '.join(self.services)}")
@@ -147,3 +161,10 @@ class Protocol:
         if isinstance(request_id, str) and len(request_id) <= MAX_ID_LENGTH:
             return request_id
         raise ClientError(f"Invalid 'id': must be a number or a string of at most {MAX_ID_LENGTH} characters")
+
+
+def _shorten(value: Any) -> Any:
+    """A client's string as quoted back in an error: its first characters, not the whole 64 KiB it may be."""
+    if isinstance(value, str) and len(value) > MAX_ECHOED_CHARS:
+        return value[:MAX_ECHOED_CHARS] + "..."
+    return value
