@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 from ws.server import WebSocketProtocol  # noqa: E402  (the same protocol class as app.py, for both servers)
 
-
 # -- servers --------------------------------------------------------------------------------------------
 
 def _bench_routes(app: Any, publish: Any) -> None:
