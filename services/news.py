@@ -70,6 +70,12 @@ class NewsService(Service):
                               **freshness)
         return payload.model_dump(mode="json")
 
+    def headlines_fetched(self) -> tuple[float | None, float | None]:
+        """When a feed last answered (Unix time) and, while every feed fails, since when: how current the
+        articles kept here are, for those who score them (the sentiment service)."""
+        last = self.tracker.last
+        return (last.fetched_at if last is not None else None), self.tracker.failing_since
+
     def latest_articles(self) -> list[Article]:
         """The newest articles (at most ``max_articles``), newest first; copies, safe to keep or change."""
         return [a.model_copy(deep=True) for a in self._newest_first()[:self.max_articles]]

@@ -18,6 +18,7 @@ Without a runner (some tests) VADER scores the texts in a thread, and the payloa
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections import Counter, defaultdict
@@ -36,6 +37,8 @@ from services.sentiment_models import LexiconBackend
 
 if TYPE_CHECKING:
     from services.registry import BuildContext
+
+log = logging.getLogger(__name__)
 
 Score = Callable[[list[str]], Awaitable[list[ArticleSentiment]]]
 R = TypeVar("R")
@@ -135,6 +138,9 @@ class Text:
 class NewsSource(Protocol):
     def latest_articles(self) -> list[Article]: ...
 
+    def headlines_fetched(self) -> tuple[float | None, float | None]:
+        """When a feed last answered, and since when every feed fails (None while some answer)."""
+
 
 class _Every(Generic[R]):
     """A pool call made at most every ``seconds`` while it succeeds (every run while it fails), and the
@@ -177,21 +183,31 @@ class SentimentService(Service):
             self._fear_greed.get(lambda: self.fear_greed_pool.fetch(lambda p: p.fetch_index(self.fetcher))),
             self._reddit.get(lambda: self.social_pool.fetch(lambda p: p.fetch_posts(self.fetcher))))
         notes: list[str] = []
-        texts = self._headlines(notes) + self._reddit_texts(posts, reddit_fields, notes)
+        headlines = self._headlines(notes)
+        reddit = self._reddit_texts(posts, reddit_fields, notes)
+        texts = headlines + reddit
         verdicts = await self._score(texts, notes)
 
-        texts_status = "ok" if verdicts else "no_data"
-        if verdicts and all(t.source == "reddit" for t in texts) and reddit_fields.get("status") == "stale":
-            texts_status = "stale"
+        texts_status, texts_fetched, texts_stale_since = "no_data", None, None
+        if verdicts:
+            texts_status, texts_fetched, texts_stale_since = self._texts_freshness(
+                bool(headlines), posts if reddit else None, reddit_fields, notes)
         if fg_fields.get("status") in ("stale", "no_data"):
             notes.append(f"Fear & Greed: {fg_fields.get('message')}")
         status = combined_status([texts_status, fg_fields.get("status", "no_data")])
         now = now_iso()
+        fetched_at: str | None
+        age: float | None
+        if texts_status == "ok":
+            fetched_at, age = now, 0.0
+        elif texts_status == "stale" and texts_fetched is not None:
+            fetched_at, age = iso(texts_fetched), round(max(0.0, time.time() - texts_fetched), 1)
+        else:
+            fetched_at, age = fg_fields.get("fetched_at"), fg_fields.get("age_seconds")
         payload = SentimentPayload(
             timestamp=now, status=status, data_source=self.data_source,
-            fetched_at=now if verdicts else fg_fields.get("fetched_at"),
-            age_seconds=0.0 if verdicts else fg_fields.get("age_seconds"),
-            stale_since=fg_fields.get("stale_since") or reddit_fields.get("stale_since"),
+            fetched_at=fetched_at, age_seconds=age,
+            stale_since=fg_fields.get("stale_since") or texts_stale_since,
             message=" ".join(notes) or None,
             providers={**fg_fields.get("providers", {}), **reddit_fields.get("providers", {})},
             fear_greed=fg.value if fg is not None else None)
@@ -209,6 +225,33 @@ class SentimentService(Service):
             payload.backend = "+".join(sorted({"lexicon" if m == LexiconBackend.name else "transformers"
                                                for m in models}))
         return payload.model_dump(mode="json")
+
+    def _texts_freshness(self, scored_headlines: bool, posts: PoolResult[tuple[RedditPost, ...]] | None,
+                         reddit_fields: Mapping[str, Any], notes: list[str]
+                         ) -> tuple[Literal["ok", "stale"], float | None, str | None]:
+        """Whether the texts scored are current: ``ok`` when one of their sources (the news feeds, Reddit)
+        answers now; else ``stale``, with when the newest of them was fetched and since when their sources fail.
+        Headlines kept by the news service while every feed fails are not today's news."""
+        fresh, fetched, failing_since = False, [], []
+        if scored_headlines and self.news is not None:
+            news_fetched, news_failing = self.news.headlines_fetched()
+            if news_failing is None:
+                fresh = True
+            else:
+                failing_since.append(iso(news_failing))
+                notes.append(f"Every news feed has failed since {iso(news_failing)}: the headlines scored are "
+                             f"those fetched at {iso(news_fetched)}.")
+            if news_fetched is not None:
+                fetched.append(news_fetched)
+        if posts is not None and posts.fetched_at is not None:
+            if reddit_fields.get("status") == "ok":
+                fresh = True
+            else:
+                failing_since.append(reddit_fields.get("stale_since"))
+            fetched.append(posts.fetched_at)
+        if fresh:
+            return "ok", None, None
+        return "stale", max(fetched, default=None), min((s for s in failing_since if s), default=None)
 
     def _headlines(self, notes: list[str]) -> list[Text]:
         if self.news is None:
@@ -240,16 +283,24 @@ class SentimentService(Service):
             if self.score is not None:
                 verdicts = await asyncio.wait_for(self.score(lines), self.score_timeout)
             else:
-                self._lexicon = self._lexicon or LexiconBackend()
-                verdicts = await asyncio.to_thread(self._lexicon.score_batch, lines)
+                verdicts = await asyncio.to_thread(self._lexicon_scores, lines)
         except TimeoutError:
             notes.append(f"Scoring {len(lines)} texts took over {self.score_timeout:.0f} s; "
                          "they will be ready (cached) next time.")
+            return []
+        except Exception as exc:  # a failing scorer costs the score, not the update (Fear & Greed, the notes)
+            log.warning("sentiment: scoring %d texts failed (%s: %s)", len(lines), type(exc).__name__, exc)
+            notes.append(f"Scoring the texts failed ({type(exc).__name__}: {exc}), so there is no score.")
             return []
         if len(verdicts) != len(lines):
             notes.append(f"The scorer returned {len(verdicts)} verdicts for {len(lines)} texts; none used.")
             return []
         return list(verdicts)
+
+    def _lexicon_scores(self, lines: list[str]) -> list[ArticleSentiment]:
+        """VADER without a runner (in a thread: loading its lexicon and scoring are CPU work)."""
+        self._lexicon = self._lexicon or LexiconBackend()
+        return self._lexicon.score_batch(lines)
 
 
 def _mean_by_source(texts: Sequence[Text], verdicts: Sequence[ArticleSentiment]) -> dict[str, float]:
@@ -265,7 +316,7 @@ def build(ctx: BuildContext) -> list[Service]:
     news = ctx.services.get("news")
     runner = ctx.sentiment
     return [SentimentService(fear_greed, social, ctx.fetcher,
-                             news=cast("NewsSource", news) if hasattr(news, "latest_articles") else None,
+                             news=cast("NewsSource", news) if hasattr(news, "headlines_fetched") else None,
                              score=runner.score if runner is not None else None,
                              data_source=ctx.settings.data_source,
                              score_timeout=max(5.0, ctx.intervals["sentiment"]))]

@@ -268,6 +268,21 @@ def test_the_whole_page_renders_from_real_payload_shapes() -> None:
     assert ">3<" in rendered.sections["connections"] and "market_data</b> 2" in rendered.sections["connections"]
 
 
+def test_a_section_that_cannot_be_drawn_leaves_the_others(caplog: Any) -> None:
+    """A changed payload shape costs its own section, never the whole page (nor the page's timer)."""
+    hub = Hub()
+    hub.publish("market_data", market())
+    tx = {"hash": "0xabc", "value": 2.5e6, "from": None, "to": None, "timestamp": None, "chain": "ethereum",
+          "symbol": "ETH", "amount": None, "source": "rpc_eth_publicnode"}  # an amount not given
+    whales = {"status": "ok", "large_transactions": [tx], "alert_threshold": 1e6, "timestamp": iso(1)}
+    hub.publish("whale_tracking", whales)
+    assert "$2.50M" in render_whales(whales, VIEW) and "n/a" in render_whales(whales, VIEW)
+    hub.publish("news", {"status": "ok", "articles": "not a list of articles", "timestamp": iso(1)})
+    rendered = render_all(hub, lambda: {}, NOW)
+    assert "could not be drawn" in rendered.sections["news"] and "news section" in caplog.text
+    assert "$79,847.00" in rendered.sections["market_table"] and "$2.50M" in rendered.sections["whales"]
+
+
 # -- the price chart ------------------------------------------------------------------------------------
 
 class FakeStore:

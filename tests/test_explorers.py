@@ -316,6 +316,28 @@ async def test_ethereum_node_error_fails_over_to_the_next_node() -> None:
     assert ethereum.failover_count == 1
 
 
+@pytest.mark.parametrize(("method", "result", "source"), [
+    ("eth_gasPrice", "0x" + "f" * 300, "rpc_eth_llamarpc"),  # would overflow the wei-to-gwei division
+    ("eth_getBlockByNumber", {"number": "0x" + "f" * 40, "timestamp": "0x5"}, "rpc_eth_llamarpc"),
+    ("eth_getBlockByNumber", {"number": "0x36", "timestamp": hex(1_700_000_000_000)},  # ms: no date is read
+     "rpc_eth_publicnode"),
+], ids=["huge-gas-price", "huge-block-number", "time-in-milliseconds"])
+async def test_absurd_quantities_are_that_nodes_bad_answer(method: str, result: Any, source: str) -> None:
+    answers = dict(NODE_ANSWERS)
+    answers[method] = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}).encode()
+    routes = healthy_routes()
+    routes[PUBLICNODE] = lambda r: rpc_answer(r, answers)
+    svc, _, _ = service(Upstream(routes))
+    payload = await svc.collect()  # no OverflowError (or "year out of range") out of collect()
+    orjson.dumps(payload)  # and no integer too large to publish
+    eth = payload["ethereum"]
+    assert eth["status"] == "ok" and eth["source"] == source
+    if source == "rpc_eth_publicnode":
+        assert eth["block_number"] == 0x36 and eth["last_block_time"] is None  # the odd time is left out
+    else:  # refused as that node's bad answer: the next node answers
+        assert eth["providers"]["rpc_eth_publicnode"]["status"] == "error"
+
+
 async def test_ethereum_falls_back_to_blockchair_when_no_node_answers() -> None:
     routes = healthy_routes()
     del routes[PUBLICNODE], routes[LLAMARPC]

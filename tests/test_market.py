@@ -24,6 +24,7 @@ from services.providers.market import (
     Kraken,
     MarketProvider,
 )
+from services.providers.values import count
 from services.registry import BuildContext, effective_intervals, http_client
 from tests.conftest import make_settings, recorded, routes_transport
 
@@ -62,6 +63,30 @@ def test_coingecko_error_body_and_changed_shape() -> None:
                                         "current_price": 2, "market_cap": 0, "total_volume": "n/a"}])
     assert [q.id for q in snap.quotes] == ["b"] and snap.quotes[0].market_cap is None
     assert snap.quotes[0].volume_24h is None
+
+
+def test_a_zero_price_is_unknown_not_a_price() -> None:
+    """Providers write 0 for a price they do not know (a halted pair, a dead coin): that coin is left out."""
+    gecko = CoinGecko.normalize_markets([{"id": "a", "current_price": 0}, {"id": "b", "current_price": 2.5}])
+    assert [q.id for q in gecko.quotes] == ["b"]
+    paprika = CoinPaprika.normalize_tickers([
+        {"id": "btc-bitcoin", "symbol": "BTC", "rank": 1, "quotes": {"USD": {"price": 0}}},
+        {"id": "eth-ethereum", "symbol": "ETH", "rank": 2, "quotes": {"USD": {"price": 2000.5}}}])
+    assert [q.id for q in paprika.quotes] == ["ethereum"]
+    ticker = {"c": ["0", "1"], "v": ["1", "2"], "p": ["1", "1"], "o": "0"}
+    eth = {"c": ["2000", "1"], "v": ["1", "0"], "p": ["1", "2000"], "o": "0"}
+    kraken = Kraken.normalize_ticker({"error": [], "result": {"XXBTZUSD": ticker, "XETHZUSD": eth}})
+    [only] = kraken.quotes
+    assert only.id == "ethereum" and only.volume_24h is None and only.change_24h is None  # 0 volume, 0 open
+
+
+def test_odd_counts_are_left_out_never_a_crash_or_a_huge_number() -> None:
+    assert [count(v) for v in (17397, "17397", " 42 ", 3.0, 0)] == [17397, 17397, 42, 3, 0]
+    # unicode digits int() refuses, 5,000 digits, a float far past any count: absent, not an exception
+    odd = ("\u00b2", "٣", "9" * 5000, "9" * 17, 1e30, 2**54, -1, 1.5, True, "1e3", None)
+    assert [count(v) for v in odd] == [None] * len(odd)
+    figures = CoinGecko.normalize_global({"data": {"total_market_cap": {"usd": 1e12}, "active_cryptocurrencies": 1e30}})
+    assert figures.active_cryptocurrencies is None and figures.total_market_cap_usd == 1e12
 
 
 def test_coinpaprika_tickers_recorded_and_ids_mapped() -> None:
@@ -244,6 +269,16 @@ def test_coincap_assets_recorded_ids_mapped_to_ours() -> None:
     assert btc.change_24h == pytest.approx(-4.3370911053518709)
     assert [q.id for q in CoinCap.normalize_assets(body("coincap/assets-v2-limit10.json"), limit=2).quotes] == \
         ["bitcoin", "ethereum"]
+
+
+def test_coincap_two_assets_matched_to_one_coin_keep_the_better_ranked() -> None:
+    """CoinCap ids are its own, so coins are also matched by symbol: a look-alike token with ETH's symbol must
+    not overwrite Ether's price."""
+    snapshot = CoinCap.normalize_assets({"data": [
+        {"id": "ethereum", "rank": "2", "symbol": "ETH", "name": "Ethereum", "priceUsd": "3000.5"},
+        {"id": "eth-lookalike", "rank": "900", "symbol": "ETH", "name": "Look-alike", "priceUsd": "0.01"},
+        {"id": "bitcoin", "rank": "1", "symbol": "BTC", "name": "Bitcoin", "priceUsd": "60000"}]})
+    assert [(q.id, q.price) for q in snapshot.quotes] == [("bitcoin", 60000.0), ("ethereum", 3000.5)]
 
 
 def test_coincap_error_body_and_changed_shape() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from config import Settings
-from services.fetch import AnswerError, Fetcher
+from services.fetch import AnswerError, Fetcher, ProviderBadResponse
 from services.onchain import GAS_CHAINS, OnchainService, Section, build
 from services.pools import Pool
 from services.providers.onchain import DefiLlama, DefiLlamaStablecoins, normalize_gas
@@ -81,6 +82,13 @@ def test_protocols_error_body_and_changed_shape() -> None:
     assert first.change_1d is None and first.change_7d is None and first.chains == []
     assert (second.name, second.category, second.change_1d) == ("Small", None, None)
     assert len(DefiLlama.normalize_protocols(changed, limit=1)) == 1
+
+
+def test_protocols_top_by_tvl_ties_in_listed_order() -> None:
+    [item] = body("defillama/protocols.json")
+    listed = [{**item, "name": f"P{i}", "tvl": tvl} for i, tvl in enumerate([5.0, 9.0, 7.0, 9.0, 1.0, 7.0])]
+    assert [p.name for p in DefiLlama.normalize_protocols(listed, limit=4)] == ["P1", "P3", "P2", "P5"]
+    assert [p.tvl for p in DefiLlama.normalize_protocols(listed, limit=10)] == [9.0, 9.0, 7.0, 7.0, 5.0, 1.0]
 
 
 def test_stablecoins_documented_format() -> None:
@@ -243,3 +251,28 @@ async def test_replay_recordings_serve_the_defillama_sections(tmp_path: Path) ->
     assert payload["protocols"]["top"][0]["name"] == "Uniswap"
     assert payload["stablecoins"]["total_circulating_usd"] > 0
     await fetcher.http.aclose()
+
+
+async def test_large_lists_are_decoded_and_read_off_the_event_loop() -> None:
+    """``/protocols`` is megabytes: decoding it and walking thousands of entries must not hold the loop."""
+    read_in: list[int] = []
+
+    class WatchedLlama(DefiLlama):
+        @classmethod
+        def normalize_protocols(cls, raw: Any, limit: int = 10) -> tuple[Any, ...]:
+            read_in.append(threading.get_ident())
+            return DefiLlama.normalize_protocols(raw, limit)
+
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(llama_routes())), retries=0, budgets=False)
+    [uniswap] = await WatchedLlama().fetch_protocols(fetcher, 10, 0.0)
+    assert uniswap.name == "Uniswap" and read_in and threading.get_ident() not in read_in
+
+
+async def test_a_large_list_that_is_not_json_is_a_bad_response() -> None:
+    routes = {PROTOCOLS: httpx.Response(200, content=b"<html>502 Bad Gateway</html>")}
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, budgets=False)
+    llama = DefiLlama()
+    with pytest.raises(ProviderBadResponse, match="not JSON"):
+        await llama.fetch_protocols(fetcher, 10, 0.0)
+    health = fetcher.runtime("defillama").health
+    assert health.consecutive_failures == 1 and health.error_kind == "bad_response"

@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from models.messages import iso
 from models.payloads import Article, ArticleSentiment, SentimentPayload
 from services.fetch import AnswerError, Fetcher
 from services.pools import Pool, PoolResult
@@ -47,9 +48,14 @@ class FakeNews:
     def __init__(self, headlines: list[tuple[str, str]]) -> None:
         self.articles = [Article(id=str(i), title=t, source=s, url=f"https://example.org/{i}", published_at=None)
                          for i, (t, s) in enumerate(headlines)]
+        self.fetched_at: float | None = time.time()
+        self.failing_since: float | None = None  # set: every feed fails, the articles are the last fetched
 
     def latest_articles(self) -> list[Article]:
         return list(self.articles)
+
+    def headlines_fetched(self) -> tuple[float | None, float | None]:
+        return self.fetched_at, self.failing_since
 
     async def collect(self) -> Mapping[str, Any]:
         return {}
@@ -246,6 +252,30 @@ async def test_a_slow_scorer_costs_this_run_not_the_stream() -> None:
     svc, _ = service({}, news=FakeNews(HEADLINES), score=slow, score_timeout=0.05)
     payload = await svc.collect()
     assert payload["sentiment_score"] is None and "took over" in payload["message"]
+
+
+async def test_a_failing_scorer_costs_the_score_not_the_update() -> None:
+    async def broken(texts: list[str]) -> list[ArticleSentiment]:
+        raise RuntimeError("the sentiment runner stopped")
+
+    svc, _ = service({FNG: ok(recorded(FNG_BODY))}, news=FakeNews(HEADLINES), score=broken)
+    payload = await svc.collect()  # published, not raised out of collect()
+    assert payload["sentiment_score"] is None and payload["social_volume"] == 0
+    assert payload["fear_greed"]["value"] == 25 and payload["status"] == "partial"
+    assert "Scoring the texts failed (RuntimeError: the sentiment runner stopped)" in payload["message"]
+
+
+async def test_headlines_kept_while_every_feed_fails_are_stale_not_current() -> None:
+    news = FakeNews(HEADLINES)
+    svc, _ = service({FNG: ok(recorded(FNG_BODY))}, news=news)
+    assert (await svc.collect())["status"] == "ok"
+    fetched = time.time() - 3600
+    news.fetched_at, news.failing_since = fetched, fetched + 60
+    payload = await svc.collect()
+    assert payload["sentiment_score"] is not None and payload["social_volume"] == 3  # still scored...
+    assert payload["status"] == "stale"  # ...but said to be the last good headlines, with their age
+    assert payload["age_seconds"] >= 3600 and payload["fetched_at"] == iso(fetched)
+    assert payload["stale_since"] == iso(fetched + 60) and "Every news feed has failed since" in payload["message"]
 
 
 async def test_build_uses_the_news_service_and_the_runner(tmp_path: Path) -> None:

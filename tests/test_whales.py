@@ -290,6 +290,23 @@ async def test_prices_in_tether_are_said_so() -> None:
     assert payload["status"] == "ok" and "USDT prices, taken as dollars" in payload["message"]
 
 
+async def test_odd_numbers_from_a_source_never_break_the_stream() -> None:
+    """A time in milliseconds (a changed shape), an absurd time or amount: left out or the answer refused, but
+    collect() publishes; no OverflowError or "year out of range" raised from the payload's dates."""
+    in_ms, absurd = big_btc("b-ms", 100), big_btc("b-absurd", 200)
+    in_ms["time"] = 1_622_415_879_000
+    absurd["time"] = 1e300
+    block = eth_block(7, 0)
+    block["timestamp"] = hex(1_622_415_879_000)  # milliseconds: no such date is read
+    block["transactions"][3]["value"] = "0x" + "f" * 300  # not a 256-bit quantity: that transaction is skipped
+    service = whale_service({BLOCKCHAIN_INFO: ok({"txs": [in_ms, absurd]}), ETH_NODE: EthNode({7: block})})
+    payload = await service.collect()
+    orjson.dumps(payload)
+    assert payload["status"] == "ok"
+    assert {t["hash"]: t["timestamp"] for t in payload["large_transactions"]} == {"b-ms": None, "b-absurd": None}
+    assert service.last_block == 7 and all(t.timestamp is None for t in normalize_eth_block(block, "n").transfers)
+
+
 async def test_window_is_bounded() -> None:
     txs = [big_btc(f"b{i}", 100 + i) for i in range(5)]
     service = whale_service({BLOCKCHAIN_INFO: ok({"txs": txs}), ETH_NODE: EthNode({1: eth_block(1, 0)})},
@@ -372,3 +389,12 @@ async def test_replay_recordings_serve_bitcoin(tmp_path: Path) -> None:
     # the recorded transactions are real and small: nothing crosses the threshold, and the total says 0
     assert payload["large_transactions"] == [] and payload["total_volume"] == 0
     await fetcher.http.aclose()
+
+
+async def test_a_key_echoed_in_a_200_error_body_is_never_published(caplog: pytest.LogCaptureFixture) -> None:
+    key = "wa-secret-456"
+    echo = httpx.Response(200, json={"result": "error", "message": f"invalid api_key {key}"})
+    service = whale_service({WHALE_ALERT: echo}, prices=Prices(), key=key)
+    payload = await service.collect()
+    assert "invalid api_key ***" in payload["providers"]["whale_alert"]["error"]
+    assert key not in json.dumps(payload) and key not in caplog.text

@@ -14,6 +14,7 @@ times inside them are kept current by the page's own script (``dashboard.js``).
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from ui.sections import (
 )
 from ui.sentiment_panel import build_sentiment_panel
 from ws.hub import Hub
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 
@@ -126,25 +129,45 @@ def render_all(hub: Hub, ws_stats: Callable[[], Mapping[str, Any]], now: float) 
     stats = ws_stats()
     market = payloads["market_data"]
     modes = {(p or {}).get("data_source") for p in payloads.values()}
-    sections = {
-        "header": render_header(market, payloads["sentiment"], payloads["health_checker"], stats, view, modes),
-        "market_top": market_summary(market, view),
-        "market_table": market_table(market, view),
-        "market_side": market_side(market, view),
-        "whales": render_whales(payloads["whale_tracking"], view),
-        "news": render_news(payloads["news"], view),
-        "sentiment": render_sentiment(payloads["sentiment"], payloads["huggingface"], view),
-        "chain": render_chain(payloads["explorers"], payloads["rpc_nodes"], payloads["onchain"], view),
-        "providers": render_providers(payloads["health_checker"], payloads["pool_manager"], payloads["scheduler"],
-                                      view),
-        "connections": render_connections(stats, payloads["persistence"], view),
+    renderers: dict[str, Callable[[], str]] = {
+        "header": lambda: render_header(market, payloads["sentiment"], payloads["health_checker"], stats, view,
+                                        modes),
+        "market_top": lambda: market_summary(market, view),
+        "market_table": lambda: market_table(market, view),
+        "market_side": lambda: market_side(market, view),
+        "whales": lambda: render_whales(payloads["whale_tracking"], view),
+        "news": lambda: render_news(payloads["news"], view),
+        "sentiment": lambda: render_sentiment(payloads["sentiment"], payloads["huggingface"], view),
+        "chain": lambda: render_chain(payloads["explorers"], payloads["rpc_nodes"], payloads["onchain"], view),
+        "providers": lambda: render_providers(payloads["health_checker"], payloads["pool_manager"],
+                                              payloads["scheduler"], view),
+        "connections": lambda: render_connections(stats, payloads["persistence"], view),
     }
+    sections = {name: _drawn(name, render) for name, render in renderers.items()}
     coins: tuple[tuple[str, str], ...] = ()
     if market and market.get("prices"):
         prices = market["prices"]
         coins = tuple((f"{c.get('name')} ({c.get('symbol')})", str(c["id"])) for c in market.get("coins") or []
                       if c.get("id") in prices)
     return Rendered({k: wrap(v) for k, v in sections.items()}, market, coins, view.names)
+
+
+#: Sections whose last drawing failed: the traceback is logged once per failing streak, not every second.
+_undrawable: set[str] = set()
+
+
+def _drawn(name: str, render: Callable[[], str]) -> str:
+    """One section's HTML; a section that cannot be drawn from an odd payload says so, and the others (and the
+    page's timer) carry on: one exception here would otherwise stop every section of every visitor's page."""
+    try:
+        html = render()
+    except Exception:
+        if name not in _undrawable:
+            _undrawable.add(name)
+            log.exception("dashboard: the %s section could not be drawn", name)
+        return '<p class="empty">This section could not be drawn from the latest update (the server log says why).</p>'
+    _undrawable.discard(name)
+    return html
 
 
 def wrap(html: str) -> str:
@@ -243,19 +266,23 @@ def build_ui(hub: Hub, ws_stats: Callable[[], Mapping[str, Any]], store: SeriesS
 
         section_outputs = [html[name] for name in order]
 
-        async def chart_for(coin_id: str | None, rendered: Rendered) -> tuple[Any, str, str]:
-            """The chart's data, its note, and a key that changes when either would."""
+        async def chart_for(coin_id: str | None, rendered: Rendered,
+                            shown: str | None = None) -> tuple[Any, str, str] | None:
+            """The chart's data, its note, and a key that changes when either would; None when the key is
+            ``shown`` (what the visitor has), so an unchanged chart of 720 points is not rebuilt every tick."""
             labels = {cid: text for text, cid in rendered.coins}
             if coin_id not in labels:  # only coins the market data has: a caller cannot make us read any series
                 coin_id = DEFAULT_COIN if DEFAULT_COIN in labels or not labels else rendered.coins[0][1]
             label = labels.get(coin_id, coin_id)
             series = await history.series(coin_id, rendered.market)
+            key = f"{coin_id}|{len(series.prices)}|{series.timestamps[-1] if series.timestamps else ''}"
+            if key == shown:
+                return None
             stamps, prices = list(series.timestamps), list(series.prices)
             quote = str((rendered.market or {}).get("quote_currency") or "USD")
             source = rendered.names.get(str(series.sources[-1]), series.sources[-1]) if series.sources else None
             text = chart_note(label, len(prices), stamps[0] if stamps else None, stamps[-1] if stamps else None,
                               str(source) if source else None, quote)
-            key = f"{coin_id}|{len(prices)}|{stamps[-1] if stamps else ''}"
             return (chart_data(stamps, prices) if prices else None), text, key
 
         async def refresh(coin_id: str | None, last: dict[str, str]) -> list[Any]:
@@ -266,12 +293,12 @@ def build_ui(hub: Hub, ws_stats: Callable[[], Mapping[str, Any]], store: SeriesS
                 digest = _digest(rendered.sections[name])
                 updates.append(gr.skip() if sent.get(name) == digest else rendered.sections[name])
                 sent[name] = digest
-            frame, text, key = await chart_for(coin_id, rendered)
-            if sent.get("chart") == key:
+            chart_update = await chart_for(coin_id, rendered, shown=sent.get("chart"))
+            if chart_update is None:
                 updates += [gr.skip(), gr.skip()]
             else:
+                frame, text, sent["chart"] = chart_update
                 updates += [frame, text]
-                sent["chart"] = key
             coins_key = _digest(repr(rendered.coins))
             if rendered.coins and sent.get("coins") != coins_key:
                 ids = [cid for _, cid in rendered.coins]
@@ -283,7 +310,7 @@ def build_ui(hub: Hub, ws_stats: Callable[[], Mapping[str, Any]], store: SeriesS
             return [*updates, sent]
 
         async def pick(coin_id: str | None) -> tuple[Any, str]:
-            frame, text, _ = await chart_for(coin_id, snapshot.get())
+            frame, text, _ = await chart_for(coin_id, snapshot.get()) or (None, "", "")
             return frame, text
 
         def describe_api(request: gr.Request) -> tuple[str, str]:

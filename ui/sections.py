@@ -360,8 +360,11 @@ def whale_rows(data: Payload | None, view: View) -> list[list[str]]:
     rows = []
     for tx in data.get("large_transactions") or []:
         amount = number(tx.get("amount"))
-        shown = f"{amount:,.0f}" if amount is not None and abs(amount) >= 1000 else f"{amount:,.4g}"
-        amount_text = f"{shown} {esc(tx.get('symbol') or '')}" if amount is not None else NA
+        if amount is None:
+            amount_text = NA
+        else:
+            shown = f"{amount:,.0f}" if abs(amount) >= 1000 else f"{amount:,.4g}"
+            amount_text = f"{shown} {esc(tx.get('symbol') or '')}"
         route = f"{esc(short_address(tx.get('from')))} → {esc(short_address(tx.get('to')))}"
         tx_hash = str(tx.get("hash") or "")
         rows.append([when(tx.get("timestamp"), view.now, missing="unknown"), esc(tx.get("chain") or ""),

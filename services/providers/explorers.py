@@ -18,12 +18,10 @@ from typing import Any
 
 from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
 from services.pools import SHAPE_ERRORS
-from services.providers.rpc import JsonRpcNode, hex_int, rpc_result
+from services.providers.rpc import GasReading, JsonRpcNode, fetch_gas, normalize_gas, rpc_result
 from services.providers.values import count, number, positive, require_object
 
 log = logging.getLogger(__name__)
-
-GWEI = 1e9
 
 
 @dataclass(frozen=True)
@@ -161,10 +159,10 @@ class MempoolSpace(BitcoinExplorer):
     @staticmethod
     def normalize_tip_height(text: Any) -> int:
         """``/blocks/tip/height`` answers a bare decimal number as text."""
-        value = text.strip() if isinstance(text, str) else ""
-        if not value.isdigit():
+        height = count(text) if isinstance(text, str) else None
+        if height is None:
             raise AnswerError(f"mempool.space tip height: expected a number, got {str(text)[:80]!r}")
-        return int(value)
+        return height
 
     @staticmethod
     def normalize_hashrate(raw: Any) -> tuple[float | None, float | None]:
@@ -324,24 +322,20 @@ class Etherscan(EthereumExplorer):
 # -- public JSON-RPC nodes as an Ethereum source -----------------------------------------------------------
 
 def normalize_node_block(block_raw: Any, gas_price_raw: Any) -> EthereumStats:
-    """``eth_getBlockByNumber("latest", false)`` (number, timestamp, ``baseFeePerGas`` since London) and
-    ``eth_gasPrice``, both quantities in wei as hex strings."""
-    block = rpc_result(block_raw)
-    if not isinstance(block, dict):
-        raise AnswerError(f"eth_getBlockByNumber: no block in the answer ({str(block)[:80]})")
-    base_fee = block.get("baseFeePerGas")
-    timestamp = block.get("timestamp")
-    return EthereumStats(
-        block_number=hex_int(block.get("number")),
-        gas_price_gwei=hex_int(rpc_result(gas_price_raw)) / GWEI,
-        base_fee_gwei=hex_int(base_fee) / GWEI if base_fee is not None else None,
-        last_block_time=float(hex_int(timestamp)) if timestamp is not None else None)
+    """Whole JSON-RPC answers to ``eth_getBlockByNumber("latest", false)`` and ``eth_gasPrice``, read by
+    :func:`~services.providers.rpc.normalize_gas`."""
+    return _from_gas(normalize_gas(rpc_result(gas_price_raw), rpc_result(block_raw)))
+
+
+def _from_gas(reading: GasReading) -> EthereumStats:
+    if reading.block_number is None:
+        raise AnswerError("eth_getBlockByNumber: a block without its number")
+    return EthereumStats(block_number=reading.block_number, gas_price_gwei=reading.gas_price_gwei,
+                         base_fee_gwei=reading.base_fee_gwei, last_block_time=reading.block_time)
 
 
 async def ethereum_from_node(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> EthereumStats:
-    block = await node.call_raw(fetcher, "eth_getBlockByNumber", ["latest", False], max_wait=max_wait)
-    gas_price = await node.call_raw(fetcher, "eth_gasPrice", max_wait=max_wait)
-    return normalize_node_block(block, gas_price)
+    return _from_gas(await fetch_gas(node, fetcher, max_wait))
 
 
 async def fetch_ethereum(provider: Provider, fetcher: Fetcher, max_wait: float) -> EthereumStats:

@@ -127,7 +127,7 @@ class CoinGecko(GlobalMarketProvider):
             raise AnswerError(f"coingecko error: {raw['status']}")
         quotes = []
         for item in require_list(raw, "coins"):
-            price = number(item.get("current_price"))
+            price = positive(item.get("current_price"))  # 0 or less is a price the provider does not know
             if price is None or not item.get("id"):
                 continue
             rank = item.get("market_cap_rank")
@@ -204,7 +204,7 @@ class CoinPaprika(GlobalMarketProvider):
         ranked = []
         for item in require_list(raw, "tickers"):
             usd = (item.get("quotes") or {}).get("USD") or {}
-            price = number(usd.get("price"))
+            price = positive(usd.get("price"))
             rank = item.get("rank")
             if price is None or not isinstance(rank, int) or rank <= 0 or not item.get("id"):
                 continue
@@ -269,10 +269,10 @@ class Kraken(MarketProvider):
             ticker = next((result[k] for k in cls._pair_keys(base) if k in result), None)
             if ticker is None:
                 continue
-            price = number(ticker["c"][0])
+            price = positive(ticker["c"][0])
             if price is None:
                 continue
-            volume, vwap, opening = number(ticker["v"][1]), number(ticker["p"][1]), number(ticker.get("o"))
+            volume, vwap, opening = positive(ticker["v"][1]), positive(ticker["p"][1]), positive(ticker.get("o"))
             quotes.append(Quote(
                 id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
                 volume_24h=volume * vwap if volume is not None and vwap is not None else None,
@@ -448,7 +448,12 @@ class CoinCap(MarketProvider):
         if not quotes:
             raise AnswerError("coincap returned no priced assets")
         quotes.sort(key=lambda q: q.rank if q.rank is not None else 1 << 30)
-        return MarketSnapshot(tuple(quotes[:limit]), "24h")
+        # Matching by symbol can name two assets one coin (a bridged or look-alike token with a table coin's
+        # symbol): the better ranked one is that coin, and the other must not overwrite its price.
+        unique: dict[str, Quote] = {}
+        for quote in quotes:
+            unique.setdefault(quote.id, quote)
+        return MarketSnapshot(tuple(list(unique.values())[:limit]), "24h")
 
 
 class CryptoCompare(MarketProvider):

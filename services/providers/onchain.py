@@ -8,15 +8,24 @@ protocol's 1-day change, say) stay absent.
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import httpx
+import orjson
 
 from models.payloads import ChainTvl, DefiProtocol, Stablecoin
-from services.fetch import AnswerError, Fetcher, Provider, Rate
-from services.providers.rpc import JsonRpcNode, hex_int
+from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, Rate
+
+# Gas is read from the nodes by services/providers/rpc.py; named here too, as part of the on-chain figures.
+from services.providers.rpc import GasReading as GasReading
+from services.providers.rpc import fetch_gas as fetch_gas
+from services.providers.rpc import normalize_gas as normalize_gas
 from services.providers.values import json_number
 
-WEI_PER_GWEI = 1_000_000_000
 #: DefiLlama lists exchanges' reserves (category CEX) beside DeFi protocols; its DeFi rankings leave them out.
 NOT_DEFI = frozenset({"CEX"})
 
@@ -33,15 +42,27 @@ class StablecoinSnapshot:
     top: tuple[Stablecoin, ...]
 
 
-@dataclass(frozen=True)
-class GasReading:
-    block_number: int | None
-    gas_price_gwei: float
-    base_fee_gwei: float | None  # None on a chain without EIP-1559 blocks
+T = TypeVar("T")
 
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+async def read_large(fetcher: Fetcher, provider: Provider, response: httpx.Response,
+                     normalize: Callable[[Any], T]) -> T:
+    """Decode a large JSON body and normalise it in a worker thread. ``/protocols`` is several megabytes:
+    decoding it and walking its thousands of entries takes tens of milliseconds, which on the event loop every
+    WebSocket client would wait through."""
+    def work() -> T:
+        return normalize(orjson.loads(response.content))
+
+    try:
+        return await asyncio.to_thread(work)
+    except orjson.JSONDecodeError as exc:  # what Fetcher.decode_json does, without decoding again on the loop
+        error = ProviderBadResponse(provider.id, f"response is not JSON ({exc})")
+        fetcher.record_failure(provider, error)
+        raise error from None
 
 
 class DefiLlama(Provider):
@@ -63,7 +84,8 @@ class DefiLlama(Provider):
         return self.normalize_chains(await fetcher.get_json(self, "/v2/chains", max_wait=max_wait))
 
     async def fetch_protocols(self, fetcher: Fetcher, limit: int, max_wait: float) -> tuple[DefiProtocol, ...]:
-        return self.normalize_protocols(await fetcher.get_json(self, "/protocols", max_wait=max_wait), limit)
+        response = await fetcher.request(self, "GET", "/protocols", max_wait=max_wait)
+        return await read_large(fetcher, self, response, lambda raw: self.normalize_protocols(raw, limit))
 
     @classmethod
     def normalize_chains(cls, raw: Any, limit: int = 20) -> TvlSnapshot:
@@ -89,22 +111,22 @@ class DefiLlama(Provider):
         largest DeFi protocols by TVL."""
         if not isinstance(raw, list):
             raise AnswerError(f"defillama: expected a list of protocols, got {str(raw)[:120]}")
-        protocols = []
-        for item in raw:
+        ranked: list[tuple[float, int, str, dict[str, Any]]] = []  # (tvl, position, name, entry)
+        for position, item in enumerate(raw):
             if not isinstance(item, dict) or _text(item.get("category")) in NOT_DEFI:
                 continue
             name, tvl = _text(item.get("name")), json_number(item.get("tvl"))
-            if name is None or tvl is None or tvl <= 0:
-                continue
-            chains = item.get("chains")
-            protocols.append(DefiProtocol(
-                name=name, category=_text(item.get("category")), tvl=tvl,
-                change_1d=json_number(item.get("change_1d")), change_7d=json_number(item.get("change_7d")),
-                chains=[c for c in chains if isinstance(c, str)] if isinstance(chains, list) else []))
-        if not protocols:
+            if name is not None and tvl is not None and tvl > 0:
+                ranked.append((tvl, position, name, item))
+        if not ranked:
             raise AnswerError("defillama: no DeFi protocol with a TVL")
-        protocols.sort(key=lambda p: p.tvl, reverse=True)
-        return tuple(protocols[:limit])
+        # Models for the few shown only, not for the thousands listed; equal TVLs keep the listed order.
+        top = heapq.nsmallest(limit, ranked, key=lambda entry: (-entry[0], entry[1]))
+        return tuple(DefiProtocol(
+            name=name, category=_text(item.get("category")), tvl=tvl,
+            change_1d=json_number(item.get("change_1d")), change_7d=json_number(item.get("change_7d")),
+            chains=[c for c in chains if isinstance(c, str)] if isinstance(chains := item.get("chains"), list) else [])
+            for tvl, _, name, item in top)
 
 
 class DefiLlamaStablecoins(Provider):
@@ -121,8 +143,9 @@ class DefiLlamaStablecoins(Provider):
     slow_ms = 8000.0
 
     async def fetch_stablecoins(self, fetcher: Fetcher, limit: int, max_wait: float) -> StablecoinSnapshot:
-        raw = await fetcher.get_json(self, "/stablecoins", {"includePrices": "true"}, max_wait=max_wait)
-        return self.normalize_stablecoins(raw, limit)
+        response = await fetcher.request(self, "GET", "/stablecoins", params={"includePrices": "true"},
+                                         max_wait=max_wait)
+        return await read_large(fetcher, self, response, lambda raw: self.normalize_stablecoins(raw, limit))
 
     @classmethod
     def normalize_stablecoins(cls, raw: Any, limit: int = 10) -> StablecoinSnapshot:
@@ -144,22 +167,3 @@ class DefiLlamaStablecoins(Provider):
             raise AnswerError("defillama: no USD stablecoin with a circulating supply")
         coins.sort(key=lambda c: c.circulating_usd, reverse=True)
         return StablecoinSnapshot(sum(c.circulating_usd for c in coins), tuple(coins[:limit]))
-
-
-# -- gas over JSON-RPC ----------------------------------------------------------------------------------
-
-def normalize_gas(gas_price: Any, block: Any) -> GasReading:
-    """``eth_gasPrice`` (wei, hex) and the latest block's ``baseFeePerGas`` (absent before EIP-1559)."""
-    if not isinstance(block, dict):
-        raise AnswerError(f"expected the latest block, got {str(block)[:60]!r}")
-    base_fee = block.get("baseFeePerGas")
-    number = block.get("number")
-    return GasReading(block_number=hex_int(number) if number is not None else None,
-                      gas_price_gwei=hex_int(gas_price) / WEI_PER_GWEI,
-                      base_fee_gwei=hex_int(base_fee) / WEI_PER_GWEI if base_fee is not None else None)
-
-
-async def fetch_gas(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> GasReading:
-    gas_price = await node.call(fetcher, "eth_gasPrice", max_wait=max_wait)
-    block = await node.call(fetcher, "eth_getBlockByNumber", ["latest", False], max_wait=max_wait)
-    return normalize_gas(gas_price, block)

@@ -1,4 +1,5 @@
-"""Public JSON-RPC nodes (keyless), one provider per node, and the JSON-RPC call they share.
+"""Public JSON-RPC nodes (keyless), one provider per node, the JSON-RPC call they share, and the one reader of
+a node's gas figures (the explorers' Ethereum section and onchain's gas both use it).
 
 Each node is its own provider (its own budget, breaker and health), declared in :data:`NODES`. Ankr now needs a
 key and polygon-rpc.com closed its public access (``providers-and-models.md``), so neither is listed.
@@ -8,19 +9,32 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from services.fetch import AnswerError, Fetcher, Provider, Rate
+from services.providers.values import SAFE_INTEGER, unix_seconds
 
 _ids = itertools.count(1)
 
 
-def hex_int(value: Any) -> int:
-    """A JSON-RPC quantity (``"0x1b4"``) as int; AnswerError when it is not one."""
-    if not isinstance(value, str) or not value.startswith("0x"):
+#: A JSON-RPC quantity: at most 256 bits (64 hex digits).
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,64}")
+UINT256_MAX = 2**256 - 1  # amounts in wei may be that large; no block number, chain id or gas price comes near
+
+
+def hex_int(value: Any, maximum: int = SAFE_INTEGER) -> int:
+    """A JSON-RPC quantity (``"0x1b4"``) as int, at most ``maximum``; AnswerError when it is not one.
+
+    The bound matters: a node answering a 300-digit "block number" must be a bad answer of that node, not an
+    OverflowError in the float arithmetic after it (wei to gwei), nor a payload orjson cannot serialise."""
+    if not isinstance(value, str) or not _QUANTITY.fullmatch(value):
         raise AnswerError(f"expected a hex quantity, got {str(value)[:60]!r}")
-    return int(value, 16)
+    result = int(value, 16)
+    if result > maximum:
+        raise AnswerError(f"quantity {value[:24]}... is out of range")
+    return result
 
 
 def rpc_result(raw: Any) -> Any:
@@ -34,6 +48,39 @@ def rpc_result(raw: Any) -> Any:
     if "result" not in raw:
         raise AnswerError("JSON-RPC response without result")
     return raw["result"]
+
+
+WEI_PER_GWEI = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class GasReading:
+    """A node's latest block and gas price, in gwei (wei precision kept: a Base or Optimism base fee is a few
+    hundred wei)."""
+
+    block_number: int | None
+    gas_price_gwei: float
+    base_fee_gwei: float | None  # None on a chain (or a block) without EIP-1559
+    block_time: float | None = None  # Unix seconds
+
+
+def normalize_gas(gas_price: Any, block: Any) -> GasReading:
+    """The results of ``eth_gasPrice`` and ``eth_getBlockByNumber("latest", false)`` (number, timestamp and,
+    since London, ``baseFeePerGas``): quantities in wei as hex strings."""
+    if not isinstance(block, dict):
+        raise AnswerError(f"eth_getBlockByNumber: no block in the answer ({str(block)[:60]})")
+    number, base_fee, timestamp = block.get("number"), block.get("baseFeePerGas"), block.get("timestamp")
+    return GasReading(block_number=hex_int(number) if number is not None else None,
+                      gas_price_gwei=hex_int(gas_price) / WEI_PER_GWEI,
+                      base_fee_gwei=hex_int(base_fee) / WEI_PER_GWEI if base_fee is not None else None,
+                      block_time=unix_seconds(hex_int(timestamp)) if timestamp is not None else None)
+
+
+async def fetch_gas(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> GasReading:
+    """One reading of a node's gas: what the explorers' Ethereum section and onchain's gas figures show."""
+    gas_price = await node.call(fetcher, "eth_gasPrice", max_wait=max_wait)
+    block = await node.call(fetcher, "eth_getBlockByNumber", ["latest", False], max_wait=max_wait)
+    return normalize_gas(gas_price, block)
 
 
 class JsonRpcNode(Provider):

@@ -29,15 +29,23 @@ def positive(value: Any) -> float | None:
     return result if result is not None and result > 0 else None
 
 
+#: The largest whole number every JSON reader (JavaScript's too) keeps exactly; orjson cannot even write one
+#: above 2**64, so a larger "count" would make the whole payload unpublishable. No real count comes near it.
+SAFE_INTEGER = 2**53
+
+
 def count(value: Any) -> int | None:
-    """A non-negative whole number: an int, a float without fraction, or a string of digits."""
+    """A non-negative whole number up to :data:`SAFE_INTEGER`: an int, a float without fraction, or a string of
+    ASCII digits."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
         value = value.strip()
-        return int(value) if value.isdigit() else None
+        # isdigit() alone also accepts "²" and other digits int() refuses; 16 digits reach past SAFE_INTEGER
+        whole = int(value) if value.isascii() and value.isdigit() and len(value) <= 16 else None
+        return whole if whole is not None and whole <= SAFE_INTEGER else None
     result = number(value)
-    return int(result) if result is not None and result >= 0 and result.is_integer() else None
+    return int(result) if result is not None and 0 <= result <= SAFE_INTEGER and result.is_integer() else None
 
 
 def unix_seconds(value: Any) -> float | None:

@@ -14,8 +14,8 @@ from types import MappingProxyType
 from typing import Any
 
 from services.fetch import AnswerError, Fetcher, Provider, Rate
-from services.providers.rpc import JsonRpcNode, hex_int
-from services.providers.values import json_count, json_number, objects
+from services.providers.rpc import UINT256_MAX, JsonRpcNode, hex_int
+from services.providers.values import json_count, json_number, objects, unix_seconds
 
 SATOSHI_PER_BTC = 100_000_000
 WEI_PER_ETH = 10**18
@@ -114,11 +114,10 @@ class BlockchainInfoUnconfirmed(BitcoinSource):
         inputs = [(_address(p.get("addr")), json_count(p.get("value"))) for p in previous if isinstance(p, dict)]
         paid = [(addr, value) for addr, value in inputs if value is not None]
         received = [(addr, value) for addr, value in outputs if value is not None]
-        time = json_count(tx.get("time"))
         return Transfer(hash=tx["hash"], chain="bitcoin", symbol="BTC",
                         amount=sum(value for _, value in received) / SATOSHI_PER_BTC,
                         sender=_largest_address(paid), receiver=_largest_address(received),
-                        timestamp=float(time) if time is not None else None, source=cls.id)
+                        timestamp=unix_seconds(json_number(tx.get("time"))), source=cls.id)
 
 
 class MempoolRecent(BitcoinSource):
@@ -217,7 +216,7 @@ class WhaleAlert(WhaleProvider):
         if chain == "ethereum":
             sender = "0x" + sender.lower().removeprefix("0x") if sender else None
             receiver = "0x" + receiver.lower().removeprefix("0x") if receiver else None
-        timestamp = json_number(tx.get("timestamp"))
+        timestamp = unix_seconds(json_number(tx.get("timestamp")))
         return Transfer(hash=tx_hash, chain=chain, symbol=symbol.upper(), amount=amount, sender=sender,
                         receiver=receiver, timestamp=timestamp, source=cls.id, value_usd=amount_usd)
 
@@ -232,7 +231,7 @@ def normalize_eth_block(result: Any, source: str) -> EthBlock:
     if not isinstance(result, dict):
         raise AnswerError(f"expected a block object, got {type(result).__name__}")
     block_number = hex_int(result.get("number"))
-    timestamp = float(hex_int(result["timestamp"])) if result.get("timestamp") is not None else None
+    timestamp = unix_seconds(hex_int(result["timestamp"])) if result.get("timestamp") is not None else None
     transactions = result.get("transactions")
     if not isinstance(transactions, list):
         raise AnswerError("block without a transactions list")
@@ -240,12 +239,11 @@ def normalize_eth_block(result: Any, source: str) -> EthBlock:
     for tx in transactions:
         if not isinstance(tx, dict):
             raise AnswerError("block has transaction hashes, not transaction objects (full=false?)")
-        value = tx.get("value")
-        if not isinstance(tx.get("hash"), str) or not isinstance(value, str) or not value.startswith("0x"):
+        if not isinstance(tx.get("hash"), str):
             continue
         try:
-            wei = int(value, 16)
-        except ValueError:
+            wei = hex_int(tx.get("value"), UINT256_MAX)
+        except AnswerError:  # one odd transaction is skipped, not the block
             continue
         if wei <= 0:
             continue
