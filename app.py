@@ -76,6 +76,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             # Before any poll or client: each service's last stored update becomes its snapshot, seq continues.
             for message in await asyncio.to_thread(store.latest_per_service):
                 hub.restore(message["service"], message["seq"], message["timestamp"], message["data"])
+            for service, seq in (await asyncio.to_thread(store.max_seq_per_service)).items():
+                hub.continue_from(service, seq)  # even where the newest row could not be read back
             hub.add_listener(store.append)
             stack.callback(hub.remove_listener, store.append)
             # The model loads in the background; VADER answers meanwhile. Entered before the scheduler, so it

@@ -6,12 +6,23 @@ Provider keys are :class:`~pydantic.SecretStr`, so they never appear in a ``repr
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SPACE_STORAGE = Path("/data")
+
+
+def default_data_dir(space_storage: Path = SPACE_STORAGE) -> Path:
+    """A Space's persistent storage is mounted at ``/data``: keep the history there when it is mounted and
+    writable, so it survives restarts; otherwise ``./data``."""
+    if space_storage.is_dir() and os.access(space_storage, os.W_OK):
+        return space_storage
+    return Path("data")
 
 
 class Settings(BaseSettings):
@@ -25,7 +36,7 @@ class Settings(BaseSettings):
     # Data
     data_source: Literal["live", "replay"] = "live"
     interval_scale: float = Field(1.0, gt=0, le=100)
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
     market_coins: int = Field(100, ge=1, le=250)
     http_timeout: float = Field(10.0, gt=0, le=120)
     http_retries: int = Field(2, ge=0, le=5)

@@ -181,17 +181,25 @@ class Store:
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Update]) -> None:
         rows = [(u.service, u.seq, epoch(u.timestamp), zlib.compress(u.text.encode(), 1)) for u in batch]
+        stored: list[str] = []
         try:
             with conn:
-                before = conn.total_changes
-                conn.executemany("INSERT OR IGNORE INTO updates(service, seq, ts, body) VALUES (?, ?, ?, ?)", rows)
-                written = conn.total_changes - before
+                for row in rows:
+                    # (service, seq) is unique: an update already stored (the same seq twice) is kept once
+                    cursor = conn.execute("INSERT OR IGNORE INTO updates(service, seq, ts, body) VALUES (?, ?, ?, ?)",
+                                          row)
+                    if cursor.rowcount:
+                        stored.append(row[0])
         except sqlite3.Error:
             self.stats.failed_batches += 1
             log.exception("could not store a batch of %d updates", len(batch))
             return
-        for service, *_ in rows:
+        if len(stored) < len(rows):
+            log.warning("%d of %d updates were already stored under the same seq; kept the first",
+                        len(rows) - len(stored), len(rows))
+        for service in stored:
             self.stats.records_by_service[service] = self.stats.records_by_service.get(service, 0) + 1
+        written = len(stored)
         self.stats.written += written
         self.stats.last_save = time.time()
         if self.stats.oldest is None:
@@ -254,6 +262,11 @@ class Store:
                 continue
             messages.append(message)
         return messages
+
+    def max_seq_per_service(self) -> dict[str, int]:
+        """The highest ``seq`` stored for every service, readable or not: the hub continues after it."""
+        return {service: int(seq) for service, seq in
+                self._read("SELECT service, MAX(seq) FROM updates GROUP BY service", ())}
 
     def _history_sql(self, service: str, since: float | None, until: float | None,
                      limit: int) -> tuple[str, tuple[Any, ...]]:

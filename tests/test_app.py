@@ -232,3 +232,18 @@ def test_a_dropped_slow_client_neither_keeps_its_socket_nor_holds_up_shutdown(tm
     assert time.monotonic() - started < 10
     first.close()
     second.close()
+
+
+def test_data_dir_is_the_spaces_persistent_storage_when_mounted(tmp_path: Path) -> None:
+    from config import default_data_dir
+
+    assert default_data_dir(tmp_path / "not-mounted") == Path("data")
+    mounted = tmp_path / "data"
+    mounted.mkdir()
+    assert default_data_dir(mounted) == mounted
+    mounted.chmod(0o500)
+    try:
+        expected = mounted if os.access(mounted, os.W_OK) else Path("data")  # root writes anywhere
+        assert default_data_dir(mounted) == expected
+    finally:
+        mounted.chmod(0o700)

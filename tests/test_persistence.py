@@ -163,6 +163,7 @@ def test_history_routes_and_restart_continue_seq(tmp_path: Path) -> None:
         with Client(server.ws, "/ws/market_data") as client:
             snapshot = client.recv_type("update")
         assert snapshot["seq"] == last_seq and snapshot["data"] == last["data"]
+        assert snapshot["restored"] is True and snapshot["timestamp"] == last["timestamp"]
         assert server.publish("market_data", market(99, 1.0)).seq == last_seq + 1
 
 
@@ -245,6 +246,14 @@ async def test_an_unreadable_newest_row_does_not_stop_a_restart(tmp_path: Path) 
     await again.__aenter__()
     latest = again.latest_per_service()
     assert [m["service"] for m in latest] == ["market_data"] and latest[0]["seq"] == 3
+    # seq still goes on after the unreadable row: new news is stored, not dropped as a repeated seq
+    hub = Hub()
+    hub.add_listener(again.append)
+    for service, seq in again.max_seq_per_service().items():
+        hub.continue_from(service, seq)
+    assert hub.publish("news", {"n": "after"}).seq == 4
+    await settle(again, 7)
+    assert (await again.history("news", None, None, 1))[0]["data"] == {"n": "after"}
     await again.__aexit__()
 
 

@@ -69,13 +69,20 @@ class Hub:
         return update
 
     def restore(self, service: str, seq: int, timestamp: str, data: Mapping[str, Any]) -> None:
-        """Take a stored update as the snapshot after a restart, so ``seq`` continues; nobody is notified."""
+        """Take a stored update as the snapshot after a restart, so ``seq`` continues; nobody is notified.
+
+        The snapshot keeps its original ``timestamp`` and says ``"restored": true``: it is not news."""
         if seq <= self._seq.get(service, 0):
             return
         message = {"service": service, "type": MessageType.UPDATE.value, "data": data,
-                   "timestamp": timestamp, "seq": seq}
+                   "timestamp": timestamp, "seq": seq, "restored": True}
         self._seq[service] = seq
         self._latest[service] = Update(service, seq, timestamp, data, dumps(message))
+
+    def continue_from(self, service: str, seq: int) -> None:
+        """Make the next ``seq`` of ``service`` come after ``seq`` (the highest ever stored), snapshot or not."""
+        if seq > self._seq.get(service, 0):
+            self._seq[service] = seq
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
