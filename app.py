@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from api.history import build_history_router
+from api.limits import BodyLimit
 from api.providers import build_providers_router
 from api.sentiment import build_sentiment_router
 from config import Settings, describe_error
@@ -84,7 +85,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             # closes after it.
             await stack.enter_async_context(runner)
             http = await stack.enter_async_context(http_client(settings, transport))
-            scheduler = Scheduler(hub.publish)
+            scheduler = Scheduler(hub.publish, secrets=settings.secrets())
             app.state.backend = build_backend(settings, http, scheduler, intervals, store=store, backup=backup,
                                               sentiment=runner)
             if backup is not None:
@@ -113,6 +114,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         return {"status": "ok", "data_source": settings.data_source, "connections": manager.count,
                 "timestamp": now_iso()}
 
+    # Every text at its longest in UTF-8, plus room for the JSON around them.
+    app.add_middleware(BodyLimit, max_bytes=settings.sentiment_max_texts * settings.sentiment_max_chars * 4 + 65536)
     app.include_router(build_history_router(store))
     app.include_router(build_providers_router())
     app.include_router(build_sentiment_router(runner, settings))

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
 
     # Data
     data_source: Literal["live", "replay"] = "live"
-    interval_scale: float = Field(1.0, gt=0, le=100)
+    interval_scale: float = Field(1.0, ge=0.01, le=100)  # below 0.01 replay mode would be a busy loop
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     market_coins: int = Field(100, ge=1, le=250)
     http_timeout: float = Field(10.0, gt=0, le=120)

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: ``partial`` only on payloads made of sections: some sections have data, some none.
 DataStatus = Literal["ok", "partial", "stale", "no_data"]
-SourceStatus = Literal["ok", "error", "rate_limited", "circuit_open", "missing_api_key", "not_tried"]
+#: ``waiting``: our own rate budget for the provider is spent until its next call is due (no failure).
+SourceStatus = Literal["ok", "error", "rate_limited", "waiting", "circuit_open", "missing_api_key", "not_tried"]
 
 
 class SourceState(BaseModel):
@@ -346,11 +347,22 @@ class StablecoinsSection(Freshness):
     top: list[Stablecoin] = Field(default_factory=list)
 
 
+class GasFigures(BaseModel):
+    """One chain's gas, read from one of its public nodes."""
+
+    gas_price_gwei: float
+    base_fee_gwei: float | None = None  # None on a chain (or block) without EIP-1559
+    block_number: int | None = None
+    source: str  # the node that answered
+    fetched_at: str
+
+
 class OnchainPayload(BaseModel):
     tvl: TvlSection
     protocols: ProtocolsSection
     stablecoins: StablecoinsSection
-    gas: dict[str, dict[str, float]] = Field(default_factory=dict)  # chain -> {gas_price_gwei, base_fee_gwei}
+    gas: dict[str, GasFigures] = Field(default_factory=dict)  # chain -> figures; a chain no node answered for is absent
+    gas_errors: dict[str, str] = Field(default_factory=dict)  # chain -> why it is absent
     status: DataStatus
     data_source: Literal["live", "replay"] = "live"
     timestamp: str

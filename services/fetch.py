@@ -62,9 +62,10 @@ class ProviderUnavailable(ProviderError):
 class ProviderRateLimited(ProviderError):
     kind = "rate_limited"
 
-    def __init__(self, provider: str, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, provider: str, message: str, retry_after: float | None = None, *, ours: bool = False) -> None:
         super().__init__(provider, message)
         self.retry_after = retry_after
+        self.ours = ours  # our own budget held the call back: the provider itself said nothing
 
 
 class ProviderBadResponse(ProviderError):
@@ -400,7 +401,7 @@ class Fetcher:
         for attempt in range(attempts):
             if not await runtime.bucket.take(max_wait if attempt == 0 else 0.0):
                 raise ProviderRateLimited(provider.id, "our rate budget for this provider is spent for now",
-                                          runtime.bucket.wait_time())
+                                          runtime.bucket.wait_time(), ours=True)
             try:
                 return await self._attempt(runtime, method, path, params, json)
             except ProviderError as error:

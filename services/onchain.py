@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from models.messages import iso, now_iso
-from models.payloads import OnchainPayload, ProtocolsSection, StablecoinsSection, TvlSection
+from models.payloads import GasFigures, OnchainPayload, ProtocolsSection, StablecoinsSection, TvlSection
 from services.base import Service, Tracker, combined_status
 from services.fetch import Fetcher, Provider
 from services.pools import Pool, PoolResult
@@ -101,25 +101,29 @@ class OnchainService(Service):
             stables_section.total_circulating_usd = stables.value.total_circulating_usd
             stables_section.top = list(stables.value.top)
 
-        gas_figures: dict[str, dict[str, float]] = {}
-        for chain, reading in gas.items():
-            if reading is not None:
-                figures = {"gas_price_gwei": reading.gas_price_gwei}
-                if reading.base_fee_gwei is not None:
-                    figures["base_fee_gwei"] = reading.base_fee_gwei
-                gas_figures[chain] = figures
+        gas_figures: dict[str, GasFigures] = {}
+        gas_errors: dict[str, str] = {}
+        for chain, result in gas.items():
+            reading = result.value
+            if reading is not None and result.source is not None:
+                gas_figures[chain] = GasFigures(gas_price_gwei=reading.gas_price_gwei,
+                                                base_fee_gwei=reading.base_fee_gwei,
+                                                block_number=reading.block_number, source=result.source,
+                                                fetched_at=iso(result.fetched_at) or now_iso())
+            else:
+                gas_errors[chain] = "; ".join(f"{pid}: {s.error or s.status}" for pid, s in result.sources.items())
         statuses: list[str] = [tvl_section.status, protocols_section.status, stables_section.status]
-        statuses += ["ok" if reading is not None else "no_data" for reading in gas.values()]
+        statuses += ["ok" if result.ok else "no_data" for result in gas.values()]
         return OnchainPayload(tvl=tvl_section, protocols=protocols_section, stablecoins=stables_section,
-                              gas=gas_figures, status=combined_status(statuses), data_source=self.data_source,
-                              timestamp=now_iso()).model_dump(mode="json")
+                              gas=gas_figures, gas_errors=gas_errors, status=combined_status(statuses),
+                              data_source=self.data_source, timestamp=now_iso()).model_dump(mode="json")
 
-    async def _gas(self) -> dict[str, GasReading | None]:
+    async def _gas(self) -> dict[str, PoolResult[GasReading]]:
         chains = list(self.gas_pools)
         results = await asyncio.gather(*(
             self.gas_pools[chain].fetch(lambda node: fetch_gas(node, self.fetcher, self.max_wait))
             for chain in chains))
-        return {chain: result.value if result.ok else None for chain, result in zip(chains, results, strict=True)}
+        return dict(zip(chains, results, strict=True))
 
 
 def build(ctx: BuildContext) -> list[Service]:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from models.messages import iso
 from models.payloads import Failover, SourceState
-from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError
+from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, ProviderRateLimited
 
 log = logging.getLogger(__name__)
 
@@ -159,4 +159,6 @@ class Pool(Generic[P]):
 
     @staticmethod
     def _status_of(error: ProviderError) -> str:
+        if isinstance(error, ProviderRateLimited) and error.ours:
+            return "waiting"  # not due yet under our own budget: not a failure of the provider
         return {"rate_limited": "rate_limited", "missing_api_key": "missing_api_key"}.get(error.kind, "error")

@@ -43,8 +43,9 @@ class JobStats:
 
 
 class Scheduler:
-    def __init__(self, publish: Publish) -> None:
+    def __init__(self, publish: Publish, secrets: list[str] | None = None) -> None:
         self._publish = publish
+        self._secrets = [s for s in (secrets or []) if s]  # scrubbed from the errors the stream publishes
         self._scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self.stats: dict[str, JobStats] = {}
@@ -79,7 +80,10 @@ class Scheduler:
         except Exception as exc:  # logged and counted, never swallowed silently
             log.exception("job %s failed", job_id)
             stats.failures += 1
-            stats.last_result, stats.last_error = "error", f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+            for secret in self._secrets:
+                error = error.replace(secret, "***")
+            stats.last_result, stats.last_error = "error", error
         finally:
             stats.runs += 1
             stats.running = False

@@ -64,6 +64,7 @@ class StoreStats:
     oldest: float | None = None
     written: int = 0
     failed_batches: int = 0
+    dropped: int = 0  # updates that arrived with no writer running
 
     @property
     def total_records(self) -> int:
@@ -151,7 +152,11 @@ class Store:
 
     # -- writing --------------------------------------------------------------------------------------
     def append(self, update: Update) -> None:
-        """The hub listener: enqueue and return at once."""
+        """The hub listener: enqueue and return at once (counted as dropped once the writer is gone, so a dead
+        writer cannot grow the queue without bound)."""
+        if self._writer is not None and not self._writer.is_alive():
+            self.stats.dropped += 1
+            return
         self._queue.put(update)
 
     def _write_loop(self) -> None:

@@ -120,3 +120,25 @@ async def test_the_panel_builds_inside_blocks(settings: Settings) -> None:
         build_sentiment_panel(SentimentRunner(settings))
     kinds = {type(block).__name__ for block in blocks.blocks.values()}
     assert {"Textbox", "Button", "Markdown"} <= kinds
+
+
+def test_a_huge_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from app import create_app
+    from tests.conftest import make_settings, serve
+
+    settings = make_settings(tmp_path, sentiment_max_texts=2, sentiment_max_chars=10)
+    with serve(lambda: create_app(settings), settings) as server:
+        huge = b'{"texts": ["' + b"x" * 200_000 + b'"]}'
+        declared = httpx.post(server.base + "/api/sentiment", content=huge,
+                              headers={"content-type": "application/json"})
+        assert declared.status_code == 413 and "larger than" in declared.json()["detail"]
+
+        def chunks():  # no Content-Length: counted as it arrives
+            yield huge[:100_000]
+            yield huge[100_000:]
+
+        streamed = httpx.post(server.base + "/api/sentiment", content=chunks(),
+                              headers={"content-type": "application/json"})
+        assert streamed.status_code == 413
+        small = httpx.post(server.base + "/api/sentiment", json={"texts": ["up only"]})
+        assert small.status_code == 200

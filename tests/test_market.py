@@ -649,3 +649,14 @@ async def test_replayed_exchanges_normalise_their_recordings(tmp_path: Path) -> 
     coinbase = await Coinbase().fetch_quotes(fetcher, 3, 0.0)  # only BTC-USD is recorded
     assert [q.id for q in coinbase.quotes] == ["bitcoin"]
     await http.aclose()
+
+
+async def test_our_own_spent_budget_reads_as_waiting_not_as_a_failure() -> None:
+    routes = {GECKO: ok("coingecko/coins-markets.json"), PAPRIKA: ok("coinpaprika/tickers.json")}
+    service, _, fetcher = market_service(routes)  # CoinGecko's keyless budget: bursts of 3
+    for _ in range(3):
+        assert (await service.collect())["source"] == "coingecko"
+    payload = await service.collect()
+    assert payload["source"] == "coinpaprika" and payload["status"] == "ok"
+    assert payload["providers"]["coingecko"]["status"] == "waiting"
+    assert fetcher.runtime("coingecko").health.consecutive_failures == 0  # CoinGecko did nothing wrong

@@ -178,8 +178,10 @@ async def test_every_section_answers() -> None:
     assert payload["stablecoins"]["top"][0]["symbol"] == "USDT"
     assert payload["stablecoins"]["source"] == "defillama_stablecoins"
     assert set(payload["gas"]) == set(GAS_CHAINS)
-    assert payload["gas"]["ethereum"] == {"gas_price_gwei": pytest.approx(1.671530653),
-                                          "base_fee_gwei": pytest.approx(0.027399063)}
+    eth = payload["gas"]["ethereum"]
+    assert (eth["gas_price_gwei"], eth["base_fee_gwei"]) == (pytest.approx(1.671530653), pytest.approx(0.027399063))
+    assert eth["source"] == "rpc_eth_publicnode" and eth["block_number"] == 54 and eth["fetched_at"].endswith("Z")
+    assert payload["gas_errors"] == {}
 
 
 async def test_sections_are_fetched_at_their_own_pace() -> None:
@@ -210,6 +212,7 @@ async def test_some_sections_failing_is_partial_and_nothing_is_zero_filled() -> 
     assert payload["protocols"]["status"] == "no_data" and payload["protocols"]["top"] == []
     assert payload["stablecoins"]["status"] == "ok"
     assert "bsc" not in payload["gas"] and "ethereum" in payload["gas"]
+    assert "rpc_bsc_binance" in payload["gas_errors"]["bsc"]  # says why bsc is missing
 
 
 async def test_everything_down_is_no_data_then_stale() -> None:

@@ -308,3 +308,11 @@ async def test_reading_a_long_history_does_not_stall_the_event_loop(tmp_path: Pa
     # long (and 10,000, the routes' limit, seconds); in a worker thread the loop keeps its pace.
     assert max(gaps) < 0.12, f"the event loop stalled for {max(gaps):.3f} s"
     await store.__aexit__()
+
+
+async def test_updates_arriving_with_no_writer_are_counted_not_queued(tmp_path: Path) -> None:
+    store, hub = await filled_store(tmp_path, 2)
+    await settle(store, 4)
+    await store.__aexit__()  # the writer stops
+    hub.publish("news", {"late": True})
+    assert store.stats.dropped == 1 and store._queue.empty()

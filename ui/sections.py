@@ -41,7 +41,7 @@ FAILING = {"error": "error", "rate_limited": "rate limited", "circuit_open": "pa
 KIND = {"ok": "ok", "healthy": "ok", "scheduled": "ok", "published": "ok", "done": "ok", "nothing_new": "info",
         "running": "info", "degraded": "warn", "slow": "warn", "stale": "warn", "partial": "warn", "paused": "warn",
         "rate_limited": "warn", "unhealthy": "bad", "error": "bad", "circuit_open": "bad", "no_data": "bad",
-        "disabled": "off", "missing_api_key": "off", "unchecked": "off", "not_tried": "off",
+        "disabled": "off", "missing_api_key": "off", "unchecked": "off", "not_tried": "off", "waiting": "off",
         "bullish": "bull", "bearish": "bear", "neutral": "neutral"}
 
 
@@ -147,7 +147,8 @@ def _fresh_block(kind: str, text: str, failing: list[str], open_details: bool) -
 
 
 SOURCE_WORDS = {"ok": ("answered", "ok"), "not_tried": ("standby", "off"), "error": ("failed", "bad"),
-                "rate_limited": ("rate limited", "warn"), "circuit_open": ("paused", "bad"),
+                "rate_limited": ("rate limited", "warn"), "waiting": ("not due yet", "off"),
+                "circuit_open": ("paused", "bad"),
                 "missing_api_key": ("no API key", "off")}
 
 

@@ -1,0 +1,28 @@
+"""The scheduler's bookkeeping: results, failures and their texts as the ``scheduler`` stream shows them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.scheduler import Scheduler
+
+
+async def test_a_failing_job_is_counted_and_its_error_never_shows_a_secret() -> None:
+    published: list[tuple[str, Any]] = []
+    scheduler = Scheduler(lambda service, data: published.append((service, data)), secrets=["s3cr3t-key"])
+
+    async def failing() -> str | None:
+        raise RuntimeError("provider said: bad key s3cr3t-key")
+
+    async def fine() -> str | None:
+        return None
+
+    scheduler.add_task("failing", failing, 60, first_run_in=60)
+    scheduler.add_task("fine", fine, 60, first_run_in=60)
+    await scheduler._run("failing", failing)
+    await scheduler._run("fine", fine)
+    failed, done = scheduler.stats["failing"], scheduler.stats["fine"]
+    assert (failed.runs, failed.failures, failed.last_result) == (1, 1, "error")
+    assert failed.last_error == "RuntimeError: provider said: bad key ***"
+    assert (done.last_result, done.last_error, done.failures) == ("done", None, 0)
+    assert done.last_duration_ms is not None and not published
