@@ -148,7 +148,9 @@ def main() -> None:
     # httpx logs every request URL at INFO; some carry API keys in their query.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run otherwise
+    # One line per job run at INFO, and a warning each time a slow run makes the next one coalesce (the scheduler
+    # stream shows both): only its errors are worth a log line.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     uvicorn.run(
         functools.partial(create_app, settings),
         factory=True,  # built inside the server's event loop
