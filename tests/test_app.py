@@ -152,6 +152,31 @@ def test_live_without_network_invents_nothing(tmp_path: Path) -> None:
                    for p in health["providers"].values())
         pool = latest(server, "pool_manager")["data"]["pools"]["market_data"]
         assert pool["active_source"] is None and pool["health"] == "unhealthy"
+        pools = latest(server, "pool_manager")["data"]["pools"]
+        assert all(p["active_source"] is None for p in pools.values()), pools
+
+        data_services = ("explorers", "news", "sentiment", "whale_tracking", "rpc_nodes", "onchain")
+        server.wait_for(lambda: all(latest(server, s) for s in data_services), timeout=30)
+        explorers = latest(server, "explorers")["data"]
+        assert explorers["status"] == "no_data"
+        bitcoin, ethereum = explorers["bitcoin"], explorers["ethereum"]
+        assert bitcoin["status"] == "no_data" and bitcoin["source"] is None and bitcoin["fees"] == {}
+        assert bitcoin["height"] is None and bitcoin["hashrate"] is None
+        assert ethereum["status"] == "no_data" and ethereum["block_number"] is None
+        assert ethereum["gas_price_gwei"] is None
+        news = latest(server, "news")["data"]
+        assert news["status"] == "no_data" and news["articles"] == [] and news["sources"] == []
+        sentiment = latest(server, "sentiment")["data"]
+        assert sentiment["sentiment_score"] is None and sentiment["overall_sentiment"] is None
+        assert sentiment["social_volume"] == 0 and sentiment["fear_greed"] is None  # no texts, no score
+        whales = latest(server, "whale_tracking")["data"]
+        assert whales["large_transactions"] == [] and whales["total_volume"] is None  # not 0: nothing was seen
+        rpc = latest(server, "rpc_nodes")["data"]
+        assert rpc["healthy_count"] == 0 and all(not n["reachable"] and n["block_number"] is None and n["error"]
+                                                 for n in rpc["nodes"].values())
+        onchain = latest(server, "onchain")["data"]
+        assert onchain["status"] == "no_data" and onchain["gas"] == {} and onchain["tvl"]["total_tvl"] is None
+        assert set(onchain["gas_errors"]) == {"ethereum", "bsc", "polygon", "arbitrum", "base", "optimism"}
 
 
 # -- one slow client does not slow the others -----------------------------------------------------------
