@@ -32,19 +32,19 @@ from api.limits import BodyLimit
 from api.providers import build_providers_router
 from api.sentiment import build_sentiment_router
 from config import Settings, describe_error
+from inference.runner import SentimentRunner
 from models.messages import now_iso
 from services import build_backend, http_client
-from services.backup import HubBackup
-from services.backup import from_settings as hub_backup_from_settings
+from services.jobs import Scheduler
 from services.registry import effective_intervals
-from services.scheduler import Scheduler
-from services.sentiment_models import SentimentRunner
-from services.store import Store
+from storage.dataset_backup import HubBackup
+from storage.dataset_backup import from_settings as hub_backup_from_settings
+from storage.history import Store
 from ui.dashboard import CSS, HEAD, THEME, build_ui
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
 from ws.routes import build_router
-from ws.server import WebSocketProtocol
+from ws.uvicorn_protocol import WebSocketProtocol
 
 log = logging.getLogger("app")
 API_VERSION = "2.0.0"
@@ -163,7 +163,7 @@ def main() -> None:
         ws_ping_timeout=settings.ws_ping_interval,
         proxy_headers=True,
         forwarded_allow_ips="*",
-        ws=WebSocketProtocol,  # drops the sockets of peers that stopped reading; see ws/server.py
+        ws=WebSocketProtocol,  # drops the sockets of peers that stopped reading; see ws/uvicorn_protocol.py
         # Connections still open after this long no longer hold up the lifespan's end (store flush, backup).
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

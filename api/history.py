@@ -20,7 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from models.catalog import SERVICE_NAMES
 from models.messages import now_iso
-from services.store import Store
+from storage.history import Store
 
 MAX_LIMIT = 10_000
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from models.messages import now_iso
-from services.fetch import Fetcher, Runtime, health_view
+from sources.fetcher import Fetcher, Runtime, health_view
 
 
 def describe(runtime: Runtime, now: float) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from models.payloads import ArticleSentiment, ModelState
 
 if TYPE_CHECKING:
     from config import Settings
-    from services.sentiment_models import SentimentRunner
+    from inference.runner import SentimentRunner
 
 
 class SentimentRequest(BaseModel):

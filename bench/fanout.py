@@ -35,7 +35,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ws.server import WebSocketProtocol  # noqa: E402  (the same protocol class as app.py, for both servers)
+from ws.uvicorn_protocol import WebSocketProtocol  # noqa: E402  (the same protocol class as app.py, for both servers)
 
 # -- servers --------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
 
 It loads the model through the server's own path (``TransformersBackend.load``: the transformers pipeline and
 the label mapping), bounds torch to ``--threads`` (TORCH_THREADS, 1 by default, as the server does), and scores
-real headlines (the titles of the recorded RSS feeds in ``services/replay``) in batches of ``--batch-size``
+real headlines (the titles of the recorded RSS feeds in ``sources/replay``) in batches of ``--batch-size``
 (SENTIMENT_BATCH_SIZE), after one warm-up batch. It prints which model ran, texts/s, mean milliseconds per
 text and the p50 / p95 latency of a batch. The runner's cache is not involved: every text is inferred.
 
@@ -37,11 +37,11 @@ def headlines() -> list[str]:
     import feedparser
 
     titles = []
-    for feed in sorted(ROOT.glob("services/replay/*/*.xml")):
+    for feed in sorted(ROOT.glob("sources/replay/*/*.xml")):
         titles += [entry.title.strip() for entry in feedparser.parse(feed.read_bytes()).entries
                    if getattr(entry, "title", "").strip()]
     if not titles:
-        raise SystemExit("no recorded RSS feed found under services/replay: nothing to score")
+        raise SystemExit("no recorded RSS feed found under sources/replay: nothing to score")
     return titles
 
 
@@ -89,7 +89,7 @@ def main() -> None:
 
     import torch
 
-    from services.sentiment_models import TransformersBackend
+    from inference.runner import TransformersBackend
 
     torch.set_num_threads(threads)
     scratch = tempfile.TemporaryDirectory()

@@ -18,7 +18,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from models.messages import iso
 from models.payloads import DataStatus
-from services.pools import GatherResult, PoolResult
+from sources.pools import GatherResult, PoolResult
 
 R = TypeVar("R", bound=PoolResult[Any] | GatherResult[Any])
 

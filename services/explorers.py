@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from models.messages import iso, now_iso
 from models.payloads import BitcoinNetwork, EthereumNetwork, ExplorersPayload
 from services.base import Service, Tracker, combined_status
-from services.fetch import Fetcher, Provider
-from services.pools import Pool, PoolResult
-from services.providers.explorers import BitcoinExplorer, BitcoinStats, EthereumStats, fetch_ethereum
+from sources.fetcher import Fetcher, Provider
+from sources.pools import Pool, PoolResult
+from sources.providers.explorers import BitcoinExplorer, BitcoinStats, EthereumStats, fetch_ethereum
 
 if TYPE_CHECKING:
     from services.registry import BuildContext
@@ -96,8 +96,8 @@ def _gwei(value: float | None) -> float | None:
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from services.providers.explorers import BlockchainInfo, Blockchair, Etherscan, MempoolSpace
-    from services.providers.rpc import nodes_for
+    from sources.providers.explorers import BlockchainInfo, Blockchair, Etherscan, MempoolSpace
+    from sources.providers.rpc import nodes_for
 
     blockchair = ctx.provider(Blockchair)
     etherscan = ctx.provider(Etherscan)

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from models.messages import now_iso
 from models.payloads import HealthPayload, ProviderHealthView
 from services.base import Service
-from services.fetch import Fetcher, ProviderError, Runtime, health_view
-from services.pools import record_unreadable
+from sources.fetcher import Fetcher, ProviderError, Runtime, health_view
+from sources.pools import record_unreadable
 
 
 class HealthCheckerService(Service):

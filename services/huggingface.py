@@ -29,13 +29,13 @@ from huggingface_hub.hf_api import DatasetInfo, ModelInfo
 from models.messages import iso, now_iso
 from models.payloads import HubItem, HuggingfacePayload, InferenceStats
 from services.base import Service
-from services.fetch import AnswerError, Fetcher, Provider, Rate
-from services.pools import SHAPE_ERRORS, Pool
-from services.providers.values import json_count
+from sources.fetcher import AnswerError, Fetcher, Provider, Rate
+from sources.pools import SHAPE_ERRORS, Pool
+from sources.providers.values import json_count
 
 if TYPE_CHECKING:
+    from inference.runner import SentimentRunner
     from services.registry import BuildContext
-    from services.sentiment_models import SentimentRunner
 
 log = logging.getLogger(__name__)
 

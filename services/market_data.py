@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from models.messages import iso, now_iso
 from models.payloads import CoinInfo, GlobalMarket, MarketDataPayload, TrendingCoin
 from services.base import Service, Tracker
-from services.fetch import Clock, Fetcher
-from services.pools import Pool, PoolResult
-from services.providers.market import (
+from sources.fetcher import Clock, Fetcher
+from sources.pools import Pool, PoolResult
+from sources.providers.market import (
     Binance,
     Coinbase,
     CoinCap,

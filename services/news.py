@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from models.messages import now_iso
 from models.payloads import Article, ArticleSentiment, NewsPayload
 from services.base import Service, Tracker
-from services.fetch import Fetcher
-from services.pools import GatherResult, Pool
-from services.providers.news import NewsProvider, title_key
+from sources.fetcher import Fetcher
+from sources.pools import GatherResult, Pool
+from sources.providers.news import NewsProvider, title_key
 
 if TYPE_CHECKING:
     from services.registry import BuildContext
@@ -140,7 +140,7 @@ def _ranked(values: Iterable[str], limit: int | None = None) -> list[str]:
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from services.providers.news import FEEDS, CryptoPanic
+    from sources.providers.news import FEEDS, CryptoPanic
 
     providers: list[NewsProvider] = [ctx.provider(cls) for cls in FEEDS]
     # disabled (never called) without CRYPTOPANIC_TOKEN

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from models.messages import iso, now_iso
 from models.payloads import GasFigures, OnchainPayload, ProtocolsSection, StablecoinsSection, TvlSection
 from services.base import Service, Tracker, combined_status
-from services.fetch import Fetcher, Provider
-from services.pools import Pool, PoolResult
-from services.providers.onchain import (
+from sources.fetcher import Fetcher, Provider
+from sources.pools import Pool, PoolResult
+from sources.providers.onchain import (
     DefiLlama,
     DefiLlamaStablecoins,
     GasReading,
@@ -27,7 +27,7 @@ from services.providers.onchain import (
     TvlSnapshot,
     fetch_gas,
 )
-from services.providers.rpc import JsonRpcNode
+from sources.providers.rpc import JsonRpcNode
 
 if TYPE_CHECKING:
     from models.payloads import DefiProtocol
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 P = TypeVar("P", bound=Provider)
 
-#: EVM chains whose gas we read, by the chain names of ``services/providers/rpc.py``.
+#: EVM chains whose gas we read, by the chain names of ``sources/providers/rpc.py``.
 GAS_CHAINS = ("ethereum", "bsc", "polygon", "arbitrum", "base", "optimism")
 
 
@@ -127,7 +127,7 @@ class OnchainService(Service):
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from services.providers.rpc import nodes_for
+    from sources.providers.rpc import nodes_for
 
     interval = ctx.intervals["onchain"]
     max_wait = min(5.0, interval / 3)

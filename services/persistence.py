@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from models.messages import iso, now_iso
 from models.payloads import PersistencePayload
 from services.base import Service
-from services.store import Store
+from storage.history import Store
 
 if TYPE_CHECKING:
-    from services.backup import HubBackup
     from services.registry import BuildContext
+    from storage.dataset_backup import HubBackup
 
 
 def human_size(size: float) -> str:

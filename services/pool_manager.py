@@ -8,8 +8,8 @@ from typing import Any, Literal
 from models.messages import now_iso
 from models.payloads import PoolPayload, PoolView
 from services.base import Service
-from services.fetch import Fetcher
-from services.pools import Pool
+from sources.fetcher import Fetcher
+from sources.pools import Pool
 
 
 class PoolManagerService(Service):

@@ -27,12 +27,12 @@ from services import (
     whale_tracking,
 )
 from services.base import Service
-from services.fetch import Fetcher, Provider
 from services.health_checker import HealthCheckerService
+from services.jobs import Scheduler, SchedulerService
 from services.pool_manager import PoolManagerService
-from services.pools import Pool
-from services.replay import ReplayTransport
-from services.scheduler import Scheduler, SchedulerService
+from sources.fetcher import Fetcher, Provider
+from sources.pools import Pool
+from sources.replay import ReplayTransport
 
 USER_AGENT = "crypto-api-monitor/2.0 (+https://huggingface.co/spaces; open-source crypto data monitor)"
 
@@ -63,9 +63,9 @@ class BuildContext:
     intervals: dict[str, float]
     pools: dict[str, Pool[Any]] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
-    #: The sentiment runner (services/sentiment_models.py), started in the lifespan; None when there is none.
+    #: The sentiment runner (inference/runner.py), started in the lifespan; None when there is none.
     sentiment: Any = None
-    #: The history store and its optional Hub backup (services/store.py, services/backup.py).
+    #: The history store and its optional Hub backup (storage/history.py, storage/dataset_backup.py).
     store: Any = None
     backup: Any = None
 

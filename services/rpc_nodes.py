@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from models.messages import iso, now_iso
 from models.payloads import RpcChain, RpcNode, RpcNodesPayload, SourceState
 from services.base import Service
-from services.fetch import Fetcher
-from services.pools import GatherResult, Pool
-from services.providers.rpc import CHAINS, ChainSpec, JsonRpcNode, hex_int
+from sources.fetcher import Fetcher
+from sources.pools import GatherResult, Pool
+from sources.providers.rpc import CHAINS, ChainSpec, JsonRpcNode, hex_int
 
 if TYPE_CHECKING:
     from services.registry import BuildContext
@@ -119,7 +119,7 @@ class RpcNodesService(Service):
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from services.providers.rpc import nodes_for
+    from sources.providers.rpc import nodes_for
 
     pools: dict[str, Pool[JsonRpcNode]] = {chain: ctx.pool(f"rpc_{chain}", nodes_for(chain)) for chain in CHAINS}
     # Nodes are shared with explorers and whale_tracking: a moment's wait for a token is not an outage.

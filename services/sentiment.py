@@ -7,7 +7,7 @@ model, or VADER while it loads or without it; cached by text, so a headline seen
 - ``sentiment_score`` is the mean of the texts' scores (-1 bearish .. 1 bullish), ``overall_sentiment`` says
   which side of the neutral band it falls, ``sentiment_by_source`` is the same mean per source, and
   ``social_volume`` is the number of texts scored. No texts, no score: those stay None and the message says why.
-- ``trending_topics``: the coins (names, symbols, cashtags of :data:`~services.providers.coins.COINS`) and
+- ``trending_topics``: the coins (names, symbols, cashtags of :data:`~sources.providers.coins.COINS`) and
   market topics (:data:`TOPICS`) mentioned by the most texts.
 - ``fear_greed``: alternative.me's daily index, fetched every ten minutes, reported beside the score (it is not
   folded into it: it is a different measure, of different inputs).
@@ -26,14 +26,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
 
+from inference.runner import LexiconBackend
 from models.messages import iso, now_iso
 from models.payloads import Article, ArticleSentiment, FearGreed, SentimentPayload
 from services.base import Service, Tracker, combined_status
-from services.fetch import Fetcher
-from services.pools import Pool, PoolResult
-from services.providers.coins import COINS
-from services.providers.social import AlternativeMe, Reddit, RedditPost
-from services.sentiment_models import LexiconBackend
+from sources.fetcher import Fetcher
+from sources.pools import Pool, PoolResult
+from sources.providers.coins import COINS
+from sources.providers.social import AlternativeMe, Reddit, RedditPost
 
 if TYPE_CHECKING:
     from services.registry import BuildContext

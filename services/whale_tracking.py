@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from models.messages import iso, now_iso
 from models.payloads import SourceState, WhaleTrackingPayload, WhaleTransaction, WhaleWallet
 from services.base import Service, Tracker
-from services.fetch import Fetcher
-from services.pools import GatherResult, Pool, PoolResult
-from services.providers.rpc import JsonRpcNode
-from services.providers.whales import (
+from sources.fetcher import Fetcher
+from sources.pools import GatherResult, Pool, PoolResult
+from sources.providers.rpc import JsonRpcNode
+from sources.providers.whales import (
     BitcoinSource,
     BlockchainInfoUnconfirmed,
     MempoolRecent,
@@ -223,7 +223,7 @@ class WhaleTrackingService(Service):
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from services.providers.rpc import nodes_for
+    from sources.providers.rpc import nodes_for
 
     nodes = nodes_for("ethereum")
     pools = WhalePools(

@@ -27,11 +27,11 @@ from fastapi import FastAPI
 
 from app import GRACEFUL_SHUTDOWN_SECONDS, create_app
 from config import Settings
-from ws.server import WebSocketProtocol
+from ws.uvicorn_protocol import WebSocketProtocol
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REPLAY = ROOT / "services" / "replay"
+REPLAY = ROOT / "sources" / "replay"
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from api.sentiment import build_sentiment_router
 from config import Settings
-from services.sentiment_models import SentimentRunner
+from inference.runner import SentimentRunner
 from tests.conftest import make_settings
 from tests.tiny_model import build_tiny_model
 from ui.sentiment_panel import build_sentiment_panel, panel_verdict

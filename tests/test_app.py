@@ -19,7 +19,7 @@ from app import create_app
 from models.catalog import ENDPOINTS, SERVICE_NAMES
 from tests.conftest import ROOT, LiveServer, make_settings, serve
 from tests.wsclient import Client
-from ws.server import WebSocketProtocol
+from ws.uvicorn_protocol import WebSocketProtocol
 
 
 def get(server: LiveServer, path: str) -> httpx.Response:

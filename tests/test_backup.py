@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from services.backup import SNAPSHOT_PATH, BackupError, HubBackup, from_settings
-from services.store import Store
+from storage.dataset_backup import SNAPSHOT_PATH, BackupError, HubBackup, from_settings
+from storage.history import Store
 from tests.conftest import make_settings
 from tests.fake_hub import FakeHub, loopback_only_session, running
 from ws.hub import Hub
@@ -175,7 +175,7 @@ async def test_restore_never_writes_over_an_unreadable_database(fake_hub: FakeHu
 
 async def test_restore_without_repo_or_snapshot_returns_false(fake_hub: FakeHub, tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="services.backup")
+    caplog.set_level(logging.INFO, logger="storage.dataset_backup")
     backup = backup_at(tmp_path, fake_hub)
     assert await backup.restore_if_needed() is False  # no repo
     assert "no backup repo" in caplog.text

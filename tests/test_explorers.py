@@ -13,18 +13,18 @@ import pytest
 from config import Settings
 from services import explorers
 from services.explorers import ExplorersService
-from services.fetch import AnswerError, Fetcher
-from services.pools import Pool
-from services.providers.explorers import (
+from services.registry import BuildContext, effective_intervals
+from sources.fetcher import AnswerError, Fetcher
+from sources.pools import Pool
+from sources.providers.explorers import (
     BlockchainInfo,
     Blockchair,
     Etherscan,
     MempoolSpace,
     normalize_node_block,
 )
-from services.providers.rpc import nodes_for
-from services.registry import BuildContext, effective_intervals
-from services.replay import ReplayTransport
+from sources.providers.rpc import nodes_for
+from sources.replay import ReplayTransport
 from tests.conftest import make_settings, recorded
 
 MEMPOOL = "https://mempool.space/api"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.fetch import (
+from services.health_checker import HealthCheckerService
+from sources.fetcher import (
     MAX_RETRY_AFTER,
     AnswerError,
     BreakerState,
@@ -21,8 +22,7 @@ from services.fetch import (
     TokenBucket,
     health_view,
 )
-from services.health_checker import HealthCheckerService
-from services.pools import Pool
+from sources.pools import Pool
 
 
 class FakeClock:

@@ -13,12 +13,12 @@ import httpx
 import orjson
 import pytest
 
+from inference.runner import SentimentRunner
 from models.payloads import HubItem, HuggingfacePayload
-from services.fetch import AnswerError, Fetcher
 from services.huggingface import HuggingFaceHub, HuggingfaceService, build, merge
-from services.pools import Pool
 from services.registry import BuildContext, effective_intervals
-from services.sentiment_models import SentimentRunner
+from sources.fetcher import AnswerError, Fetcher
+from sources.pools import Pool
 from tests.conftest import make_settings, recorded
 from tests.tiny_model import build_tiny_model
 

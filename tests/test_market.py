@@ -10,11 +10,12 @@ import httpx
 import orjson
 import pytest
 
-from services.fetch import AnswerError, Fetcher
 from services.market_data import SLOW_INTERVAL, MarketDataService, build
-from services.pools import Pool
-from services.providers.coins import COINS
-from services.providers.market import (
+from services.registry import BuildContext, effective_intervals, http_client
+from sources.fetcher import AnswerError, Fetcher
+from sources.pools import Pool
+from sources.providers.coins import COINS
+from sources.providers.market import (
     Binance,
     Coinbase,
     CoinCap,
@@ -24,8 +25,7 @@ from services.providers.market import (
     Kraken,
     MarketProvider,
 )
-from services.providers.values import count
-from services.registry import BuildContext, effective_intervals, http_client
+from sources.providers.values import count
 from tests.conftest import make_settings, recorded, routes_transport
 
 GECKO = "https://api.coingecko.com/api/v3/coins/markets"

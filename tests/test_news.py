@@ -13,9 +13,10 @@ import orjson
 import pytest
 
 from models.payloads import ArticleSentiment
-from services.fetch import AnswerError, Fetcher, ProviderBadResponse
 from services.news import NewsService, build
-from services.providers.news import (
+from services.registry import BuildContext, effective_intervals, http_client
+from sources.fetcher import AnswerError, Fetcher, ProviderBadResponse
+from sources.providers.news import (
     FEEDS,
     BitcoinistFeed,
     BlockworksFeed,
@@ -33,7 +34,6 @@ from services.providers.news import (
     title_key,
     url_key,
 )
-from services.registry import BuildContext, effective_intervals, http_client
 from tests.conftest import REPLAY, make_settings, recorded, routes_transport
 
 SPEC_KEYS = {"articles", "sources", "categories", "timestamp"}

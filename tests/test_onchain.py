@@ -12,12 +12,12 @@ import orjson
 import pytest
 
 from config import Settings
-from services.fetch import AnswerError, Fetcher, ProviderBadResponse
 from services.onchain import GAS_CHAINS, OnchainService, Section, build
-from services.pools import Pool
-from services.providers.onchain import DefiLlama, DefiLlamaStablecoins, normalize_gas
-from services.providers.rpc import nodes_for, rpc_result
 from services.registry import BuildContext, http_client
+from sources.fetcher import AnswerError, Fetcher, ProviderBadResponse
+from sources.pools import Pool
+from sources.providers.onchain import DefiLlama, DefiLlamaStablecoins, normalize_gas
+from sources.providers.rpc import nodes_for, rpc_result
 from tests.conftest import recorded, routes_transport
 
 CHAINS = "https://api.llama.fi/v2/chains"

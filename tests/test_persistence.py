@@ -19,7 +19,7 @@ import pytest
 
 from app import create_app
 from services.persistence import PersistenceService, human_size
-from services.store import Store
+from storage.history import Store
 from tests.conftest import ROOT, make_settings, serve
 from tests.wsclient import Client
 from ws.hub import Hub
@@ -79,7 +79,7 @@ async def test_range_and_limit(tmp_path: Path) -> None:
         text = json.dumps({"service": "news", "type": "update", "data": {"n": n}, "timestamp": stamp, "seq": n + 1})
         store.append(Update("news", n + 1, stamp, {"n": n}, text))
     await settle(store, 20)
-    from services.store import epoch
+    from storage.history import epoch
 
     newer = await store.history("news", epoch("2026-11-26T10:10:00Z"), None, 100)
     assert [u["data"]["n"] for u in newer] == list(range(19, 9, -1))
@@ -173,7 +173,7 @@ WRITER = """
 import asyncio, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from services.store import Store
+from storage.history import Store
 from ws.hub import Hub
 
 async def main():

@@ -17,15 +17,15 @@ import httpx
 import pytest
 
 from app import create_app
-from services.fetch import Fetcher
 from services.onchain import GAS_CHAINS
-from services.providers.explorers import ethereum_from_node
-from services.providers.news import FEEDS
-from services.providers.onchain import fetch_gas
-from services.providers.rpc import NODES, NodeSpec, hex_int, node, rpc_result
-from services.providers.social import Reddit
-from services.replay import ReplayTransport
 from services.rpc_nodes import read_node
+from sources.fetcher import Fetcher
+from sources.providers.explorers import ethereum_from_node
+from sources.providers.news import FEEDS
+from sources.providers.onchain import fetch_gas
+from sources.providers.rpc import NODES, NodeSpec, hex_int, node, rpc_result
+from sources.providers.social import Reddit
+from sources.replay import ReplayTransport
 from tests.conftest import REPLAY, make_settings, serve
 
 FOLDERS = ("rpc", "cryptoslate_rss", "bitcoinist_rss", "reddit")

@@ -14,9 +14,11 @@ import pytest
 
 from models.payloads import SourceState
 from services import rpc_nodes
-from services.fetch import AnswerError, Fetcher
-from services.pools import Pool
-from services.providers.rpc import (
+from services.registry import BuildContext, effective_intervals
+from services.rpc_nodes import NodeReading, RpcNodesService, max_lag_blocks, summarize_chain
+from sources.fetcher import AnswerError, Fetcher
+from sources.pools import Pool
+from sources.providers.rpc import (
     CHAINS,
     NODES,
     UINT256_MAX,
@@ -26,9 +28,7 @@ from services.providers.rpc import (
     nodes_for,
     rpc_result,
 )
-from services.registry import BuildContext, effective_intervals
-from services.replay import ReplayTransport
-from services.rpc_nodes import NodeReading, RpcNodesService, max_lag_blocks, summarize_chain
+from sources.replay import ReplayTransport
 from tests.conftest import make_settings, recorded
 
 

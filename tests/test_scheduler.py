@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.scheduler import Scheduler
+from services.jobs import Scheduler
 
 
 async def test_a_failing_job_is_counted_and_its_error_never_shows_a_secret() -> None:

@@ -14,14 +14,14 @@ import httpx
 import orjson
 import pytest
 
+from inference.runner import SentimentRunner
 from models.messages import iso
 from models.payloads import Article, ArticleSentiment, SentimentPayload
-from services.fetch import AnswerError, Fetcher
-from services.pools import Pool, PoolResult
-from services.providers.social import AlternativeMe, Reddit
 from services.registry import BuildContext, effective_intervals
 from services.sentiment import REDDIT_MAX_AGE, SentimentService, build, mentions, overall, trending
-from services.sentiment_models import SentimentRunner
+from sources.fetcher import AnswerError, Fetcher
+from sources.pools import Pool, PoolResult
+from sources.providers.social import AlternativeMe, Reddit
 from tests.conftest import make_settings, recorded, routes_transport
 from tests.tiny_model import build_tiny_model
 
@@ -30,7 +30,7 @@ REDDIT = "https://www.reddit.com/r/CryptoCurrency+Bitcoin/hot.json"
 FNG_BODY = "alternative_me/fng.json"  # the replay recording
 REDDIT_BODY = "sentiment/reddit-hot.built.json"
 FORBIDDEN = {"message": "Forbidden", "error": 403}  # Reddit's JSON error shape (built, not recorded)
-# Real headlines, as the recorded CoinDesk and The Block feeds carry them (services/replay/*_rss).
+# Real headlines, as the recorded CoinDesk and The Block feeds carry them (sources/replay/*_rss).
 HEADLINES = [
     ("Crypto Crash: Liquidations Top $2.5 Billion as Bitcoin, Ethereum and XRP Prices Plummet", "CoinDesk"),
     ("Bitcoin Mining Profits Hit 14-Month Low After Winter Storm Rocks Miners: CryptoQuant", "CoinDesk"),

@@ -13,8 +13,7 @@ import pytest
 import torch
 
 from config import Settings
-from models.payloads import ArticleSentiment
-from services.sentiment_models import (
+from inference.runner import (
     PRESETS,
     LexiconBackend,
     SentimentRunner,
@@ -24,6 +23,7 @@ from services.sentiment_models import (
     resolve_model,
     verdict,
 )
+from models.payloads import ArticleSentiment
 from tests.conftest import make_settings
 from tests.tiny_model import build_tiny_model, expected_probabilities
 

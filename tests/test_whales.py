@@ -13,19 +13,19 @@ import orjson
 import pytest
 
 from config import Settings
-from services.fetch import AnswerError, Fetcher
 from services.market_data import MarketDataService
-from services.pools import Pool, PoolResult
-from services.providers.market import MarketSnapshot, Quote
-from services.providers.rpc import nodes_for, rpc_result
-from services.providers.whales import (
+from services.registry import BuildContext, http_client
+from services.whale_tracking import Prices, WhalePools, WhaleTrackingService, build, market_prices
+from sources.fetcher import AnswerError, Fetcher
+from sources.pools import Pool, PoolResult
+from sources.providers.market import MarketSnapshot, Quote
+from sources.providers.rpc import nodes_for, rpc_result
+from sources.providers.whales import (
     BlockchainInfoUnconfirmed,
     MempoolRecent,
     WhaleAlert,
     normalize_eth_block,
 )
-from services.registry import BuildContext, http_client
-from services.whale_tracking import Prices, WhalePools, WhaleTrackingService, build, market_prices
 from tests.conftest import recorded, routes_transport
 
 BLOCKCHAIN_INFO = "https://blockchain.info/unconfirmed-transactions"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 if TYPE_CHECKING:
-    from services.sentiment_models import SentimentRunner
+    from inference.runner import SentimentRunner
 
 ICONS = {"bullish": "🟢", "neutral": "⚪", "bearish": "🔴"}
 

@@ -18,13 +18,13 @@ import httpx
 import orjson
 
 from models.payloads import ChainTvl, DefiProtocol, Stablecoin
-from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, Rate
+from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, Rate
 
-# Gas is read from the nodes by services/providers/rpc.py; named here too, as part of the on-chain figures.
-from services.providers.rpc import GasReading as GasReading
-from services.providers.rpc import fetch_gas as fetch_gas
-from services.providers.rpc import normalize_gas as normalize_gas
-from services.providers.values import json_number
+# Gas is read from the nodes by sources/providers/rpc.py; named here too, as part of the on-chain figures.
+from sources.providers.rpc import GasReading as GasReading
+from sources.providers.rpc import fetch_gas as fetch_gas
+from sources.providers.rpc import normalize_gas as normalize_gas
+from sources.providers.values import json_number
 
 #: DefiLlama lists exchanges' reserves (category CEX) beside DeFi protocols; its DeFi rankings leave them out.
 NOT_DEFI = frozenset({"CEX"})

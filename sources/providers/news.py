@@ -29,7 +29,7 @@ import feedparser
 
 from models.messages import iso
 from models.payloads import Article
-from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, Rate
+from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, Rate
 
 SUMMARY_CHARS = 300
 MAX_ITEMS_PER_FEED = 100  # feeds carry 10 to 50; a runaway feed must not flood the store

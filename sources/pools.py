@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from models.messages import iso
 from models.payloads import Failover, SourceState
-from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, ProviderRateLimited
+from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, ProviderRateLimited
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from services.fetch import AnswerError, Fetcher, Provider, Rate
-from services.providers.rpc import UINT256_MAX, JsonRpcNode, hex_int
-from services.providers.values import json_count, json_number, objects, unix_seconds
+from sources.fetcher import AnswerError, Fetcher, Provider, Rate
+from sources.providers.rpc import UINT256_MAX, JsonRpcNode, hex_int
+from sources.providers.values import json_count, json_number, objects, unix_seconds
 
 SATOSHI_PER_BTC = 100_000_000
 WEI_PER_ETH = 10**18

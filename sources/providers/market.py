@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
-from services.providers.coins import (
+from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
+from sources.providers.coins import (
     BY_BINANCE,
     BY_COINBASE,
     BY_ID,
@@ -27,7 +27,7 @@ from services.providers.coins import (
     TABLE_ORDER,
     from_paprika,
 )
-from services.providers.values import count, number, positive, require_list, require_object
+from sources.providers.values import count, number, positive, require_list, require_object
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from services.fetch import AnswerError
+from sources.fetcher import AnswerError
 
 
 def number(value: Any) -> float | None:

@@ -13,8 +13,8 @@ from typing import Any
 
 from models.messages import iso
 from models.payloads import FearGreed
-from services.fetch import AnswerError, Fetcher, Provider, Rate
-from services.providers.values import unix_seconds
+from sources.fetcher import AnswerError, Fetcher, Provider, Rate
+from sources.providers.values import unix_seconds
 
 
 class AlternativeMe(Provider):

@@ -1,7 +1,7 @@
 """Block explorers: Bitcoin network figures and Ethereum gas/block figures, normalised to small dataclasses.
 
 Bitcoin comes from mempool.space, Blockchair or blockchain.info; Ethereum from the public JSON-RPC nodes
-(:mod:`services.providers.rpc`), Etherscan's gas oracle (keyed) or Blockchair. Each provider declares itself with
+(:mod:`sources.providers.rpc`), Etherscan's gas oracle (keyed) or Blockchair. Each provider declares itself with
 class attributes; its ``fetch_*`` makes the requests through the fetcher and hands the raw answers to pure
 ``normalize_*`` functions, which the tests exercise with recorded bodies. A figure a provider does not give is
 left out (None), never zero: Blockchair has no fee ladder, blockchain.info no mempool, Etherscan no block time.
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from services.fetch import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
-from services.pools import SHAPE_ERRORS
-from services.providers.rpc import GasReading, JsonRpcNode, fetch_gas, normalize_gas, rpc_result
-from services.providers.values import count, number, positive, require_object
+from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
+from sources.pools import SHAPE_ERRORS
+from sources.providers.rpc import GasReading, JsonRpcNode, fetch_gas, normalize_gas, rpc_result
+from sources.providers.values import count, number, positive, require_object
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ class Etherscan(EthereumExplorer):
 
 def normalize_node_block(block_raw: Any, gas_price_raw: Any) -> EthereumStats:
     """Whole JSON-RPC answers to ``eth_getBlockByNumber("latest", false)`` and ``eth_gasPrice``, read by
-    :func:`~services.providers.rpc.normalize_gas`."""
+    :func:`~sources.providers.rpc.normalize_gas`."""
     return _from_gas(normalize_gas(rpc_result(gas_price_raw), rpc_result(block_raw)))
 
 

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from services.fetch import AnswerError, Fetcher, Provider, Rate
-from services.providers.values import SAFE_INTEGER, unix_seconds
+from sources.fetcher import AnswerError, Fetcher, Provider, Rate
+from sources.providers.values import SAFE_INTEGER, unix_seconds
 
 _ids = itertools.count(1)
 
