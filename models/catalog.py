@@ -6,8 +6,12 @@ Descriptions and intervals are the spec's ("Available Services" tables); ``inter
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+#: The version of the WebSocket API (the spec's) this server speaks; also the REST API's version.
+API_VERSION = "2.0.0"
 
 
 class Group(StrEnum):
@@ -114,3 +118,17 @@ def endpoints_serving(service: str) -> list[str]:
 def grouped() -> dict[str, list[str]]:
     """Services by group, the shape of the spec's ``welcome`` message."""
     return {g.value: list(services_in(g)) for g in Group}
+
+
+def websocket_base_url(headers: Mapping[str, str], *, scheme: str = "http", host: str = "localhost:7860") -> str:
+    """``ws://host`` or ``wss://host`` as a client outside sees this server, behind any chain of proxies.
+
+    ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` win over the request's own ``scheme`` and ``Host``; a proxy chain
+    makes them comma-separated lists, whose first item is what the client used."""
+    def first(name: str) -> str | None:
+        value = headers.get(name, "").split(",")[0].strip()
+        return value or None
+
+    proto = (first("x-forwarded-proto") or scheme).lower()
+    address = first("x-forwarded-host") or first("host") or host
+    return f"{'wss' if proto in ('https', 'wss') else 'ws'}://{address}"

@@ -7,9 +7,11 @@ a ``Z``. Messages are serialised with orjson once and sent as text frames, so br
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -48,6 +50,24 @@ def iso(moment: datetime | float | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def parse_iso(text: object) -> datetime | None:
+    """An ISO-8601 time (``Z`` or an offset; a time without one is taken as UTC) as an aware datetime; None for
+    anything else. The one reader of the timestamps we write and of the ISO times providers send."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def epoch(text: object) -> float | None:
+    """An ISO-8601 time as Unix seconds; None when it is not one."""
+    moment = parse_iso(text)
+    return moment.timestamp() if moment is not None else None
+
+
 def now_iso() -> str:
     return iso(utc_now())  # type: ignore[return-value]
 
@@ -72,3 +92,21 @@ def envelope(service: str, type_: MessageType | str, data: Any, **extra: Any) ->
 def encode(service: str, type_: MessageType | str, data: Any, **extra: Any) -> str:
     """One server message as JSON text."""
     return dumps(envelope(service, type_, data, **extra))
+
+
+@dataclass(frozen=True)
+class Update:
+    """One published update of a service: its number, time, payload and the envelope serialised once."""
+
+    service: str
+    seq: int
+    timestamp: str
+    data: Mapping[str, Any]
+    text: str
+
+
+class LatestUpdates(Protocol):
+    """Where the latest update of every service can be read: the fan-out hub. Streams read one another only
+    through this (see ``services/ports.py``), the dashboard and ``/api/{service}`` too."""
+
+    def latest(self, service: str) -> Update | None: ...

@@ -12,27 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: ``partial`` only on payloads made of sections: some sections have data, some none.
-DataStatus = Literal["ok", "partial", "stale", "no_data"]
-#: ``waiting``: our own rate budget for the provider is spent until its next call is due (no failure).
-SourceStatus = Literal["ok", "error", "rate_limited", "waiting", "circuit_open", "missing_api_key", "not_tried"]
-
-
-class SourceState(BaseModel):
-    status: SourceStatus
-    error: str | None = None
-    since: str | None = None
-    last_success: str | None = None
-
-
-class Freshness(BaseModel):
-    status: DataStatus = "ok"
-    data_source: Literal["live", "replay"] = "live"
-    fetched_at: str | None = None
-    age_seconds: float | None = None
-    stale_since: str | None = None
-    message: str | None = None
-    providers: dict[str, SourceState] = Field(default_factory=dict)
+from models.freshness import Freshness
+from models.states import DataStatus, HealthDetail, HealthStatus
 
 
 class CoinInfo(BaseModel):
@@ -78,10 +59,6 @@ class MarketDataPayload(Freshness):
     global_market: GlobalMarket | None = None
     trending: list[TrendingCoin] = Field(default_factory=list)
     trending_fetched_at: str | None = None  # trending has its own, slower schedule
-
-
-HealthStatus = Literal["healthy", "unhealthy", "disabled"]
-HealthDetail = Literal["ok", "slow", "error", "rate_limited", "circuit_open", "missing_api_key", "unchecked"]
 
 
 class ProviderHealthView(BaseModel):
@@ -403,7 +380,7 @@ class HuggingfacePayload(BaseModel):
     available_datasets: list[str] = Field(default_factory=list)
     last_refresh: str | None
     timestamp: str
-    registry_status: DataStatus = "ok"
+    registry_status: DataStatus = DataStatus.OK
     registry_age_seconds: float | None = None
     message: str | None = None  # why the registry list is stale or missing
     data_source: Literal["live", "replay"] = "live"

@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from models.freshness import SourceState
 from models.messages import iso, now_iso
-from models.payloads import RpcChain, RpcNode, RpcNodesPayload, SourceState
+from models.payloads import RpcChain, RpcNode, RpcNodesPayload
 from services.base import Service
 from sources.fetcher import Fetcher
 from sources.pools import GatherResult, Pool

@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from models.freshness import SourceState
 from models.messages import iso, now_iso
-from models.payloads import SourceState, WhaleTrackingPayload, WhaleTransaction, WhaleWallet
+from models.payloads import WhaleTrackingPayload, WhaleTransaction, WhaleWallet
 from services.base import Service, Tracker
 from sources.fetcher import Fetcher
 from sources.pools import GatherResult, Pool, PoolResult

@@ -19,8 +19,9 @@ from typing import Generic, TypeVar
 
 from pydantic import ValidationError
 
+from models.freshness import SourceState
 from models.messages import iso
-from models.payloads import Failover, SourceState
+from models.payloads import Failover
 from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, ProviderRateLimited
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from models.freshness import SourceState
 from models.payloads import (
     Article,
     ArticleSentiment,
@@ -24,7 +25,6 @@ from models.payloads import (
     ProviderHealthView,
     SchedulerPayload,
     SentimentPayload,
-    SourceState,
     WhaleTrackingPayload,
     WhaleTransaction,
 )

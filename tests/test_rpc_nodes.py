@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from models.payloads import SourceState
+from models.freshness import SourceState
 from services import rpc_nodes
 from services.registry import BuildContext, effective_intervals
 from services.rpc_nodes import NodeReading, RpcNodesService, max_lag_blocks, summarize_chain
