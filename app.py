@@ -1,7 +1,7 @@
 """Crypto API Monitor: FastAPI (WebSocket + REST) with the Gradio dashboard mounted at ``/``, on one port.
 
-Wiring only: settings -> HTTP client, fetcher, pools, services, scheduler -> hub -> connections and UI.
-Every resource lives in the lifespan and is closed with it.
+The one composition root: settings -> HTTP client, fetcher, streams (each module's ``build``), scheduler -> hub ->
+connections, REST and UI. Every resource is opened and closed by the lifespan.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import functools
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 import gradio as gr
 import httpx
@@ -27,18 +26,35 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from api.health import build_health_router
 from api.history import build_history_router
+from api.latest import build_latest_router
 from api.limits import BodyLimit
 from api.providers import build_providers_router
 from api.sentiment import build_sentiment_router
 from config import Settings, describe_error
 from inference.runner import SentimentRunner
-from models.messages import now_iso
-from services import build_backend, http_client
+from models.catalog import API_VERSION, scaled_intervals
+from services import (
+    explorers,
+    health_checker,
+    huggingface,
+    market_data,
+    news,
+    onchain,
+    persistence,
+    pool_manager,
+    rpc_nodes,
+    scheduler,
+    sentiment,
+    whale_tracking,
+)
+from services.base import BuildContext, Service
 from services.jobs import Scheduler
-from services.registry import effective_intervals
-from storage.dataset_backup import HubBackup
-from storage.dataset_backup import from_settings as hub_backup_from_settings
+from sources.fetcher import Fetcher
+from sources.http import http_client
+from storage.dataset_backup import DatasetBackup
+from storage.dataset_backup import from_settings as dataset_backup_from_settings
 from storage.history import Store
 from ui.dashboard import CSS, HEAD, THEME, build_ui
 from ws.hub import Hub
@@ -47,8 +63,31 @@ from ws.routes import build_router
 from ws.uvicorn_protocol import WebSocketProtocol
 
 log = logging.getLogger("app")
-API_VERSION = "2.0.0"
 GRACEFUL_SHUTDOWN_SECONDS = 5
+
+#: The data streams in order of their first runs, then the monitoring streams (pool_manager last: it shows
+#: every pool the others declared).
+DATA_STREAMS: tuple[Callable[[BuildContext], list[Service]], ...] = (
+    market_data.build, explorers.build, news.build, sentiment.build, huggingface.build, whale_tracking.build,
+    rpc_nodes.build, onchain.build, persistence.build)
+MONITORING_STREAMS: tuple[Callable[[BuildContext], list[Service]], ...] = (
+    health_checker.build, scheduler.build, pool_manager.build)
+
+
+def build_streams(ctx: BuildContext) -> tuple[list[Service], list[Service]]:
+    """Every stream, from the settings and resources in ``ctx``: the data streams and the monitoring ones."""
+    data = [stream for build in DATA_STREAMS for stream in build(ctx)]
+    monitoring = [stream for build in MONITORING_STREAMS for stream in build(ctx)]
+    return data, monitoring
+
+
+def schedule(jobs: Scheduler, data: list[Service], monitoring: list[Service], intervals: dict[str, float]) -> None:
+    """Staggered first runs, so a start-up does not hit every provider at once; monitoring once answers are in."""
+    for i, stream in enumerate(data):
+        jobs.add(stream, intervals[stream.name], first_run_in=0.2 + i * 0.8)
+    start = 0.5 + len(data) * 0.8
+    for i, stream in enumerate(monitoring):
+        jobs.add(stream, intervals[stream.name], first_run_in=start + i * 0.5)
 
 
 def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -59,11 +98,18 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         max_messages_per_second=settings.ws_max_messages_per_second,
         send_queue=settings.ws_send_queue,
     ))
-    intervals = effective_intervals(settings)
+    intervals = scaled_intervals(settings.interval_scale)
     store = Store(settings.data_dir / "history.sqlite3", retention_days=settings.retention_days,
                   retention_per_service=settings.retention_per_service)
-    backup = hub_backup_from_settings(settings, store.path)  # None unless HF_TOKEN and HF_BACKUP_REPO are set
+    backup = dataset_backup_from_settings(settings, store.path)  # None unless HF_TOKEN and HF_BACKUP_REPO are set
     runner = SentimentRunner(settings)  # nothing loads until the lifespan enters it
+    http = http_client(settings, transport)  # opened and closed by the lifespan
+    fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,
+                      budgets=settings.data_source == "live", redact=settings.redactor())
+    jobs = Scheduler(hub.publish, redact=settings.redactor())
+    ctx = BuildContext(settings, fetcher, intervals, latest=hub, scheduler=jobs, sentiment=runner, store=store,
+                       backup=backup)
+    data_streams, monitoring_streams = build_streams(ctx)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,15 +130,12 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             # The model loads in the background; VADER answers meanwhile. Entered before the scheduler, so it
             # closes after it.
             await stack.enter_async_context(runner)
-            http = await stack.enter_async_context(http_client(settings, transport))
-            scheduler = Scheduler(hub.publish, secrets=settings.secrets())
-            app.state.backend = build_backend(settings, http, scheduler, intervals, store=store, backup=backup,
-                                              sentiment=runner)
+            await stack.enter_async_context(http)
+            schedule(jobs, data_streams, monitoring_streams, intervals)
             if backup is not None:
-                scheduler.add_task("hf_backup", backup.upload, backup.interval, first_run_in=min(backup.interval, 600))
-            app.state.scheduler = scheduler
-            scheduler.start()
-            stack.callback(scheduler.shutdown)
+                jobs.add_task("hf_backup", backup.upload, backup.interval, first_run_in=min(backup.interval, 600))
+            jobs.start()
+            stack.callback(jobs.shutdown)
             # Everything built so far (Gradio, models, ...) lives as long as the process: keep it out of the
             # cyclic collector's full passes, which otherwise stall every client now and then.
             gc.collect()
@@ -108,25 +151,23 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.state.manager = manager
     app.state.store = store
     app.state.sentiment = runner
-
-    @app.get("/healthz", tags=["system"], summary="Liveness of this server")
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "data_source": settings.data_source, "connections": manager.count,
-                "timestamp": now_iso()}
+    app.state.scheduler = jobs
 
     # Every text at its longest in UTF-8, plus room for the JSON around them.
     app.add_middleware(BodyLimit, max_bytes=settings.sentiment_max_texts * settings.sentiment_max_chars * 4 + 65536)
+    app.include_router(build_health_router(settings.data_source, lambda: manager.count))
     app.include_router(build_history_router(store))
-    app.include_router(build_providers_router())
+    app.include_router(build_providers_router(fetcher))
     app.include_router(build_sentiment_router(runner, settings))
     app.include_router(build_router(manager, intervals))
+    app.include_router(build_latest_router(hub))
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
     gr.mount_gradio_app(app, build_ui(hub, manager.summary, store=store, runner=runner), path="/",
                         footer_links=["api"], theme=THEME, css=CSS, head=HEAD)
     return app
 
 
-async def final_backup(backup: HubBackup) -> None:
+async def final_backup(backup: DatasetBackup) -> None:
     """One last upload at shutdown, so a restart loses nothing; bounded, as the platform will not wait long."""
     try:
         await asyncio.wait_for(backup.upload(), 20)

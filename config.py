@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,25 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SPACE_STORAGE = Path("/data")
+#: A Hugging Face repo id: ``owner/name``.
+REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+class Redactor:
+    """Scrubs secrets out of a text bound for a log line, a status or a published payload.
+
+    The one place secrets are removed; built from :meth:`Settings.redactor` (or from one token)."""
+
+    MASK = "***"
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, self.MASK)
+        return text
 
 
 def default_data_dir(space_storage: Path = SPACE_STORAGE) -> Path:
@@ -83,7 +103,7 @@ class Settings(BaseSettings):
     @classmethod
     def _backup_repo(cls, value: str | None) -> str | None:
         value = (value or "").strip() or None
-        if value is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", value):
+        if value is not None and not REPO_ID.fullmatch(value):
             raise ValueError("must be a dataset repo id like 'user/name'")
         return value
 
@@ -99,6 +119,10 @@ class Settings(BaseSettings):
             self.hf_token,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+    def redactor(self) -> Redactor:
+        """Scrubs every secret in use out of a text."""
+        return Redactor(self.secrets())
 
     def key(self, name: str) -> str | None:
         """The value of the provider key setting ``name``, or None when it is unset or empty."""

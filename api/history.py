@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 
 from models.catalog import SERVICE_NAMES
-from models.messages import now_iso
+from models.messages import epoch, now_iso, parse_iso
 from storage.history import Store
 
 MAX_LIMIT = 10_000
@@ -36,13 +36,20 @@ def _moment(name: str, value: str | None) -> float | None:
         if not math.isfinite(seconds):
             raise HTTPException(422, detail=f"Invalid {name!r}: {value!r} is not a finite number")
         return seconds
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(422, detail=f"Invalid {name!r}: {value!r} is neither ISO-8601 nor Unix seconds") from None
-    if moment.tzinfo is None:
+    moment = epoch(value)
+    if moment is None:
+        raise HTTPException(422, detail=f"Invalid {name!r}: {value!r} is neither ISO-8601 nor Unix seconds")
+    if not _names_its_zone(value):
         raise HTTPException(422, detail=f"Invalid {name!r}: {value!r} has no time zone (add Z for UTC)")
-    return moment.timestamp()
+    return moment
+
+
+def _names_its_zone(value: str) -> bool:
+    """Whether an ISO-8601 time says its zone (``Z`` or an offset): then a second one cannot follow it.
+
+    ``parse_iso`` takes a time without one as UTC; a query asks instead, as a local time taken for UTC would
+    shift the range by hours without a word."""
+    return parse_iso(f"{value.strip()}+00:00") is None
 
 
 def _range(since: str | None, until: str | None) -> tuple[float | None, float | None]:

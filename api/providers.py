@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter
 
 from models.messages import now_iso
 from sources.fetcher import Fetcher, Runtime, health_view
@@ -30,15 +30,11 @@ def describe(runtime: Runtime, now: float) -> dict[str, Any]:
     }
 
 
-def build_providers_router() -> APIRouter:
+def build_providers_router(fetcher: Fetcher) -> APIRouter:
     router = APIRouter(tags=["providers"])
 
     @router.get("/api/providers", summary="Every provider: what it is, its budget and its health")
-    async def providers(request: Request) -> dict[str, Any]:
-        backend = getattr(request.app.state, "backend", None)
-        if backend is None:
-            raise HTTPException(503, detail="the server is still starting")
-        fetcher: Fetcher = backend.fetcher
+    async def providers() -> dict[str, Any]:
         now = fetcher.now()
         items = [describe(runtime, now) for runtime in fetcher.runtimes.values()]
         categories: dict[str, int] = {}

@@ -89,7 +89,7 @@ def main() -> None:
 
     import torch
 
-    from inference.runner import TransformersBackend
+    from inference.backends import TransformersBackend
 
     torch.set_num_threads(threads)
     scratch = tempfile.TemporaryDirectory()

@@ -1,20 +1,10 @@
-"""Sentiment backends and the runner that serves them: a Hub model through transformers, VADER meanwhile.
+"""The runner that serves sentiment verdicts for the server's lifetime: loading, batching, caching.
 
-A backend turns a batch of texts into verdicts (:class:`~models.payloads.ArticleSentiment`: a label among
-bullish / neutral / bearish, a score in [-1, 1], and the model or backend that produced it). Two exist:
-
-- :class:`TransformersBackend`: a ``text-classification`` pipeline over the model ``SENTIMENT_MODEL`` names
-  (a Hub id, a local folder, or a preset name of :data:`PRESETS`). Its own labels (``config.id2label``) are
-  mapped to ours by name, or by the preset for models that only say ``LABEL_0``...; a model whose labels
-  cannot be mapped is refused rather than guessed. The score is ``P(bullish) - P(bearish)`` over every class
-  probability, so 2-class and 3-class models alike give a graded score.
-- :class:`LexiconBackend`: VADER's compound score, whose lexicon ships in its package. It answers while the
-  model loads, when it cannot be had, and for a batch the model failed on.
-
-:class:`SentimentRunner` owns both for the server's lifetime (an async context manager). The model loads in
-a background thread (retried with backoff when the Hub cannot be reached); inference runs in ONE worker
-thread, texts from every caller batched over a short window; verdicts are cached by text hash; torch's
-threads are bounded so inference never starves the event loop. Every verdict names what really answered.
+:class:`SentimentRunner` owns both backends (:mod:`inference.backends`) for the server's lifetime (an async
+context manager). The model loads in a background thread (retried with backoff when the Hub cannot be
+reached); inference runs in ONE worker thread, texts from every caller batched over a short window; verdicts
+are cached by text hash; torch's threads are bounded so inference never starves the event loop. Every verdict
+names what really answered.
 """
 
 from __future__ import annotations
@@ -28,11 +18,14 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
+from config import Redactor
+from inference.backends import LexiconBackend, SentimentBackend, TransformersBackend
+from inference.presets import UnmappedLabels, resolve_model
 from models.messages import iso
 from models.payloads import ArticleSentiment, InferenceStats, ModelState
 
@@ -43,146 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Label = Literal["bullish", "neutral", "bearish"]
 T = TypeVar("T")
 
-#: Headlines and posts are short; longer texts are cut here (or at the model's own limit, if lower).
-MAX_TOKENS = 256
-#: Label names models use, lower-cased, and what they mean here.
-NAMED_LABELS: dict[str, Label] = {
-    "positive": "bullish", "pos": "bullish", "bullish": "bullish",
-    "negative": "bearish", "neg": "bearish", "bearish": "bearish",
-    "neutral": "neutral", "neu": "neutral",
-}
-
-
-@dataclass(frozen=True)
-class Preset:
-    model_id: str
-    suited_to: str
-    #: Only for models whose config names its classes ``LABEL_0``, ``LABEL_1``...: what each one means.
-    labels: Mapping[str, Label] = field(default_factory=dict)
-
-
-#: Names ``SENTIMENT_MODEL`` may also take. Label facts are from each model's card and config.json.
-PRESETS: dict[str, Preset] = {
-    # negative / neutral / positive; 0.98 accuracy on Financial PhraseBank (all-agree split); Apache-2.0
-    "finance-news": Preset("mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis",
-                           "financial news headlines"),
-    # Bearish / Neutral / Bullish; fine-tuned on StockTwits crypto posts, max 128 tokens
-    "crypto-social": Preset("ElKulako/cryptobert", "crypto social media posts"),
-    # positive / negative / neutral; Financial PhraseBank
-    "finbert": Preset("ProsusAI/finbert", "financial text"),
-    # The card: "Labels: 0 -> Negative; 1 -> Neutral; 2 -> Positive"; the config only says LABEL_0..2.
-    "twitter": Preset("cardiffnlp/twitter-roberta-base-sentiment", "tweets",
-                      {"LABEL_0": "bearish", "LABEL_1": "neutral", "LABEL_2": "bullish"}),
-}
-
-
-def resolve_model(name: str) -> Preset:
-    """The model a ``SENTIMENT_MODEL`` value means: a preset by name or by Hub id, else that id or path."""
-    if name in PRESETS:
-        return PRESETS[name]
-    return next((p for p in PRESETS.values() if p.model_id == name), Preset(name, "as configured"))
-
-
-class UnmappedLabels(ValueError):
-    """The model's classes cannot be told apart as bullish / neutral / bearish: it is not used."""
-
-
-def label_map(id2label: Mapping[Any, str] | None, model: str,
-              known: Mapping[str, Label] | None = None) -> dict[str, Label]:
-    """Each of the model's labels mapped to bullish / neutral / bearish, or :class:`UnmappedLabels`."""
-    if not id2label:
-        raise UnmappedLabels(f"{model}: its config names no labels (id2label)")
-    known = known or {}
-    mapping: dict[str, Label] = {}
-    unknown = []
-    for label in id2label.values():
-        meaning = known.get(label) or NAMED_LABELS.get(label.strip().lower())
-        if meaning is None:
-            unknown.append(label)
-        else:
-            mapping[label] = meaning
-    if unknown:
-        raise UnmappedLabels(f"{model}: labels {', '.join(map(repr, unknown))} have no known meaning "
-                             f"(known: positive/negative/neutral, bullish/bearish, or a preset's LABEL_n)")
-    if not {"bullish", "bearish"} <= set(mapping.values()):
-        raise UnmappedLabels(f"{model}: labels {sorted(mapping)} do not include both a bullish and a bearish class")
-    return mapping
-
-
-def verdict(probabilities: Mapping[str, float], mapping: Mapping[str, Label], model: str) -> ArticleSentiment:
-    """One text's verdict from its class probabilities: the likeliest of bullish / neutral / bearish (summed
-    over the model's labels), and the score ``P(bullish) - P(bearish)``."""
-    sums: dict[Label, float] = {"bearish": 0.0, "neutral": 0.0, "bullish": 0.0}
-    for label, p in probabilities.items():
-        sums[mapping[label]] += p
-    score = max(-1.0, min(1.0, sums["bullish"] - sums["bearish"]))
-    label = max(sums, key=lambda k: sums[k])
-    return ArticleSentiment(label=label, score=round(score, 4), model=model)
-
-
-# -- backends -------------------------------------------------------------------------------------------
-
-class SentimentBackend(Protocol):
-    """What scores texts. ``score_batch`` blocks: the runner calls it in its worker thread."""
-
-    name: str  # what verdicts name as their model: a Hub id, a local path, or "vader"
-    kind: Literal["transformers", "lexicon"]
-
-    def score_batch(self, texts: Sequence[str]) -> list[ArticleSentiment]: ...
-
-
-class TransformersBackend:
-    kind: Literal["transformers", "lexicon"] = "transformers"
-
-    def __init__(self, pipe: Any, name: str, labels: Mapping[str, Label]) -> None:
-        self._pipe = pipe
-        self.name = name
-        self.labels = dict(labels)
-        self._max_length = min(MAX_TOKENS, int(getattr(pipe.tokenizer, "model_max_length", MAX_TOKENS)))
-
-    @classmethod
-    def load(cls, model: str, *, token: str | None = None) -> TransformersBackend:
-        """Load ``model`` (blocking: downloads it from the Hub unless cached). ``token`` opens gated models."""
-        from transformers import pipeline
-
-        preset = resolve_model(model)
-        pipe = pipeline("text-classification", model=preset.model_id, token=token, device="cpu")
-        labels = label_map(pipe.model.config.id2label, preset.model_id, preset.labels)
-        return cls(pipe, preset.model_id, labels)
-
-    def score_batch(self, texts: Sequence[str]) -> list[ArticleSentiment]:
-        outputs = self._pipe(list(texts), batch_size=len(texts), top_k=None, truncation=True,
-                             max_length=self._max_length)
-        return [verdict({o["label"]: o["score"] for o in scores}, self.labels, self.name) for scores in outputs]
-
-
-class LexiconBackend:
-    """VADER (a lexicon tuned to social media). Weak on finance wording, but always there."""
-
-    kind: Literal["transformers", "lexicon"] = "lexicon"
-    name = "vader"
-    #: VADER's documented thresholds on the compound score for positive / negative.
-    THRESHOLD = 0.05
-
-    def __init__(self) -> None:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self._analyzer = SentimentIntensityAnalyzer()
-
-    def score_batch(self, texts: Sequence[str]) -> list[ArticleSentiment]:
-        return [self._one(text) for text in texts]
-
-    def _one(self, text: str) -> ArticleSentiment:
-        compound = float(self._analyzer.polarity_scores(text)["compound"])
-        label: Label = ("bullish" if compound >= self.THRESHOLD else
-                        "bearish" if compound <= -self.THRESHOLD else "neutral")
-        return ArticleSentiment(label=label, score=round(compound, 4), model=self.name)
-
-
-# -- the runner -----------------------------------------------------------------------------------------
 
 @dataclass
 class _Job:
@@ -256,6 +111,7 @@ class SentimentRunner:
         self.settings = settings
         self.model_id = resolve_model(settings.sentiment_model).model_id
         self._token = settings.key("hf_token")
+        self._redact = Redactor([self._token])  # a failed load's error text may quote the token
         self._loader = loader or self._load_configured
         self._retry_delays = tuple(retry_delays)
         self._cache_size = cache_size
@@ -328,10 +184,8 @@ class SentimentRunner:
             return
 
     def _describe(self, exc: BaseException) -> str:
-        text = f"{type(exc).__name__}: {exc}".strip()
-        if self._token:
-            text = text.replace(self._token, "***")
-        return text[:500]
+        """``Type: message``, scrubbed of secrets and cut short: it goes to the log and the published state."""
+        return self._redact(f"{type(exc).__name__}: {exc}".strip())[:500]
 
     # -- what it shows ----------------------------------------------------------------------------------
     @property

@@ -65,6 +65,11 @@ SYSTEM = "system"
 ALL = "all"
 
 
+def scaled_intervals(scale: float) -> dict[str, float]:
+    """Each service's interval in seconds once ``INTERVAL_SCALE`` is applied."""
+    return {s.name: s.interval * scale for s in SERVICES}
+
+
 def services_in(group: Group) -> tuple[str, ...]:
     return tuple(s.name for s in SERVICES if s.group is group)
 

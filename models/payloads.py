@@ -32,8 +32,9 @@ class GlobalMarket(BaseModel):
     eth_dominance: float | None = None
     market_cap_change_24h: float | None = None  # percent
     active_cryptocurrencies: int | None = None
-    source: str
-    fetched_at: str
+    #: Set by market_data from the pool's answer; a provider's normaliser leaves them out.
+    source: str | None = None
+    fetched_at: str | None = None
 
 
 class TrendingCoin(BaseModel):
@@ -347,7 +348,7 @@ class OnchainPayload(BaseModel):
 
 # -- huggingface ----------------------------------------------------------------------------------------
 
-class HubItem(BaseModel):
+class HfRepoItem(BaseModel):
     id: str
     downloads: int | None = None
     likes: int | None = None
@@ -384,8 +385,8 @@ class HuggingfacePayload(BaseModel):
     registry_age_seconds: float | None = None
     message: str | None = None  # why the registry list is stale or missing
     data_source: Literal["live", "replay"] = "live"
-    models: list[HubItem] = Field(default_factory=list)
-    datasets: list[HubItem] = Field(default_factory=list)
+    models: list[HfRepoItem] = Field(default_factory=list)
+    datasets: list[HfRepoItem] = Field(default_factory=list)
     sentiment_model: ModelState | None = None
     inference: InferenceStats = Field(default_factory=InferenceStats)
 

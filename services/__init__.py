@@ -1,10 +1,7 @@
-"""Data collection and monitoring: providers -> pools -> services, with no knowledge of sockets.
+"""The twelve streams: each module is one service of the catalogue, with its ``build(ctx)``.
 
-``build_backend`` assembles every provider, pool and service from the settings and schedules them.
+A stream combines its providers' answers (through pools from ``sources``) into one payload model, with its
+freshness; the scheduler (``jobs.py``) runs it on its interval and hands the payload to the hub. Streams know
+nothing of sockets, and read one another only through the ports of ``ports.py``. ``base.py`` is what they share
+(the Service contract, the freshness Tracker, the build context), ``cadence.py`` paces slower parts.
 """
-
-from __future__ import annotations
-
-from services.registry import Backend, build_backend, http_client
-
-__all__ = ["Backend", "build_backend", "http_client"]

@@ -1,26 +1,42 @@
-"""What every service is, and the freshness rules every data service follows.
+"""What every stream is, how fresh what it shows is, and what it is built from.
 
-A service has a ``name`` (one of the catalogue's twelve) and an async ``collect()`` that returns the payload
-to publish, or None when there is nothing new to say. The scheduler calls it on the service's interval and
-hands the payload to the hub; services know nothing of sockets.
+A stream (:class:`Service`) has a ``name`` (one of the catalogue's twelve) and an async ``collect()`` that returns
+the payload to publish, or None when there is nothing new to say. The scheduler calls it on the stream's interval
+and hands the payload to the hub; streams know nothing of sockets, and read one another only through the ports of
+:mod:`services.ports`.
 
 Freshness (:class:`Tracker`): an answer from any provider is ``ok``. When every provider fails, the last good
 value is sent again marked ``stale``, with its age and since when the failure lasts; if there never was a good
 value the update says ``no_data`` and why. Nothing is ever zero-filled.
+
+Each stream module has a ``build(ctx)`` that declares its providers and pools through the :class:`BuildContext`
+and returns its streams; ``app.py`` calls them.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from models.messages import iso
-from models.payloads import DataStatus
-from sources.pools import GatherResult, PoolResult
+from config import Settings
+from models.freshness import Freshness, SourceState
+from models.messages import LatestUpdates, iso
+from models.states import DataStatus
+from sources.fetcher import Fetcher, Provider
+from sources.limits import Clock
+from sources.pools import GatherResult, Pool, PoolResult
+
+if TYPE_CHECKING:
+    from inference.runner import SentimentRunner
+    from services.jobs import Scheduler
+    from storage.dataset_backup import DatasetBackup
+    from storage.history import Store
 
 R = TypeVar("R", bound=PoolResult[Any] | GatherResult[Any])
+P = TypeVar("P", bound=Provider)
 
 
 class Service(ABC):
@@ -31,43 +47,91 @@ class Service(ABC):
         """The payload to publish now, or None when there is nothing new."""
 
 
-class Tracker(Generic[R]):
-    """Keeps a data service's last good pool result and says how fresh what it shows is."""
+def why_failed(sources: Mapping[str, SourceState]) -> str:
+    """``provider: error`` for every provider of an attempt, as one line."""
+    return "; ".join(f"{pid}: {s.error or s.status}" for pid, s in sources.items()) or "no providers"
 
-    def __init__(self, data_source: Literal["live", "replay"]) -> None:
+
+class Tracker(Generic[R]):
+    """Keeps a data stream's last good pool result and says how fresh what it shows is.
+
+    Works for a failover result (``Pool.fetch``) and a fan-in one (``Pool.gather``) alike. ``clock`` is wall time
+    (Unix seconds, as results' ``fetched_at``)."""
+
+    def __init__(self, data_source: Literal["live", "replay"], clock: Clock = time.time) -> None:
         self.data_source = data_source
         self.last: R | None = None
         self.failing_since: float | None = None
+        self._clock = clock
+        self._sources: dict[str, SourceState] = {}
 
-    def observe(self, result: R) -> tuple[R | None, dict[str, Any]]:
-        """The result to show (this one, the last good one, or None) and the payload's freshness fields.
-
-        Works for a failover result (``Pool.fetch``) and a fan-in one (``Pool.gather``) alike."""
-        now = time.time()
-        fields: dict[str, Any] = {"data_source": self.data_source,
-                                  "providers": {k: v.model_dump() for k, v in result.sources.items()}}
+    def observe(self, result: R) -> tuple[R | None, Freshness]:
+        """Take a new result: the result to show (this one, the last good one, or None) and its freshness."""
+        now = self._clock()
+        self._sources = dict(result.sources)
         if result.ok:
             self.last, self.failing_since = result, None
-            return result, {**fields, "status": "ok", "fetched_at": iso(result.fetched_at), "age_seconds": 0.0}
+            return result, Freshness(status=DataStatus.OK, data_source=self.data_source, providers=self._sources,
+                                     fetched_at=iso(result.fetched_at), age_seconds=0.0)
         if self.failing_since is None:
             self.failing_since = now
-        why = "; ".join(f"{pid}: {s.error or s.status}" for pid, s in result.sources.items()) or "no providers"
-        if self.last is None or self.last.fetched_at is None:
-            return None, {**fields, "status": "no_data", "message": f"No data: every provider failed ({why})"}
-        return self.last, {
-            **fields,
-            "status": "stale",
-            "fetched_at": iso(self.last.fetched_at),
-            "age_seconds": round(now - self.last.fetched_at, 1),
+        return self.view(now)
+
+    def view(self, now: float | None = None) -> tuple[R | None, Freshness]:
+        """What to show now without asking anyone: the last result with its real age, or why there is none."""
+        now = self._clock() if now is None else now
+        last = self.last
+        fields = Freshness(data_source=self.data_source, providers=self._sources)
+        if last is None or last.fetched_at is None:
+            message = f"No data: every provider failed ({why_failed(self._sources)})"
+            return None, fields.model_copy(update={"status": DataStatus.NO_DATA, "message": message})
+        age = round(max(0.0, now - last.fetched_at), 1)
+        if self.failing_since is None:
+            return last, fields.model_copy(update={"fetched_at": iso(last.fetched_at), "age_seconds": age})
+        return last, fields.model_copy(update={
+            "status": DataStatus.STALE, "fetched_at": iso(last.fetched_at), "age_seconds": age,
             "stale_since": iso(self.failing_since),
-            "message": f"Showing the last good data from {self.last.source}: every provider failed ({why})",
-        }
+            "message": f"Showing the last good data from {last.source}: every provider failed "
+                       f"({why_failed(self._sources)})",
+        })
 
 
-def combined_status(statuses: list[str]) -> DataStatus:
+def combined_status(statuses: Iterable[DataStatus | str]) -> DataStatus:
     """The overall status of a payload made of sections, each with its own freshness."""
-    if all(s == "ok" for s in statuses):
-        return "ok"
-    if all(s == "no_data" for s in statuses):
-        return "no_data"
-    return "partial" if "no_data" in statuses else "stale"
+    seen = [DataStatus(s) for s in statuses]
+    if all(s is DataStatus.OK for s in seen):
+        return DataStatus.OK
+    if all(s is DataStatus.NO_DATA for s in seen):
+        return DataStatus.NO_DATA
+    return DataStatus.PARTIAL if DataStatus.NO_DATA in seen else DataStatus.STALE
+
+
+@dataclass
+class BuildContext:
+    """What a stream module's ``build(ctx)`` gets: the settings, the fetcher, the ports and the resources the
+    lifespan started. Pools it declares are kept here, for pool_manager to show."""
+
+    settings: Settings
+    fetcher: Fetcher
+    intervals: dict[str, float]
+    #: The hub's latest updates: the only way a stream reads another's (through services/ports.py).
+    latest: LatestUpdates
+    scheduler: Scheduler
+    sentiment: SentimentRunner | None = None
+    store: Store | None = None
+    backup: DatasetBackup | None = None
+    pools: dict[str, Pool[Any]] = field(default_factory=dict)
+
+    @property
+    def data_source(self) -> Literal["live", "replay"]:
+        return self.settings.data_source
+
+    def provider(self, cls: type[P]) -> P:
+        """An instance of a provider class, with its key from the settings when it declares one."""
+        return cls(self.settings.key(cls.key_setting) if cls.key_setting else None)
+
+    def pool(self, name: str, providers: Sequence[P]) -> Pool[P]:
+        """A pool of providers in order of preference, shown by pool_manager under ``name``."""
+        pool: Pool[P] = Pool(name, providers, self.fetcher)
+        self.pools[name] = pool
+        return pool

@@ -11,17 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from models.messages import iso, now_iso
 from models.payloads import BitcoinNetwork, EthereumNetwork, ExplorersPayload
-from services.base import Service, Tracker, combined_status
+from services.base import BuildContext, Service, Tracker, combined_status
 from sources.fetcher import Fetcher, Provider
 from sources.pools import Pool, PoolResult
-from sources.providers.explorers import BitcoinExplorer, BitcoinStats, EthereumStats, fetch_ethereum
-
-if TYPE_CHECKING:
-    from services.registry import BuildContext
+from sources.providers.explorers import (
+    BitcoinExplorer,
+    BitcoinStats,
+    BlockchainInfo,
+    Blockchair,
+    EthereumStats,
+    Etherscan,
+    MempoolSpace,
+    fetch_ethereum,
+)
+from sources.providers.rpc import nodes_for
 
 
 class ExplorersService(Service):
@@ -63,7 +70,7 @@ class ExplorersService(Service):
 
     def _bitcoin_section(self, result: PoolResult[BitcoinStats]) -> BitcoinNetwork:
         shown, freshness = self.bitcoin_tracker.observe(result)
-        section = BitcoinNetwork(**freshness)
+        section = BitcoinNetwork(**freshness.fields())
         if shown is not None and shown.value is not None:
             stats = shown.value
             section.source = shown.source
@@ -78,7 +85,7 @@ class ExplorersService(Service):
 
     def _ethereum_section(self, result: PoolResult[EthereumStats]) -> EthereumNetwork:
         shown, freshness = self.ethereum_tracker.observe(result)
-        section = EthereumNetwork(**freshness)
+        section = EthereumNetwork(**freshness.fields())
         if shown is not None and shown.value is not None:
             stats = shown.value
             section.source = shown.source
@@ -96,9 +103,6 @@ def _gwei(value: float | None) -> float | None:
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from sources.providers.explorers import BlockchainInfo, Blockchair, Etherscan, MempoolSpace
-    from sources.providers.rpc import nodes_for
-
     blockchair = ctx.provider(Blockchair)
     etherscan = ctx.provider(Etherscan)
     bitcoin = ctx.pool("explorers_bitcoin", [ctx.provider(MempoolSpace), blockchair, ctx.provider(BlockchainInfo)])
@@ -106,4 +110,4 @@ def build(ctx: BuildContext) -> list[Service]:
     # Not registered with ctx.pool: a one-member supplement, not a failover pool worth showing.
     gas_oracle: Pool[Any] = Pool("explorers_gas_oracle", [etherscan], ctx.fetcher)
     return [ExplorersService(bitcoin, ethereum, ctx.fetcher, gas_oracle=gas_oracle,
-                             interval=ctx.intervals["explorers"], data_source=ctx.settings.data_source)]
+                             interval=ctx.intervals["explorers"], data_source=ctx.data_source)]

@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 from models.messages import now_iso
 from models.payloads import HealthPayload, ProviderHealthView
-from services.base import Service
-from sources.fetcher import Fetcher, ProviderError, Runtime, health_view
+from models.states import HealthDetail, HealthStatus
+from services.base import BuildContext, Service
+from sources.errors import ProviderError
+from sources.fetcher import Fetcher, Runtime, health_view
 from sources.pools import record_unreadable
 
 
@@ -52,8 +54,8 @@ class HealthCheckerService(Service):
     def snapshot(self) -> dict[str, Any]:
         now = self.fetcher.now()
         providers = {pid: ProviderHealthView(**health_view(rt, now)) for pid, rt in self.fetcher.runtimes.items()}
-        healthy = sum(p.status == "healthy" for p in providers.values())
-        unhealthy = sum(p.status == "unhealthy" for p in providers.values())
+        healthy = sum(p.status is HealthStatus.HEALTHY for p in providers.values())
+        unhealthy = sum(p.status is HealthStatus.UNHEALTHY for p in providers.values())
         overall: Literal["healthy", "degraded", "unhealthy"] = (
             "healthy" if unhealthy == 0 and healthy else "degraded" if healthy else "unhealthy")
         return HealthPayload(
@@ -63,7 +65,11 @@ class HealthCheckerService(Service):
             total_providers=len(providers),
             providers=providers,
             timestamp=now_iso(),
-            degraded_count=sum(p.detail == "slow" for p in providers.values()),
-            disabled_count=sum(p.status == "disabled" for p in providers.values()),
+            degraded_count=sum(p.detail is HealthDetail.SLOW for p in providers.values()),
+            disabled_count=sum(p.status is HealthStatus.DISABLED for p in providers.values()),
             data_source=self.data_source,
         ).model_dump(mode="json")
+
+
+def build(ctx: BuildContext) -> list[Service]:
+    return [HealthCheckerService(ctx.fetcher, interval=ctx.intervals["health_checker"], data_source=ctx.data_source)]

@@ -21,118 +21,47 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from huggingface_hub.hf_api import DatasetInfo, ModelInfo
-
 from models.messages import iso, now_iso
-from models.payloads import HubItem, HuggingfacePayload, InferenceStats
-from services.base import Service
-from sources.fetcher import AnswerError, Fetcher, Provider, Rate
+from models.payloads import HfRepoItem, HuggingfacePayload, InferenceStats
+from models.states import DataStatus
+from services.base import BuildContext, Service, why_failed
+from services.cadence import Cadence
+from sources.fetcher import Fetcher
+from sources.limits import Clock
 from sources.pools import SHAPE_ERRORS, Pool
-from sources.providers.values import json_count
+from sources.providers.huggingface import HuggingFaceApi
 
 if TYPE_CHECKING:
     from inference.runner import SentimentRunner
-    from services.registry import BuildContext
 
 log = logging.getLogger(__name__)
 
 REFRESH_EVERY = 1800.0
 RETRY_EVERY = 300.0
-PER_QUERY = 20
 MODELS_SHOWN = 25
 DATASETS_SHOWN = 15
 #: Searches besides HF_REGISTRY_QUERY: models are also filtered to text classification.
 MODEL_QUERIES = ("financial sentiment", "finbert", "cryptobert")
 DATASET_QUERIES = ("financial sentiment", "crypto tweets")
-MODEL_FIELDS = ("downloads", "likes", "pipeline_tag", "lastModified", "gated")
-DATASET_FIELDS = ("downloads", "likes", "lastModified", "gated", "tags")
 CACHE_VERSION = 1
 
 
-def _gated(value: Any) -> bool | None:
-    """The Hub says ``false``, ``"auto"`` or ``"manual"``."""
-    if value is None:
-        return None
-    return value is not False and value != "false"
-
-
-class HuggingFaceHub(Provider):
-    id = "huggingface_hub"
-    name = "Hugging Face Hub"
-    category = "ai"
-    base_url = "https://huggingface.co/api"
-    endpoints = ("/models", "/datasets")
-    docs = "https://huggingface.co/docs/hub/api"
-    # Anonymous Hub API calls: 500 per 5 minutes per IP; a refresh makes 2 + the number of queries.
-    rate = Rate(20, 300, burst=8)
-    probe_path = "/models"
-    probe_params = MappingProxyType({"limit": "1"})
-    probe_interval = 3600.0
-
-    async def search_models(self, fetcher: Fetcher, query: str, limit: int = PER_QUERY) -> list[HubItem]:
-        params = {"search": query, "pipeline_tag": "text-classification", "sort": "downloads", "limit": str(limit),
-                  "expand": list(MODEL_FIELDS)}
-        return self.normalize_models(await fetcher.get_json(self, "/models", params, max_wait=30.0))
-
-    async def search_datasets(self, fetcher: Fetcher, query: str, limit: int = PER_QUERY) -> list[HubItem]:
-        params = {"search": query, "sort": "downloads", "limit": str(limit), "expand": list(DATASET_FIELDS)}
-        return self.normalize_datasets(await fetcher.get_json(self, "/datasets", params, max_wait=30.0))
-
-    @staticmethod
-    def _items(raw: Any) -> list[Any]:
-        if isinstance(raw, dict) and "error" in raw:
-            raise AnswerError(f"huggingface hub error: {raw['error']}")
-        if not isinstance(raw, list):
-            raise AnswerError(f"huggingface hub: expected a list, got {type(raw).__name__}: {str(raw)[:120]}")
-        return raw
-
-    @classmethod
-    def normalize_models(cls, raw: Any) -> list[HubItem]:
-        items = []
-        for entry in cls._items(raw):
-            try:
-                info = ModelInfo(**entry)
-            except (*SHAPE_ERRORS, ValueError) as exc:  # one odd entry is skipped, not the whole list
-                log.debug("huggingface hub: skipped a model entry (%s)", exc)
-                continue
-            items.append(HubItem(id=str(info.id), downloads=json_count(info.downloads), likes=json_count(info.likes),
-                                 pipeline_tag=info.pipeline_tag, last_modified=iso(info.last_modified),
-                                 gated=_gated(info.gated)))
-        return items
-
-    @classmethod
-    def normalize_datasets(cls, raw: Any) -> list[HubItem]:
-        """Datasets have no pipeline tag; their first ``task_categories:`` tag stands in for it."""
-        items = []
-        for entry in cls._items(raw):
-            try:
-                info = DatasetInfo(**entry)
-            except (*SHAPE_ERRORS, ValueError) as exc:
-                log.debug("huggingface hub: skipped a dataset entry (%s)", exc)
-                continue
-            task = next((t.split(":", 1)[1] for t in info.tags or () if t.startswith("task_categories:")), None)
-            items.append(HubItem(id=str(info.id), downloads=json_count(info.downloads), likes=json_count(info.likes),
-                                 pipeline_tag=task, last_modified=iso(info.last_modified),
-                                 gated=_gated(info.gated)))
-        return items
-
-
-def merge(lists: Sequence[Sequence[HubItem]], limit: int) -> list[HubItem]:
+def merge(lists: Sequence[Sequence[HfRepoItem]], limit: int) -> list[HfRepoItem]:
     """Items of several searches, once each, most downloaded first."""
-    seen: dict[str, HubItem] = {}
+    seen: dict[str, HfRepoItem] = {}
     for items in lists:
         for item in items:
             seen.setdefault(item.id, item)
     return sorted(seen.values(), key=lambda i: (-(i.downloads or 0), i.id))[:limit]
 
 
-class Registry:
+class HfListing:
     """The last registry list: its items, when the Hub gave it, and whether it came from the disk cache."""
 
-    def __init__(self, models: list[HubItem], datasets: list[HubItem], fetched_at: float, from_disk: bool) -> None:
+    def __init__(self, models: list[HfRepoItem], datasets: list[HfRepoItem], fetched_at: float,
+                 from_disk: bool) -> None:
         self.models = models
         self.datasets = datasets
         self.fetched_at = fetched_at
@@ -142,29 +71,28 @@ class Registry:
 class HuggingfaceService(Service):
     name = "huggingface"
 
-    def __init__(self, pool: Pool[HuggingFaceHub], fetcher: Fetcher, *, query: str, cache_file: Path,
+    def __init__(self, pool: Pool[HuggingFaceApi], fetcher: Fetcher, *, query: str, cache_file: Path,
                  runner: SentimentRunner | None, data_source: Literal["live", "replay"],
-                 refresh_every: float = REFRESH_EVERY, retry_every: float = RETRY_EVERY) -> None:
+                 refresh_every: float = REFRESH_EVERY, retry_every: float = RETRY_EVERY,
+                 clock: Clock = time.monotonic) -> None:
         self.pool = pool
         self.fetcher = fetcher
         self.query = query
         self.cache_file = cache_file
         self.runner = runner
         self.data_source = data_source
-        self.refresh_every = refresh_every
-        self.retry_every = retry_every
+        self.cadence = Cadence(refresh_every, retry=retry_every, clock=clock)
         self.registry = self._read_cache()
-        self._attempted_at: float | None = None  # monotonic
         self._failure: str | None = None
 
     async def collect(self) -> Mapping[str, Any]:
-        if self._due():
+        if self.cadence.due():
             await self._refresh()
         payload = HuggingfacePayload(total_models=None, total_datasets=None, last_refresh=None,
                                      timestamp=now_iso(), data_source=self.data_source)
         registry = self.registry
         if registry is None:
-            payload.registry_status = "no_data"
+            payload.registry_status = DataStatus.NO_DATA
             payload.message = (f"No registry list yet: {self._failure}" if self._failure
                                else "No registry list yet: the Hub has not been asked.")
         else:
@@ -175,7 +103,7 @@ class HuggingfaceService(Service):
             payload.last_refresh = iso(registry.fetched_at)
             payload.registry_age_seconds = round(max(0.0, time.time() - registry.fetched_at), 1)
             if registry.from_disk or self._failure:
-                payload.registry_status = "stale"
+                payload.registry_status = DataStatus.STALE
                 why = f"the Hub did not answer ({self._failure})" if self._failure else "not refreshed yet"
                 origin = " (from the disk cache)" if registry.from_disk else ""
                 payload.message = f"Showing the registry list of {payload.last_refresh}{origin}: {why}."
@@ -186,36 +114,30 @@ class HuggingfaceService(Service):
             payload.inference = InferenceStats()
         return payload.model_dump(mode="json")
 
-    def _due(self) -> bool:
-        if self._attempted_at is None:
-            return True
-        wait = self.retry_every if self._failure or self.registry is None else self.refresh_every
-        return time.monotonic() - self._attempted_at >= wait
-
     async def _refresh(self) -> None:
-        self._attempted_at = time.monotonic()
         result = await self.pool.fetch(self._search)
+        self.cadence.done(result.ok and result.value is not None)
         if not result.ok or result.value is None:
-            self._failure = "; ".join(f"{pid}: {s.error or s.status}" for pid, s in result.sources.items())
+            self._failure = why_failed(result.sources)
             return
         models, datasets = result.value
         self._failure = None
-        self.registry = Registry(models, datasets, result.fetched_at or time.time(), from_disk=False)
+        self.registry = HfListing(models, datasets, result.fetched_at or time.time(), from_disk=False)
         await asyncio.to_thread(self._write_cache, self.registry)
 
-    async def _search(self, hub: HuggingFaceHub) -> tuple[list[HubItem], list[HubItem]]:
+    async def _search(self, hub: HuggingFaceApi) -> tuple[list[HfRepoItem], list[HfRepoItem]]:
         model_lists = [await hub.search_models(self.fetcher, q) for q in (self.query, *MODEL_QUERIES)]
         dataset_lists = [await hub.search_datasets(self.fetcher, q) for q in (self.query, *DATASET_QUERIES)]
         return merge(model_lists, MODELS_SHOWN), merge(dataset_lists, DATASETS_SHOWN)
 
     # -- the disk cache -------------------------------------------------------------------------------
-    def _read_cache(self) -> Registry | None:
+    def _read_cache(self) -> HfListing | None:
         try:
             raw = json.loads(self.cache_file.read_text(encoding="utf-8"))
             if raw.get("version") != CACHE_VERSION or raw.get("query") != self.query:
                 return None  # another query's list is not this one's
-            return Registry([HubItem.model_validate(m) for m in raw["models"]],
-                            [HubItem.model_validate(d) for d in raw["datasets"]],
+            return HfListing([HfRepoItem.model_validate(m) for m in raw["models"]],
+                            [HfRepoItem.model_validate(d) for d in raw["datasets"]],
                             float(raw["fetched_at"]), from_disk=True)
         except FileNotFoundError:
             return None
@@ -223,7 +145,7 @@ class HuggingfaceService(Service):
             log.warning("huggingface: ignoring the registry cache %s (%s)", self.cache_file, exc)
             return None
 
-    def _write_cache(self, registry: Registry) -> None:
+    def _write_cache(self, registry: HfListing) -> None:
         body = {"version": CACHE_VERSION, "query": self.query, "fetched_at": registry.fetched_at,
                 "models": [m.model_dump(mode="json") for m in registry.models],
                 "datasets": [d.model_dump(mode="json") for d in registry.datasets]}
@@ -237,7 +159,7 @@ class HuggingfaceService(Service):
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    pool = ctx.pool("huggingface", [ctx.provider(HuggingFaceHub)])
+    pool = ctx.pool("huggingface", [ctx.provider(HuggingFaceApi)])
     return [HuggingfaceService(pool, ctx.fetcher, query=ctx.settings.hf_registry_query,
                                cache_file=ctx.settings.data_dir / "huggingface" / "registry.json",
-                               runner=ctx.sentiment, data_source=ctx.settings.data_source)]
+                               runner=ctx.sentiment, data_source=ctx.data_source)]

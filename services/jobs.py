@@ -1,4 +1,4 @@
-"""The one scheduler: an APScheduler ``AsyncIOScheduler`` on the server's event loop, one job per service.
+"""The one scheduler: an APScheduler ``AsyncIOScheduler`` on the server's event loop, one job per stream.
 
 Each job runs ``service.collect()`` and hands a non-empty payload to ``publish``; polling therefore depends on
 the clock, never on how many clients listen. First runs are staggered so a start-up does not hit every
@@ -14,18 +14,29 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from config import Redactor
 from models.messages import iso, now_iso, utc_now
 from models.payloads import JobView, SchedulerPayload
-from services.base import Service
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, Mapping[str, Any]], object]
+
+
+class Stream(Protocol):
+    """What the scheduler runs: a stream's name and its ``collect()`` (see services/base.py)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def collect(self) -> Mapping[str, Any] | None: ...
+
+
 #: A periodic job; it may return its result's name ("published", "nothing_new"); None means "done".
 Task = Callable[[], Awaitable[str | None]]
 
@@ -43,14 +54,14 @@ class JobStats:
 
 
 class Scheduler:
-    def __init__(self, publish: Publish, secrets: list[str] | None = None) -> None:
+    def __init__(self, publish: Publish, redact: Redactor | None = None) -> None:
         self._publish = publish
-        self._secrets = [s for s in (secrets or []) if s]  # scrubbed from the errors the stream publishes
+        self._redact = redact or Redactor()  # scrubs the errors the scheduler stream publishes
         self._scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self.stats: dict[str, JobStats] = {}
 
-    def add(self, service: Service, interval: float, first_run_in: float) -> str:
+    def add(self, service: Stream, interval: float, first_run_in: float) -> str:
         """The collection job of a service: collect, and publish what it returns."""
         return self.add_task(f"{service.name}_collection", functools.partial(self._collect, service), interval,
                              first_run_in, name=service.name)
@@ -63,7 +74,7 @@ class Scheduler:
                                 name=name or job_id, next_run_time=utc_now() + timedelta(seconds=first_run_in))
         return job_id
 
-    async def _collect(self, service: Service) -> str:
+    async def _collect(self, service: Stream) -> str:
         payload = await service.collect()
         if payload is None:
             return "nothing_new"
@@ -80,10 +91,7 @@ class Scheduler:
         except Exception as exc:  # logged and counted, never swallowed silently
             log.exception("job %s failed", job_id)
             stats.failures += 1
-            error = f"{type(exc).__name__}: {exc}"
-            for secret in self._secrets:
-                error = error.replace(secret, "***")
-            stats.last_result, stats.last_error = "error", error
+            stats.last_result, stats.last_error = "error", self._redact(f"{type(exc).__name__}: {exc}")
         finally:
             stats.runs += 1
             stats.running = False
@@ -124,13 +132,3 @@ class Scheduler:
             jobs=jobs,
             timestamp=now_iso(),
         ).model_dump(mode="json")
-
-
-class SchedulerService(Service):
-    name = "scheduler"
-
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
-
-    async def collect(self) -> Mapping[str, Any]:
-        return self.scheduler.snapshot()

@@ -2,23 +2,24 @@
 
 Beside the prices, each payload carries the whole-market figures (pool ``market_global``: CoinGecko, then
 CoinPaprika) and the trending coins (pool ``market_trending``: CoinGecko) once they are known. Those change
-slowly and share CoinGecko's small keyless budget with the prices, so they have their own schedule
-(:class:`SlowSection`): each is fetched every few minutes, at most one of them per run and only after the
-prices, and is shown with its own ``fetched_at`` until a newer one arrives. Before the first answer they are
-absent, never zeros.
+slowly and share CoinGecko's small keyless budget with the prices, so each is a
+:class:`~services.cadence.PacedSection` with its own cadence: fetched every few minutes, at most one of them per run
+and only after the prices, and shown with its own ``fetched_at`` until a newer one arrives. Before the first
+answer they are absent, never zeros.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from models.messages import iso, now_iso
 from models.payloads import CoinInfo, GlobalMarket, MarketDataPayload, TrendingCoin
-from services.base import Service, Tracker
-from sources.fetcher import Clock, Fetcher
+from services.base import BuildContext, Service, Tracker
+from services.cadence import Cadence, PacedSection
+from sources.fetcher import Fetcher
+from sources.limits import Clock
 from sources.pools import Pool, PoolResult
 from sources.providers.market import (
     Binance,
@@ -27,48 +28,14 @@ from sources.providers.market import (
     CoinGecko,
     CoinPaprika,
     CryptoCompare,
-    GlobalFigures,
     GlobalMarketProvider,
     Kraken,
     MarketProvider,
     MarketSnapshot,
-    Trend,
 )
-
-if TYPE_CHECKING:
-    from services.registry import BuildContext
 
 #: Seconds between refreshes of the global figures and of the trending list (times INTERVAL_SCALE).
 SLOW_INTERVAL = 300.0
-
-T = TypeVar("T")
-
-
-class SlowSection(Generic[T]):
-    """A part of the payload with its own, slower schedule: refreshed when due, kept until a newer answer.
-
-    After a failure it is tried again sooner (``retry``), not on every run: a pool passes over providers that
-    are cooling down or behind an open circuit without calling them, and the budget does the rest.
-    """
-
-    def __init__(self, pool: Pool[Any], call: Callable[[Any], Awaitable[T]], *, interval: float, retry: float,
-                 clock: Clock) -> None:
-        self.pool = pool
-        self.call = call
-        self.interval = interval
-        self.retry = retry
-        self.clock = clock
-        self.latest: PoolResult[T] | None = None  # the last answer, with its source and fetched_at
-        self.next_due = clock()  # due at the first run
-
-    def due(self, now: float) -> bool:
-        return now >= self.next_due
-
-    async def refresh(self) -> None:
-        result = await self.pool.fetch(self.call)
-        if result.ok:
-            self.latest = result
-        self.next_due = self.clock() + (self.interval if result.ok else self.retry)
 
 
 class MarketDataService(Service):
@@ -89,21 +56,22 @@ class MarketDataService(Service):
         # next one (7.5 s keyless) rather than spend CoinPaprika's smaller budget.
         slow_wait = 2 * interval
         retry = slow_interval / 5
-        self.global_market: SlowSection[GlobalFigures] | None = None
-        self.trending: SlowSection[tuple[Trend, ...]] | None = None
+        self.global_market: PacedSection[GlobalMarket] | None = None
+        self.trending: PacedSection[tuple[TrendingCoin, ...]] | None = None
         if global_pool is not None:
-            self.global_market = SlowSection(global_pool, lambda p: p.fetch_global(fetcher, slow_wait),
-                                             interval=slow_interval, retry=retry, clock=clock)
+            self.global_market = PacedSection(global_pool, lambda p: p.fetch_global(fetcher, slow_wait),
+                                              Cadence(slow_interval, retry=retry, clock=clock),
+                                              data_source=data_source)
         if trending_pool is not None:
-            self.trending = SlowSection(trending_pool, lambda p: p.fetch_trending(fetcher, slow_wait),
-                                        interval=slow_interval, retry=retry, clock=clock)
+            self.trending = PacedSection(trending_pool, lambda p: p.fetch_trending(fetcher, slow_wait),
+                                         Cadence(slow_interval, retry=retry, clock=clock), data_source=data_source)
 
     async def collect(self) -> Mapping[str, Any]:
         result = await self.pool.fetch(lambda p: p.fetch_quotes(self.fetcher, self.limit, self.max_wait))
         await self._refresh_slow_section()
         shown, freshness = self.tracker.observe(result)
         # data.timestamp: when the values shown were fetched (now, when there are none)
-        payload = MarketDataPayload(timestamp=freshness.get("fetched_at") or now_iso(), **freshness)
+        payload = MarketDataPayload(timestamp=freshness.fetched_at or now_iso(), **freshness.fields())
         if shown is not None and shown.value is not None:
             snapshot = shown.value
             payload.source = shown.source
@@ -124,17 +92,16 @@ class MarketDataService(Service):
     async def _refresh_slow_section(self) -> None:
         """Refresh the most overdue slow section, if any: one extra call per run at most, so the prices' next
         run still finds its provider's budget."""
-        now = self.clock()
-        due = [s for s in (self.global_market, self.trending) if s is not None and s.due(now)]
+        due = [s for s in (self.global_market, self.trending) if s is not None and s.due()]
         if due:
             await min(due, key=lambda s: s.next_due).refresh()
 
     def _add_slow_sections(self, payload: MarketDataPayload) -> None:
         if self.global_market and (known := self.global_market.latest) and known.value and known.source:
-            payload.global_market = GlobalMarket(**asdict(known.value), source=known.source,
-                                                 fetched_at=iso(known.fetched_at) or now_iso())
+            payload.global_market = known.value.model_copy(update={
+                "source": known.source, "fetched_at": iso(known.fetched_at) or now_iso()})
         if self.trending and (trends := self.trending.latest) and trends.value:
-            payload.trending = [TrendingCoin(**asdict(t)) for t in trends.value]
+            payload.trending = list(trends.value)
             payload.trending_fetched_at = iso(trends.fetched_at)
 
 
@@ -146,6 +113,6 @@ def build(ctx: BuildContext) -> list[Service]:
     global_pool = ctx.pool("market_global", [gecko, paprika])
     trending_pool = ctx.pool("market_trending", [gecko])
     return [MarketDataService(pool, ctx.fetcher, limit=ctx.settings.market_coins,
-                              interval=ctx.intervals["market_data"], data_source=ctx.settings.data_source,
+                              interval=ctx.intervals["market_data"], data_source=ctx.data_source,
                               global_pool=global_pool, trending_pool=trending_pool,
                               slow_interval=SLOW_INTERVAL * ctx.settings.interval_scale)]

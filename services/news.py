@@ -19,17 +19,14 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from models.messages import now_iso
 from models.payloads import Article, ArticleSentiment, NewsPayload
-from services.base import Service, Tracker
+from services.base import BuildContext, Service, Tracker
 from sources.fetcher import Fetcher
 from sources.pools import GatherResult, Pool
-from sources.providers.news import NewsProvider, title_key
-
-if TYPE_CHECKING:
-    from services.registry import BuildContext
+from sources.providers.news import FEEDS, CryptoPanic, NewsProvider, title_key
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +61,10 @@ class NewsService(Service):
         self._prune()
         await self._annotate()
         shown = self.latest_articles()
-        payload = NewsPayload(timestamp=freshness.get("fetched_at") or now_iso(), articles=shown,
+        payload = NewsPayload(timestamp=freshness.fetched_at or now_iso(), articles=shown,
                               sources=_ranked(a.source for a in shown),
                               categories=_ranked((c for a in shown for c in a.categories), MAX_PAYLOAD_CATEGORIES),
-                              **freshness)
+                              **freshness.fields())
         return payload.model_dump(mode="json")
 
     def headlines_fetched(self) -> tuple[float | None, float | None]:
@@ -140,12 +137,10 @@ def _ranked(values: Iterable[str], limit: int | None = None) -> list[str]:
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from sources.providers.news import FEEDS, CryptoPanic
-
     providers: list[NewsProvider] = [ctx.provider(cls) for cls in FEEDS]
     # disabled (never called) without CRYPTOPANIC_TOKEN
     providers.append(CryptoPanic(ctx.settings.key("cryptopanic_token"), plan=ctx.settings.cryptopanic_plan))
     pool = ctx.pool("news", providers)
     annotate = ctx.sentiment.annotate if ctx.sentiment is not None else None
     return [NewsService(pool, ctx.fetcher, max_articles=ctx.settings.news_max_articles,
-                        data_source=ctx.settings.data_source, annotate=annotate)]
+                        data_source=ctx.data_source, annotate=annotate)]

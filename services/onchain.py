@@ -1,6 +1,7 @@
 """onchain: DeFi TVL by chain, the largest DeFi protocols with their 1-day change, stablecoin supply, and gas.
 
-The three DefiLlama sections each have their own freshness (:class:`Section`) and their own pace: DefiLlama
+The three DefiLlama sections each have their own freshness and their own pace
+(:class:`~services.cadence.PacedSection`): DefiLlama
 refreshes about hourly and ``/protocols`` is large, so a section is fetched again only once its ``refresh`` has
 passed (or right away after a failure); in between it is shown with its real age. Gas is read every run from
 each chain's node pool; a chain whose nodes all failed is left out of ``gas`` for that run. The payload's
@@ -10,14 +11,15 @@ each chain's node pool; a chain whose nodes all failed is left out of ``gas`` fo
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from models.messages import iso, now_iso
-from models.payloads import GasFigures, OnchainPayload, ProtocolsSection, StablecoinsSection, TvlSection
-from services.base import Service, Tracker, combined_status
-from sources.fetcher import Fetcher, Provider
+from models.payloads import DefiProtocol, GasFigures, OnchainPayload, ProtocolsSection, StablecoinsSection, TvlSection
+from models.states import DataStatus
+from services.base import BuildContext, Service, combined_status, why_failed
+from services.cadence import Cadence, PacedSection
+from sources.fetcher import Fetcher
 from sources.pools import Pool, PoolResult
 from sources.providers.onchain import (
     DefiLlama,
@@ -27,51 +29,18 @@ from sources.providers.onchain import (
     TvlSnapshot,
     fetch_gas,
 )
-from sources.providers.rpc import JsonRpcNode
-
-if TYPE_CHECKING:
-    from models.payloads import DefiProtocol
-    from services.registry import BuildContext
-
-T = TypeVar("T")
-P = TypeVar("P", bound=Provider)
+from sources.providers.rpc import JsonRpcNode, nodes_for
 
 #: EVM chains whose gas we read, by the chain names of ``sources/providers/rpc.py``.
 GAS_CHAINS = ("ethereum", "bsc", "polygon", "arbitrum", "base", "optimism")
 
 
-class Section(Generic[P, T]):
-    """One pool-backed part of the payload: fetched when due, with its own freshness."""
-
-    def __init__(self, pool: Pool[P], call: Callable[[P], Awaitable[T]], *, refresh: float,
-                 data_source: Literal["live", "replay"]) -> None:
-        self.pool = pool
-        self.call = call
-        self.refresh = refresh
-        self.tracker: Tracker[PoolResult[T]] = Tracker(data_source)
-
-    def due(self, now: float) -> bool:
-        last = self.tracker.last
-        return (last is None or last.fetched_at is None or self.tracker.failing_since is not None
-                or now - last.fetched_at >= self.refresh)
-
-    async def update(self) -> tuple[PoolResult[T] | None, dict[str, Any]]:
-        """The result to show and its freshness fields: fetched now when due, else the last one with its age."""
-        now = time.time()
-        last = self.tracker.last
-        if not self.due(now) and last is not None and last.fetched_at is not None:
-            return last, {"data_source": self.tracker.data_source, "status": "ok",
-                          "providers": {k: v.model_dump() for k, v in last.sources.items()},
-                          "fetched_at": iso(last.fetched_at), "age_seconds": round(now - last.fetched_at, 1)}
-        return self.tracker.observe(await self.pool.fetch(self.call))
-
-
 class OnchainService(Service):
     name = "onchain"
 
-    def __init__(self, *, tvl: Section[DefiLlama, TvlSnapshot],
-                 protocols: Section[DefiLlama, tuple[DefiProtocol, ...]],
-                 stablecoins: Section[DefiLlamaStablecoins, StablecoinSnapshot],
+    def __init__(self, *, tvl: PacedSection[TvlSnapshot],
+                 protocols: PacedSection[tuple[DefiProtocol, ...]],
+                 stablecoins: PacedSection[StablecoinSnapshot],
                  gas_pools: Mapping[str, Pool[JsonRpcNode]], fetcher: Fetcher,
                  data_source: Literal["live", "replay"], max_wait: float = 5.0) -> None:
         self.tvl = tvl
@@ -84,18 +53,18 @@ class OnchainService(Service):
 
     async def collect(self) -> Mapping[str, Any]:
         (tvl, tvl_fresh), (protocols, protocols_fresh), (stables, stables_fresh), gas = await asyncio.gather(
-            self.tvl.update(), self.protocols.update(), self.stablecoins.update(), self._gas())
+            self.tvl.get(), self.protocols.get(), self.stablecoins.get(), self._gas())
 
-        tvl_section = TvlSection(**tvl_fresh)
+        tvl_section = TvlSection(**tvl_fresh.fields())
         if tvl is not None and tvl.value is not None:
             tvl_section.source = tvl.source
             tvl_section.total_tvl = tvl.value.total
             tvl_section.chains = list(tvl.value.chains)
-        protocols_section = ProtocolsSection(**protocols_fresh)
+        protocols_section = ProtocolsSection(**protocols_fresh.fields())
         if protocols is not None and protocols.value is not None:
             protocols_section.source = protocols.source
             protocols_section.top = list(protocols.value)
-        stables_section = StablecoinsSection(**stables_fresh)
+        stables_section = StablecoinsSection(**stables_fresh.fields())
         if stables is not None and stables.value is not None:
             stables_section.source = stables.source
             stables_section.total_circulating_usd = stables.value.total_circulating_usd
@@ -111,9 +80,9 @@ class OnchainService(Service):
                                                 block_number=reading.block_number, source=result.source,
                                                 fetched_at=iso(result.fetched_at) or now_iso())
             else:
-                gas_errors[chain] = "; ".join(f"{pid}: {s.error or s.status}" for pid, s in result.sources.items())
-        statuses: list[str] = [tvl_section.status, protocols_section.status, stables_section.status]
-        statuses += ["ok" if result.ok else "no_data" for result in gas.values()]
+                gas_errors[chain] = why_failed(result.sources)
+        statuses = [tvl_section.status, protocols_section.status, stables_section.status]
+        statuses += [DataStatus.OK if result.ok else DataStatus.NO_DATA for result in gas.values()]
         return OnchainPayload(tvl=tvl_section, protocols=protocols_section, stablecoins=stables_section,
                               gas=gas_figures, gas_errors=gas_errors, status=combined_status(statuses),
                               data_source=self.data_source, timestamp=now_iso()).model_dump(mode="json")
@@ -127,24 +96,22 @@ class OnchainService(Service):
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from sources.providers.rpc import nodes_for
-
     interval = ctx.intervals["onchain"]
     max_wait = min(5.0, interval / 3)
-    source = ctx.settings.data_source
     fetcher = ctx.fetcher
     llama = ctx.provider(DefiLlama)
     stables = ctx.provider(DefiLlamaStablecoins)
-    # DefiLlama updates about hourly: TVL every 10 runs (5 min), the large lists every 20 (10 min).
-    tvl: Section[DefiLlama, TvlSnapshot] = Section(
+    # DefiLlama updates about hourly: TVL every 10 runs (5 min), the large lists every 20 (10 min); right away
+    # again after a failure.
+    tvl: PacedSection[TvlSnapshot] = PacedSection(
         ctx.pool("onchain_tvl", [llama]), lambda p: p.fetch_tvl(fetcher, max_wait),
-        refresh=interval * 10, data_source=source)
-    protocols: Section[DefiLlama, tuple[DefiProtocol, ...]] = Section(
+        Cadence(interval * 10), data_source=ctx.data_source)
+    protocols: PacedSection[tuple[DefiProtocol, ...]] = PacedSection(
         ctx.pool("onchain_protocols", [llama]), lambda p: p.fetch_protocols(fetcher, 10, max_wait),
-        refresh=interval * 20, data_source=source)
-    stablecoins: Section[DefiLlamaStablecoins, StablecoinSnapshot] = Section(
+        Cadence(interval * 20), data_source=ctx.data_source)
+    stablecoins: PacedSection[StablecoinSnapshot] = PacedSection(
         ctx.pool("onchain_stablecoins", [stables]), lambda p: p.fetch_stablecoins(fetcher, 10, max_wait),
-        refresh=interval * 20, data_source=source)
+        Cadence(interval * 20), data_source=ctx.data_source)
     gas_pools = {chain: ctx.pool(f"gas_{chain}", nodes) for chain in GAS_CHAINS if (nodes := nodes_for(chain))}
     return [OnchainService(tvl=tvl, protocols=protocols, stablecoins=stablecoins, gas_pools=gas_pools,
-                           fetcher=fetcher, data_source=source, max_wait=max_wait)]
+                           fetcher=fetcher, data_source=ctx.data_source, max_wait=max_wait)]

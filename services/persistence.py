@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from models.messages import iso, now_iso
 from models.payloads import PersistencePayload
-from services.base import Service
+from services.base import BuildContext, Service
+from storage.dataset_backup import DatasetBackup
 from storage.history import Store
-
-if TYPE_CHECKING:
-    from services.registry import BuildContext
-    from storage.dataset_backup import HubBackup
 
 
 def human_size(size: float) -> str:
@@ -26,7 +23,7 @@ def human_size(size: float) -> str:
 class PersistenceService(Service):
     name = "persistence"
 
-    def __init__(self, store: Store, backup: HubBackup | None = None) -> None:
+    def __init__(self, store: Store, backup: DatasetBackup | None = None) -> None:
         self.store = store
         self.backup = backup
 

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from models.messages import now_iso
 from models.payloads import PoolPayload, PoolView
-from services.base import Service
+from models.states import HealthStatus
+from services.base import BuildContext, Service
 from sources.fetcher import Fetcher
 from sources.pools import Pool
 
@@ -26,8 +27,8 @@ class PoolManagerService(Service):
         inactive: set[str] = set()
         for pool in self.pools:
             statuses = {p.id: self.fetcher.runtime(p.id).status(now)[0] for p in pool.providers}
-            healthy = [pid for pid, status in statuses.items() if status == "healthy"]
-            enabled = [pid for pid, status in statuses.items() if status != "disabled"]
+            healthy = [pid for pid, status in statuses.items() if status is HealthStatus.HEALTHY]
+            enabled = [pid for pid, status in statuses.items() if status is not HealthStatus.DISABLED]
             health: Literal["healthy", "degraded", "unhealthy"] = (
                 "healthy" if healthy and len(healthy) == len(enabled) else "degraded" if healthy else "unhealthy")
             current = pool.active if pool.last_ok else None
@@ -41,7 +42,7 @@ class PoolManagerService(Service):
             )
             if current:
                 active.add(current)
-            inactive.update(pid for pid, status in statuses.items() if status != "healthy")
+            inactive.update(pid for pid, status in statuses.items() if status is not HealthStatus.HEALTHY)
         recent = sorted((f for pool in self.pools for f in pool.failovers), key=lambda f: f.at)[-20:]
         return PoolPayload(
             pools=views,
@@ -51,3 +52,8 @@ class PoolManagerService(Service):
             timestamp=now_iso(),
             recent_failovers=recent,
         ).model_dump(mode="json")
+
+
+def build(ctx: BuildContext) -> list[Service]:
+    """Built last: it shows every pool the other streams declared."""
+    return [PoolManagerService(list(ctx.pools.values()), ctx.fetcher)]

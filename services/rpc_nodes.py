@@ -14,18 +14,15 @@ import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from models.freshness import SourceState
 from models.messages import iso, now_iso
 from models.payloads import RpcChain, RpcNode, RpcNodesPayload
-from services.base import Service
+from services.base import BuildContext, Service
 from sources.fetcher import Fetcher
 from sources.pools import GatherResult, Pool
-from sources.providers.rpc import CHAINS, ChainSpec, JsonRpcNode, hex_int
-
-if TYPE_CHECKING:
-    from services.registry import BuildContext
+from sources.providers.rpc import CHAINS, ChainSpec, JsonRpcNode, hex_int, nodes_for
 
 #: Concurrent calls to several nodes land a few seconds apart, and fast chains move many blocks meanwhile.
 LAG_TOLERANCE_SECONDS = 30.0
@@ -120,9 +117,7 @@ class RpcNodesService(Service):
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from sources.providers.rpc import nodes_for
-
     pools: dict[str, Pool[JsonRpcNode]] = {chain: ctx.pool(f"rpc_{chain}", nodes_for(chain)) for chain in CHAINS}
     # Nodes are shared with explorers and whale_tracking: a moment's wait for a token is not an outage.
-    return [RpcNodesService(pools, ctx.fetcher, data_source=ctx.settings.data_source,
+    return [RpcNodesService(pools, ctx.fetcher, data_source=ctx.data_source,
                             max_wait=min(5.0, ctx.intervals["rpc_nodes"] / 4))]

@@ -24,24 +24,25 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal
 
-from inference.runner import LexiconBackend
+from inference.backends import LexiconBackend
+from models.freshness import Freshness
 from models.messages import iso, now_iso
-from models.payloads import Article, ArticleSentiment, FearGreed, SentimentPayload
-from services.base import Service, Tracker, combined_status
+from models.payloads import ArticleSentiment, FearGreed, SentimentPayload
+from models.states import DataStatus
+from services.base import BuildContext, Service, combined_status
+from services.cadence import Cadence, PacedSection
+from services.ports import HeadlineSource, HubHeadlines
 from sources.fetcher import Fetcher
+from sources.limits import Clock
 from sources.pools import Pool, PoolResult
 from sources.providers.coins import COINS
 from sources.providers.social import AlternativeMe, Reddit, RedditPost
 
-if TYPE_CHECKING:
-    from services.registry import BuildContext
-
 log = logging.getLogger(__name__)
 
 Score = Callable[[list[str]], Awaitable[list[ArticleSentiment]]]
-R = TypeVar("R")
 
 #: A mean score within this distance of 0 is "neutral": the texts lean neither way.
 NEUTRAL_BAND = 0.1
@@ -135,38 +136,12 @@ class Text:
     source: str  # publisher, or "reddit"
 
 
-class NewsSource(Protocol):
-    def latest_articles(self) -> list[Article]: ...
-
-    def headlines_fetched(self) -> tuple[float | None, float | None]:
-        """When a feed last answered, and since when every feed fails (None while some answer)."""
-
-
-class _Every(Generic[R]):
-    """A pool call made at most every ``seconds`` while it succeeds (every run while it fails), and the
-    Tracker's view of its latest result in between."""
-
-    def __init__(self, seconds: float, data_source: Literal["live", "replay"]) -> None:
-        self.seconds = seconds
-        self.tracker: Tracker[PoolResult[R]] = Tracker(data_source)
-        self._at: float | None = None
-        self._view: tuple[PoolResult[R] | None, dict[str, Any]] = (None, {})
-
-    async def get(self, fetch: Callable[[], Awaitable[PoolResult[R]]]) -> tuple[PoolResult[R] | None, dict[str, Any]]:
-        now = time.monotonic()
-        due = self._at is None or self._view[1].get("status") != "ok" or now - self._at >= self.seconds
-        if due:
-            self._at = now
-            self._view = self.tracker.observe(await fetch())
-        return self._view
-
-
 class SentimentService(Service):
     name = "sentiment"
 
     def __init__(self, fear_greed: Pool[AlternativeMe], social: Pool[Reddit], fetcher: Fetcher, *,
-                 news: NewsSource | None, score: Score | None, data_source: Literal["live", "replay"],
-                 score_timeout: float = 30.0) -> None:
+                 news: HeadlineSource | None, score: Score | None, data_source: Literal["live", "replay"],
+                 score_timeout: float = 30.0, clock: Clock = time.monotonic, wall: Clock = time.time) -> None:
         self.fear_greed_pool = fear_greed
         self.social_pool = social
         self.fetcher = fetcher
@@ -174,42 +149,46 @@ class SentimentService(Service):
         self.score = score
         self.score_timeout = score_timeout
         self.data_source = data_source
-        self._fear_greed: _Every[FearGreed] = _Every(FEAR_GREED_EVERY, data_source)
-        self._reddit: _Every[tuple[RedditPost, ...]] = _Every(REDDIT_EVERY, data_source)
+        # Each on its own cadence while it answers; tried again on the next run after a failure.
+        self._fear_greed: PacedSection[FearGreed] = PacedSection(
+            fear_greed, lambda p: p.fetch_index(fetcher), Cadence(FEAR_GREED_EVERY, clock=clock),
+            data_source=data_source, clock=wall)
+        self._reddit: PacedSection[tuple[RedditPost, ...]] = PacedSection(
+            social, lambda p: p.fetch_posts(fetcher), Cadence(REDDIT_EVERY, clock=clock), data_source=data_source,
+            clock=wall)
+        self._wall = wall
         self._lexicon: LexiconBackend | None = None
 
     async def collect(self) -> Mapping[str, Any]:
-        (fg, fg_fields), (posts, reddit_fields) = await asyncio.gather(
-            self._fear_greed.get(lambda: self.fear_greed_pool.fetch(lambda p: p.fetch_index(self.fetcher))),
-            self._reddit.get(lambda: self.social_pool.fetch(lambda p: p.fetch_posts(self.fetcher))))
+        (fg, fg_fields), (posts, reddit_fields) = await asyncio.gather(self._fear_greed.get(), self._reddit.get())
         notes: list[str] = []
         headlines = self._headlines(notes)
         reddit = self._reddit_texts(posts, reddit_fields, notes)
         texts = headlines + reddit
         verdicts = await self._score(texts, notes)
 
-        texts_status, texts_fetched, texts_stale_since = "no_data", None, None
+        texts_status, texts_fetched, texts_stale_since = DataStatus.NO_DATA, None, None
         if verdicts:
             texts_status, texts_fetched, texts_stale_since = self._texts_freshness(
                 bool(headlines), posts if reddit else None, reddit_fields, notes)
-        if fg_fields.get("status") in ("stale", "no_data"):
-            notes.append(f"Fear & Greed: {fg_fields.get('message')}")
-        status = combined_status([texts_status, fg_fields.get("status", "no_data")])
+        if fg_fields.status in (DataStatus.STALE, DataStatus.NO_DATA):
+            notes.append(f"Fear & Greed: {fg_fields.message}")
+        status = combined_status([texts_status, fg_fields.status])
         now = now_iso()
         fetched_at: str | None
         age: float | None
-        if texts_status == "ok":
+        if texts_status is DataStatus.OK:
             fetched_at, age = now, 0.0
-        elif texts_status == "stale" and texts_fetched is not None:
-            fetched_at, age = iso(texts_fetched), round(max(0.0, time.time() - texts_fetched), 1)
+        elif texts_status is DataStatus.STALE and texts_fetched is not None:
+            fetched_at, age = iso(texts_fetched), round(max(0.0, self._wall() - texts_fetched), 1)
         else:
-            fetched_at, age = fg_fields.get("fetched_at"), fg_fields.get("age_seconds")
+            fetched_at, age = fg_fields.fetched_at, fg_fields.age_seconds
         payload = SentimentPayload(
             timestamp=now, status=status, data_source=self.data_source,
             fetched_at=fetched_at, age_seconds=age,
-            stale_since=fg_fields.get("stale_since") or texts_stale_since,
+            stale_since=fg_fields.stale_since or texts_stale_since,
             message=" ".join(notes) or None,
-            providers={**fg_fields.get("providers", {}), **reddit_fields.get("providers", {})},
+            providers={**fg_fields.providers, **reddit_fields.providers},
             fear_greed=fg.value if fg is not None else None)
         if verdicts:
             scores = [v.score for v in verdicts]
@@ -227,8 +206,8 @@ class SentimentService(Service):
         return payload.model_dump(mode="json")
 
     def _texts_freshness(self, scored_headlines: bool, posts: PoolResult[tuple[RedditPost, ...]] | None,
-                         reddit_fields: Mapping[str, Any], notes: list[str]
-                         ) -> tuple[Literal["ok", "stale"], float | None, str | None]:
+                         reddit_fields: Freshness, notes: list[str]
+                         ) -> tuple[DataStatus, float | None, str | None]:
         """Whether the texts scored are current: ``ok`` when one of their sources (the news feeds, Reddit)
         answers now; else ``stale``, with when the newest of them was fetched and since when their sources fail.
         Headlines kept by the news service while every feed fails are not today's news."""
@@ -244,14 +223,14 @@ class SentimentService(Service):
             if news_fetched is not None:
                 fetched.append(news_fetched)
         if posts is not None and posts.fetched_at is not None:
-            if reddit_fields.get("status") == "ok":
+            if reddit_fields.status is DataStatus.OK:
                 fresh = True
             else:
-                failing_since.append(reddit_fields.get("stale_since"))
+                failing_since.append(reddit_fields.stale_since)
             fetched.append(posts.fetched_at)
         if fresh:
-            return "ok", None, None
-        return "stale", max(fetched, default=None), min((s for s in failing_since if s), default=None)
+            return DataStatus.OK, None, None
+        return DataStatus.STALE, max(fetched, default=None), min((s for s in failing_since if s), default=None)
 
     def _headlines(self, notes: list[str]) -> list[Text]:
         if self.news is None:
@@ -262,14 +241,13 @@ class SentimentService(Service):
             notes.append("No headlines yet from the news service.")
         return [Text(a.title, a.source) for a in articles if a.title.strip()]
 
-    @staticmethod
-    def _reddit_texts(posts: PoolResult[tuple[RedditPost, ...]] | None, fields: Mapping[str, Any],
+    def _reddit_texts(self, posts: PoolResult[tuple[RedditPost, ...]] | None, fields: Freshness,
                       notes: list[str]) -> list[Text]:
-        if fields.get("status") != "ok":
-            notes.append(f"Reddit: {fields.get('message')}")
+        if fields.status is not DataStatus.OK:
+            notes.append(f"Reddit: {fields.message}")
         if posts is None or posts.value is None or posts.fetched_at is None:
             return []
-        if time.time() - posts.fetched_at > REDDIT_MAX_AGE:
+        if self._wall() - posts.fetched_at > REDDIT_MAX_AGE:
             notes.append(f"Reddit posts of {iso(posts.fetched_at)} are too old to count.")
             return []
         return [Text(p.title, "reddit") for p in posts.value]
@@ -313,10 +291,8 @@ def _mean_by_source(texts: Sequence[Text], verdicts: Sequence[ArticleSentiment])
 def build(ctx: BuildContext) -> list[Service]:
     fear_greed = ctx.pool("fear_greed", [ctx.provider(AlternativeMe)])
     social = ctx.pool("social", [ctx.provider(Reddit)])
-    news = ctx.services.get("news")
     runner = ctx.sentiment
-    return [SentimentService(fear_greed, social, ctx.fetcher,
-                             news=cast("NewsSource", news) if hasattr(news, "headlines_fetched") else None,
+    return [SentimentService(fear_greed, social, ctx.fetcher, news=HubHeadlines(ctx.latest),
                              score=runner.score if runner is not None else None,
-                             data_source=ctx.settings.data_source,
+                             data_source=ctx.data_source,
                              score_timeout=max(5.0, ctx.intervals["sentiment"]))]

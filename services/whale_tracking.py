@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from models.freshness import SourceState
+from models.freshness import Freshness, SourceState
 from models.messages import iso, now_iso
 from models.payloads import WhaleTrackingPayload, WhaleTransaction, WhaleWallet
-from services.base import Service, Tracker
+from services.base import BuildContext, Service, Tracker
+from services.ports import Prices, PriceSource, hub_prices
 from sources.fetcher import Fetcher
 from sources.pools import GatherResult, Pool, PoolResult
-from sources.providers.rpc import JsonRpcNode
+from sources.providers.rpc import JsonRpcNode, nodes_for
 from sources.providers.whales import (
     BitcoinSource,
     BlockchainInfoUnconfirmed,
@@ -32,41 +33,9 @@ from sources.providers.whales import (
     fetch_eth_blocks,
 )
 
-if TYPE_CHECKING:
-    from services.registry import BuildContext
-
 EXPLORERS = {"bitcoin": "https://mempool.space/tx/{}", "ethereum": "https://etherscan.io/tx/{}"}
 #: Which market price values which chain's native amounts (symbols of the payload's ``prices_used``).
 NATIVE = {"bitcoin": "BTC", "ethereum": "ETH"}
-COIN_IDS = {"BTC": "bitcoin", "ETH": "ethereum"}  # market_data's (CoinGecko) ids
-PRICE_MAX_AGE = 3600.0  # an older market price is no price: valuing at it would mislead
-
-
-@dataclass(frozen=True)
-class Prices:
-    """USD prices by symbol (``BTC``, ``ETH``) and when they were fetched."""
-
-    usd: dict[str, float] = field(default_factory=dict)
-    fetched_at: float | None = None
-    #: "USDT" when market_data's answer came from an exchange quoting in Tether, taken as the dollar's proxy.
-    currency: str = "USD"
-
-
-PriceSource = Callable[[], Prices]
-
-
-def market_prices(market_service: Service | None) -> PriceSource:
-    """Prices from the market_data service's last good answer; none when it has none (or none recent)."""
-    def read() -> Prices:
-        last = getattr(getattr(market_service, "tracker", None), "last", None)
-        snapshot = getattr(last, "value", None)
-        fetched_at = getattr(last, "fetched_at", None)
-        if snapshot is None or fetched_at is None or time.time() - fetched_at > PRICE_MAX_AGE:
-            return Prices()
-        wanted = {coin_id: symbol for symbol, coin_id in COIN_IDS.items()}
-        usd = {wanted[q.id]: q.price for q in getattr(snapshot, "quotes", ()) if q.id in wanted and q.price > 0}
-        return Prices(usd, fetched_at, str(getattr(snapshot, "quote_currency", "USD")))
-    return read
 
 
 @dataclass
@@ -111,19 +80,8 @@ class WhaleTrackingService(Service):
     # -- one run --------------------------------------------------------------------------------------
     async def collect(self) -> Mapping[str, Any]:
         prices = self.prices()
-        notes: list[str] = []
-        calls: dict[str, Awaitable[PoolResult[Any]]] = {}
-        for chain, symbol in NATIVE.items():
-            if symbol not in prices.usd:
-                notes.append(f"no recent {symbol} price from market_data: {chain} transfers are not valued")
-        if prices.usd and prices.currency != "USD":
-            notes.append(f"valued at market_data's {prices.currency} prices, taken as dollars")
-        if "BTC" in prices.usd:
-            calls["bitcoin"] = self.pools.bitcoin.fetch(lambda p: p.fetch_transfers(self.fetcher, self.max_wait))
-        if "ETH" in prices.usd and self.pools.ethereum is not None:
-            calls["ethereum"] = self.pools.ethereum.fetch(self._ethereum_transfers)
-        if self.pools.whale_alert is not None:
-            calls["whale_alert"] = self.pools.whale_alert.fetch(self._whale_alert_transfers)
+        notes = self._price_notes(prices)
+        calls = self._calls(prices)
         results = dict(zip(calls, await asyncio.gather(*calls.values()), strict=True))
 
         now = time.time()
@@ -140,9 +98,26 @@ class WhaleTrackingService(Service):
         self._evict(now)
 
         _, freshness = self.tracker.observe(GatherResult(answered, now if answered else None, sources))
-        if notes:
-            freshness["message"] = "; ".join(filter(None, [freshness.get("message"), *notes]))
-        return self._payload(freshness, prices).model_dump(mode="json", by_alias=True)
+        return self._payload(freshness.with_note(*notes), prices).model_dump(mode="json", by_alias=True)
+
+    @staticmethod
+    def _price_notes(prices: Prices) -> list[str]:
+        notes = [f"no recent {symbol} price from market_data: {chain} transfers are not valued"
+                 for chain, symbol in NATIVE.items() if symbol not in prices.usd]
+        if prices.usd and prices.currency != "USD":
+            notes.append(f"valued at market_data's {prices.currency} prices, taken as dollars")
+        return notes
+
+    def _calls(self, prices: Prices) -> dict[str, Awaitable[PoolResult[Any]]]:
+        """One call per source; a chain without a price is not asked (its transfers could not be valued)."""
+        calls: dict[str, Awaitable[PoolResult[Any]]] = {}
+        if "BTC" in prices.usd:
+            calls["bitcoin"] = self.pools.bitcoin.fetch(lambda p: p.fetch_transfers(self.fetcher, self.max_wait))
+        if "ETH" in prices.usd and self.pools.ethereum is not None:
+            calls["ethereum"] = self.pools.ethereum.fetch(self._ethereum_transfers)
+        if self.pools.whale_alert is not None:
+            calls["whale_alert"] = self.pools.whale_alert.fetch(self._whale_alert_transfers)
+        return calls
 
     async def _ethereum_transfers(self, node: JsonRpcNode) -> list[Transfer]:
         blocks = await fetch_eth_blocks(node, self.fetcher, after=self.last_block, max_blocks=self.max_blocks,
@@ -187,16 +162,16 @@ class WhaleTrackingService(Service):
             self.window = dict(keep[: self.max_transactions])
 
     # -- the payload ----------------------------------------------------------------------------------
-    def _payload(self, freshness: dict[str, Any], prices: Prices) -> WhaleTrackingPayload:
+    def _payload(self, freshness: Freshness, prices: Prices) -> WhaleTrackingPayload:
         newest_first = sorted(self.window.values(), key=lambda s: (s.when, s.seen_at), reverse=True)
         never_fetched = self.tracker.last is None
         return WhaleTrackingPayload(
-            **freshness,
+            **freshness.fields(),
             large_transactions=[self._transaction(s) for s in newest_first],
             whale_wallets=self._wallets(newest_first),
             total_volume=None if never_fetched else round(sum(s.value_usd for s in newest_first), 2),
             alert_threshold=self.threshold,
-            timestamp=freshness.get("fetched_at") or now_iso(),
+            timestamp=freshness.fetched_at or now_iso(),
             window_seconds=self.window_seconds,
             prices_used=prices.usd,
         )
@@ -224,8 +199,6 @@ class WhaleTrackingService(Service):
 
 
 def build(ctx: BuildContext) -> list[Service]:
-    from sources.providers.rpc import nodes_for
-
     nodes = nodes_for("ethereum")
     pools = WhalePools(
         bitcoin=ctx.pool("whales_bitcoin", [ctx.provider(BlockchainInfoUnconfirmed), ctx.provider(MempoolRecent)]),
@@ -234,5 +207,5 @@ def build(ctx: BuildContext) -> list[Service]:
     )
     interval = ctx.intervals["whale_tracking"]
     return [WhaleTrackingService(pools, ctx.fetcher, threshold=ctx.settings.whale_threshold_usd,
-                                 prices=market_prices(ctx.services.get("market_data")),
-                                 data_source=ctx.settings.data_source, max_wait=min(5.0, interval / 3))]
+                                 prices=hub_prices(ctx.latest),
+                                 data_source=ctx.data_source, max_wait=min(5.0, interval / 3))]

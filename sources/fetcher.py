@@ -1,18 +1,9 @@
-"""The one resilient fetch path every provider call goes through.
+"""The one resilient fetch path every provider call goes through, and what a provider is.
 
 Per provider: a rate budget (token bucket inside its free limit), ``Retry-After`` honoured as a cool-down, a
 timeout, retries with exponential backoff and jitter for transient failures, a circuit breaker, and the health
-record the monitoring services report. Collectors never talk to httpx themselves.
-
-Errors::
-
-    ProviderError
-    |-- ProviderTimeout        the provider did not answer in time
-    |-- ProviderUnavailable    connection failed, circuit open, or the provider refuses us (401/403/451)
-    |-- ProviderRateLimited    429/418 from the provider, or our own budget for it is spent
-    |-- ProviderBadResponse    HTTP error status, not JSON, an error in the body (a ``normalize`` raising
-    |                          AnswerError) or a shape ``normalize`` cannot read
-    `-- ProviderMissingKey     a keyed provider without its key in the environment (never called)
+record the monitoring services report. Collectors never talk to httpx themselves. What can go wrong is the
+exception tree of :mod:`sources.errors`; the budget and the breaker are in :mod:`sources.limits`.
 """
 
 from __future__ import annotations
@@ -23,172 +14,28 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from enum import Enum
 from typing import Any
 
 import httpx
 import orjson
 
+from config import Redactor
 from models.messages import iso
+from models.states import Availability, HealthDetail, HealthStatus
+from sources.errors import (
+    ProviderBadResponse,
+    ProviderError,
+    ProviderMissingKey,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from sources.limits import BreakerState, CircuitBreaker, Clock, Rate, TokenBucket
 
 log = logging.getLogger(__name__)
-
-
-class ProviderError(Exception):
-    kind = "error"
-    retryable = False
-
-    def __init__(self, provider: str, message: str, *, retryable: bool | None = None) -> None:
-        super().__init__(f"{provider}: {message}")
-        self.provider = provider
-        self.message = message
-        if retryable is not None:
-            self.retryable = retryable
-
-
-class ProviderTimeout(ProviderError):
-    kind = "timeout"
-    retryable = True
-
-
-class ProviderUnavailable(ProviderError):
-    kind = "unavailable"
-    retryable = True
-
-
-class ProviderRateLimited(ProviderError):
-    kind = "rate_limited"
-
-    def __init__(self, provider: str, message: str, retry_after: float | None = None, *, ours: bool = False) -> None:
-        super().__init__(provider, message)
-        self.retry_after = retry_after
-        self.ours = ours  # our own budget held the call back: the provider itself said nothing
-
-
-class ProviderBadResponse(ProviderError):
-    kind = "bad_response"
-
-    def __init__(self, provider: str, message: str, *, retryable: bool | None = None,
-                 status: int | None = None) -> None:
-        super().__init__(provider, message, retryable=retryable)
-        self.status = status  # the HTTP status, when the failure was one
-
-
-class ProviderMissingKey(ProviderError):
-    kind = "missing_api_key"
-
-
-class AnswerError(ValueError):
-    """Raised by a pure ``normalize`` when a provider answered with an error instead of data (Kraken's
-    ``error`` list, Etherscan's ``status: "0"``, a JSON-RPC ``error``): the pool counts it as a bad response."""
-
-
-# -- budgets and breakers -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Rate:
-    """``calls`` per ``per`` seconds, with bursts of up to ``burst`` calls."""
-
-    calls: float
-    per: float
-    burst: int = 3
-
-    @property
-    def per_second(self) -> float:
-        return self.calls / self.per
-
-
-Clock = Callable[[], float]
-
-
-class TokenBucket:
-    def __init__(self, rate: Rate | None, clock: Clock = time.monotonic) -> None:
-        self.rate = rate
-        self._clock = clock
-        self.capacity = float(max(1, rate.burst)) if rate else 0.0
-        self.tokens = self.capacity
-        self._stamp = clock()
-
-    def _refill(self) -> None:
-        if self.rate is None:
-            return
-        now = self._clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate.per_second)
-        self._stamp = now
-
-    def wait_time(self) -> float:
-        """Seconds until a call is allowed (0 when one is allowed now)."""
-        if self.rate is None:
-            return 0.0
-        self._refill()
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate.per_second
-
-    def try_take(self) -> bool:
-        if self.rate is None:
-            return True
-        self._refill()
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-    async def take(self, max_wait: float) -> bool:
-        """Take a token, waiting up to ``max_wait`` seconds for one; False if it would take longer."""
-        deadline = self._clock() + max_wait
-        while not self.try_take():
-            wait = self.wait_time()
-            if self._clock() + wait > deadline:
-                return False
-            await asyncio.sleep(wait)
-        return True
-
-
-class BreakerState(Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-class CircuitBreaker:
-    """Opens after ``threshold`` consecutive failures; lets one trial call through after a cool-down that
-    doubles on every failed trial (up to ``max_cooldown``)."""
-
-    def __init__(self, threshold: int = 3, cooldown: float = 30.0, max_cooldown: float = 600.0,
-                 clock: Clock = time.monotonic) -> None:
-        self.threshold = threshold
-        self.base_cooldown = cooldown
-        self.max_cooldown = max_cooldown
-        self.cooldown = cooldown
-        self.state = BreakerState.CLOSED
-        self.opened_at = 0.0
-        self._clock = clock
-
-    def allow(self) -> bool:
-        if self.state is BreakerState.OPEN and self._clock() >= self.opened_at + self.cooldown:
-            self.state = BreakerState.HALF_OPEN
-            return True
-        return self.state is not BreakerState.OPEN
-
-    def retry_in(self) -> float:
-        return max(0.0, self.opened_at + self.cooldown - self._clock()) if self.state is BreakerState.OPEN else 0.0
-
-    def on_success(self) -> None:
-        self.state = BreakerState.CLOSED
-        self.cooldown = self.base_cooldown
-
-    def on_failure(self, consecutive: int) -> None:
-        if self.state is BreakerState.HALF_OPEN:
-            self.cooldown = min(self.max_cooldown, self.cooldown * 2)
-            self._open()
-        elif self.state is BreakerState.CLOSED and consecutive >= self.threshold:
-            self._open()
-
-    def _open(self) -> None:
-        self.state = BreakerState.OPEN
-        self.opened_at = self._clock()
 
 
 # -- provider declaration -------------------------------------------------------------------------------
@@ -270,32 +117,32 @@ class Runtime:
     def id(self) -> str:
         return self.provider.id
 
-    def status(self, now_mono: float) -> tuple[str, str]:
+    def status(self, now_mono: float) -> tuple[HealthStatus, HealthDetail]:
         """``(status, detail)`` in the spec's vocabulary: healthy / unhealthy (/ disabled), with a detail."""
         h = self.health
         if not self.provider.enabled:
-            return "disabled", "missing_api_key"
+            return HealthStatus.DISABLED, HealthDetail.MISSING_API_KEY
         if self.breaker.state is BreakerState.OPEN:
-            return "unhealthy", "circuit_open"
+            return HealthStatus.UNHEALTHY, HealthDetail.CIRCUIT_OPEN
         if h.rate_limited_until > now_mono:
-            return "unhealthy", "rate_limited"
+            return HealthStatus.UNHEALTHY, HealthDetail.RATE_LIMITED
         if h.last_check is None:
-            return "unhealthy", "unchecked"
+            return HealthStatus.UNHEALTHY, HealthDetail.UNCHECKED
         if h.consecutive_failures:
-            return "unhealthy", "error"
+            return HealthStatus.UNHEALTHY, HealthDetail.ERROR
         if h.response_time_ms is not None and h.response_time_ms > self.provider.slow_ms:
-            return "healthy", "slow"
-        return "healthy", "ok"
+            return HealthStatus.HEALTHY, HealthDetail.SLOW
+        return HealthStatus.HEALTHY, HealthDetail.OK
 
-    def available(self, now_mono: float) -> str | None:
-        """None when a call may go out now, else why not."""
+    def available(self, now_mono: float) -> Availability:
+        """Whether a call may go out now, and if not, why not."""
         if not self.provider.enabled:
-            return "missing_api_key"
+            return Availability.MISSING_API_KEY
         if self.health.rate_limited_until > now_mono:
-            return "rate_limited"
+            return Availability.RATE_LIMITED
         if not self.breaker.allow():
-            return "circuit_open"
-        return None
+            return Availability.CIRCUIT_OPEN
+        return Availability.AVAILABLE
 
 
 #: The longest cool-down a ``Retry-After`` may impose (a day: the longest quota window of a free plan), so a
@@ -334,14 +181,15 @@ class Fetcher:
     DEFAULT_COOLDOWN = 60.0  # a 429 without Retry-After
 
     def __init__(self, http: httpx.AsyncClient, *, retries: int = 2, timeout: float = 10.0,
-                 budgets: bool = True, secrets: list[str] | None = None, clock: Clock = time.monotonic,
+                 budgets: bool = True, redact: Redactor | None = None, clock: Clock = time.monotonic,
                  backoff: float = 0.5) -> None:
         self.http = http
         self.retries = retries
         self.timeout = timeout
         self.budgets = budgets
         self.backoff = backoff
-        self._secrets = [s for s in (secrets or []) if s]
+        #: Scrubs keys out of error texts, which go into logs and published payloads.
+        self.redact = redact or Redactor()
         self._clock = clock
         self.runtimes: dict[str, Runtime] = {}
 
@@ -365,10 +213,6 @@ class Fetcher:
         response = await self.request(provider, "GET", path, params=params, max_wait=max_wait)
         return self.decode_json(provider, response)
 
-    async def post_json(self, provider: Provider, path: str, body: Any, *, max_wait: float = 0.0) -> Any:
-        response = await self.request(provider, "POST", path, json=body, max_wait=max_wait)
-        return self.decode_json(provider, response)
-
     async def get_text(self, provider: Provider, path: str, params: Mapping[str, Any] | None = None,
                        *, max_wait: float = 0.0) -> str:
         response = await self.request(provider, "GET", path, params=params, max_wait=max_wait)
@@ -388,12 +232,12 @@ class Fetcher:
         """One logical call: budget, breaker, then up to ``1 + retries`` attempts (a probe makes one)."""
         runtime = self.register(provider)
         blocked = runtime.available(self._clock())
-        if blocked == "missing_api_key":
+        if blocked is Availability.MISSING_API_KEY:
             raise ProviderMissingKey(provider.id, "no API key configured")
-        if blocked == "rate_limited":
+        if blocked is Availability.RATE_LIMITED:
             wait = runtime.health.rate_limited_until - self._clock()
             raise ProviderRateLimited(provider.id, f"cooling down for {wait:.0f} s after a rate limit", wait)
-        if blocked == "circuit_open":
+        if blocked is Availability.CIRCUIT_OPEN:
             raise ProviderUnavailable(provider.id,
                                       f"circuit open after {runtime.health.consecutive_failures} failures; "
                                       f"next try in {runtime.breaker.retry_in():.0f} s")
@@ -470,11 +314,6 @@ class Fetcher:
         h.error_kind = error.kind
         if not isinstance(error, ProviderRateLimited):
             runtime.breaker.on_failure(h.consecutive_failures)
-
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def _snippet(self, response: httpx.Response) -> str:
         text = response.text[:160].replace("\n", " ").strip()

@@ -22,7 +22,9 @@ from pydantic import ValidationError
 from models.freshness import SourceState
 from models.messages import iso
 from models.payloads import Failover
-from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, ProviderRateLimited
+from models.states import Availability, SourceStatus
+from sources.errors import AnswerError, ProviderBadResponse, ProviderError, ProviderMissingKey, ProviderRateLimited
+from sources.fetcher import Fetcher, Provider
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ class Pool(Generic[P]):
             self.last_ok = True
             self._switch_to(provider.id, "; ".join(reasons))
             for rest in self.providers:
-                sources.setdefault(rest.id, self._state(rest, "not_tried", None))
+                sources.setdefault(rest.id, self._state(rest, SourceStatus.NOT_TRIED, None))
             return PoolResult(value, provider.id, time.time(), sources)
         self.last_ok = False
         return PoolResult(None, None, None, sources)
@@ -129,17 +131,17 @@ class Pool(Generic[P]):
 
     async def _try(self, provider: P, call: Callable[[P], Awaitable[T]]) -> tuple[bool, T | None, SourceState]:
         runtime = self.fetcher.runtime(provider.id)
-        blocked = runtime.available(self.fetcher.now())
-        if blocked is not None:
-            return False, None, self._state(provider, blocked, runtime.health.error)
+        availability = runtime.available(self.fetcher.now())
+        if availability is not Availability.AVAILABLE:
+            return False, None, self._state(provider, SourceStatus(availability.value), runtime.health.error)
         try:
             value = await call(provider)
         except ProviderError as error:
             return False, None, self._state(provider, self._status_of(error), error.message)
         except Exception as exc:  # whatever reading a strange answer raises is that provider's failure, not ours
             bad = record_unreadable(self.fetcher, provider, exc)
-            return False, None, self._state(provider, "error", bad.message)
-        return True, value, self._state(provider, "ok", None)
+            return False, None, self._state(provider, SourceStatus.ERROR, bad.message)
+        return True, value, self._state(provider, SourceStatus.OK, None)
 
     def _switch_to(self, provider_id: str, reason: str) -> None:
         if self.active is not None and provider_id != self.active:
@@ -150,16 +152,20 @@ class Pool(Generic[P]):
             log.info("pool %s: %s -> %s (%s)", self.name, self.active, provider_id, event.reason)
         self.active = provider_id
 
-    def _state(self, provider: Provider, status: str, error: str | None) -> SourceState:
+    def _state(self, provider: Provider, status: SourceStatus, error: str | None) -> SourceState:
         h = self.fetcher.runtime(provider.id).health
-        failing = status not in ("ok", "not_tried")
+        failing = status not in (SourceStatus.OK, SourceStatus.NOT_TRIED)
         return SourceState(status=status,
                            error=error if failing else None,
                            since=iso(h.error_since) if failing else None,
                            last_success=iso(h.last_success))
 
     @staticmethod
-    def _status_of(error: ProviderError) -> str:
+    def _status_of(error: ProviderError) -> SourceStatus:
         if isinstance(error, ProviderRateLimited) and error.ours:
-            return "waiting"  # not due yet under our own budget: not a failure of the provider
-        return {"rate_limited": "rate_limited", "missing_api_key": "missing_api_key"}.get(error.kind, "error")
+            return SourceStatus.WAITING  # not due yet under our own budget: not a failure of the provider
+        if isinstance(error, ProviderRateLimited):
+            return SourceStatus.RATE_LIMITED
+        if isinstance(error, ProviderMissingKey):
+            return SourceStatus.MISSING_API_KEY
+        return SourceStatus.ERROR

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING
 from huggingface_hub import HfApi, hf_hub_url
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
+from config import Redactor
 from models.messages import iso
 
 if TYPE_CHECKING:
@@ -43,21 +43,20 @@ SNAPSHOT_PATH = "history/history.sqlite3"
 UPLOAD_TIMEOUT = 900.0
 RESTORE_CHECK_TIMEOUT = 15.0
 _TEMP_PREFIX = ".hub-backup-"
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 class BackupError(Exception):
     """An upload or restore that did not happen; the message is already scrubbed of the token."""
 
 
-class HubBackup:
+class DatasetBackup:
     def __init__(self, db_path: Path, repo_id: str, token: str, interval: float, endpoint: str | None = None,
                  *, upload_timeout: float = UPLOAD_TIMEOUT) -> None:
         self.db_path = db_path
         self.repo_id = repo_id
         self.interval = interval
         self.upload_timeout = upload_timeout
-        self._token = token
+        self._redact = Redactor([token])  # huggingface_hub's error texts may quote it
         self._api = HfApi(endpoint=endpoint, token=token)
         self._upload_lock = threading.Lock()  # held by the worker thread for the whole upload
         self._repo_ready = False
@@ -82,9 +81,7 @@ class HubBackup:
 
     def _describe(self, error: BaseException) -> str:
         """``Type: message`` on one line, scrubbed of the token, short enough for a status."""
-        text = " ".join(str(error).split()) or "no details"
-        if self._token:
-            text = text.replace(self._token, "***")
+        text = self._redact(" ".join(str(error).split())) or "no details"
         text = f"{type(error).__name__}: {text}"
         return text if len(text) <= 300 else text[:299] + "…"
 
@@ -239,13 +236,12 @@ def _snapshot_rows(path: Path) -> int:
         raise BackupError(f"the snapshot on the Hub is not a history database ({error})") from None
 
 
-def from_settings(settings: Settings, db_path: Path) -> HubBackup | None:
-    """The backup when ``HF_TOKEN`` and ``HF_BACKUP_REPO`` are both set; otherwise None (backups off)."""
+def from_settings(settings: Settings, db_path: Path) -> DatasetBackup | None:
+    """The backup when ``HF_TOKEN`` and ``HF_BACKUP_REPO`` are both set; otherwise None (backups off).
+
+    ``HF_BACKUP_REPO`` is already a valid repo id (:data:`config.REPO_ID`) or None: :class:`~config.Settings`
+    strips and checks it, refusing to start on a malformed one."""
     token = settings.key("hf_token")
-    repo_id = (settings.hf_backup_repo or "").strip()
-    if not token or not repo_id:
+    if not token or not settings.hf_backup_repo:
         return None
-    if not _REPO_ID.fullmatch(repo_id):
-        log.error("HF_BACKUP_REPO=%r is not a repo id like 'user/name': Hub backups are off", repo_id)
-        return None
-    return HubBackup(db_path, repo_id, token, settings.hf_backup_interval)
+    return DatasetBackup(db_path, settings.hf_backup_repo, token, settings.hf_backup_interval)

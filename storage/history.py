@@ -22,13 +22,12 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ws.hub import Update
+from models.messages import Update, epoch
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +43,18 @@ CREATE INDEX IF NOT EXISTS updates_service_ts ON updates(service, ts);
 CREATE UNIQUE INDEX IF NOT EXISTS updates_service_seq ON updates(service, seq);
 """
 
+#: Seconds between the writer's retention passes.
+PRUNE_INTERVAL = 60.0
 _STOP = object()
 
 
-def epoch(iso_timestamp: str) -> float:
-    return datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")).timestamp()
+def _seconds(update: Update) -> float:
+    """The update's time as Unix seconds, the ``ts`` its row is found by. The hub stamps every update itself
+    (ISO-8601 UTC), so a time that is not one is a bug upstream: raised, not stored under a made-up time."""
+    seconds = epoch(update.timestamp)
+    if seconds is None:
+        raise ValueError(f"update {update.service} #{update.seq} has no ISO-8601 timestamp: {update.timestamp!r}")
+    return seconds
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -63,7 +69,6 @@ class StoreStats:
     last_save: float | None = None
     oldest: float | None = None
     written: int = 0
-    failed_batches: int = 0
     dropped: int = 0  # updates that arrived with no writer running
 
     @property
@@ -80,12 +85,11 @@ class StoreStats:
 
 class Store:
     def __init__(self, path: Path, *, retention_days: float, retention_per_service: int,
-                 flush_interval: float = 0.25, prune_interval: float = 60.0) -> None:
+                 flush_interval: float = 0.25) -> None:
         self.path = path
         self.retention_days = retention_days
         self.retention_per_service = retention_per_service
         self.flush_interval = flush_interval
-        self.prune_interval = prune_interval
         self.stats = StoreStats(path)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -178,14 +182,14 @@ class Store:
                     batch.append(item)
                 if batch:
                     self._commit(conn, batch)
-                if time.monotonic() - last_prune >= self.prune_interval:
+                if time.monotonic() - last_prune >= PRUNE_INTERVAL:
                     self._prune(conn)
                     last_prune = time.monotonic()
         finally:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Update]) -> None:
-        rows = [(u.service, u.seq, epoch(u.timestamp), zlib.compress(u.text.encode(), 1)) for u in batch]
+        rows = [(u.service, u.seq, _seconds(u), zlib.compress(u.text.encode(), 1)) for u in batch]
         stored: list[str] = []
         try:
             with conn:
@@ -196,7 +200,6 @@ class Store:
                     if cursor.rowcount:
                         stored.append(row[0])
         except sqlite3.Error:
-            self.stats.failed_batches += 1
             log.exception("could not store a batch of %d updates", len(batch))
             return
         if len(stored) < len(rows):

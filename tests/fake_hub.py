@@ -74,7 +74,7 @@ class SeenRequest:
     authorization: str | None
 
 
-class FakeHub:
+class FakeHfHub:
     """The app and its state. ``repos`` is keyed by ``(repo_type, repo_id)``."""
 
     def __init__(self, token: str) -> None:
@@ -207,7 +207,7 @@ class FakeHub:
 
 
 @contextmanager
-def running(hub: FakeHub) -> Iterator[str]:
+def running(hub: FakeHfHub) -> Iterator[str]:
     """Serve ``hub`` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

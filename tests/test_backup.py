@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from storage.dataset_backup import SNAPSHOT_PATH, BackupError, HubBackup, from_settings
+from storage.dataset_backup import SNAPSHOT_PATH, BackupError, DatasetBackup, from_settings
 from storage.history import Store
 from tests.conftest import make_settings
-from tests.fake_hub import FakeHub, loopback_only_session, running
+from tests.fake_hub import FakeHfHub, loopback_only_session, running
 from ws.hub import Hub
 
 TOKEN = "hf_fake_token_only_for_the_fake_hub"
@@ -29,16 +29,16 @@ REPO = "someone/crypto-monitor-history"
 
 
 @pytest.fixture
-def fake_hub() -> Iterator[FakeHub]:
-    hub = FakeHub(TOKEN)
-    with running(hub), loopback_only_session():
-        yield hub
+def fake_hf() -> Iterator[FakeHfHub]:
+    hf = FakeHfHub(TOKEN)
+    with running(hf), loopback_only_session():
+        yield hf
 
 
-def backup_at(data_dir: Path, hub: FakeHub, **overrides: Any) -> HubBackup:
-    values: dict[str, Any] = {"repo_id": REPO, "token": TOKEN, "interval": 3600, "endpoint": hub.base_url}
+def backup_at(data_dir: Path, hf: FakeHfHub, **overrides: Any) -> DatasetBackup:
+    values: dict[str, Any] = {"repo_id": REPO, "token": TOKEN, "interval": 3600, "endpoint": hf.base_url}
     values.update(overrides)
-    return HubBackup(data_dir / "history.sqlite3", **values)
+    return DatasetBackup(data_dir / "history.sqlite3", **values)
 
 
 def open_store(data_dir: Path) -> Store:
@@ -78,7 +78,7 @@ def closed_port_url() -> str:
 
 # -- upload and restore -----------------------------------------------------------------------------------
 
-async def test_upload_while_the_store_writes_then_restore_gives_the_same_rows(fake_hub: FakeHub,
+async def test_upload_while_the_store_writes_then_restore_gives_the_same_rows(fake_hf: FakeHfHub,
                                                                                tmp_path: Path) -> None:
     live_dir = tmp_path / "live"
     async with open_store(live_dir) as store:
@@ -98,7 +98,7 @@ async def test_upload_while_the_store_writes_then_restore_gives_the_same_rows(fa
 
         writer = asyncio.create_task(keep_publishing())
         await asyncio.sleep(0.05)
-        backup = backup_at(live_dir, fake_hub)
+        backup = backup_at(live_dir, fake_hf)
         assert await backup.upload() == "done"
         await asyncio.sleep(0.05)  # go on writing after the snapshot
         stop.set()
@@ -107,7 +107,7 @@ async def test_upload_while_the_store_writes_then_restore_gives_the_same_rows(fa
 
         # The snapshot taken mid-write is consistent: exactly the first N committed rows of the live database.
         snapshot = tmp_path / "snapshot.sqlite3"
-        snapshot.write_bytes(fake_hub.file(REPO, SNAPSHOT_PATH))
+        snapshot.write_bytes(fake_hf.file(REPO, SNAPSHOT_PATH))
         assert snapshot.read_bytes()[18] == 1  # rollback journal: one self-contained file, no WAL needed
         taken, live = rows(snapshot), rows(store.path)
         assert 200 < len(taken) < len(live)
@@ -121,7 +121,7 @@ async def test_upload_while_the_store_writes_then_restore_gives_the_same_rows(fa
         empty_dir = tmp_path / "empty"
         async with open_store(empty_dir):
             pass
-        restorer = backup_at(empty_dir, fake_hub)
+        restorer = backup_at(empty_dir, fake_hf)
         assert await restorer.restore_if_needed() is True
         assert restorer.status()["restored_from_hub"] is True
         assert rows(empty_dir / "history.sqlite3") == taken
@@ -129,7 +129,7 @@ async def test_upload_while_the_store_writes_then_restore_gives_the_same_rows(fa
         # Once writing has stopped, a new upload restored into a data dir with no database is the live history.
         assert await backup.upload() == "done"
         fresh_dir = tmp_path / "fresh"
-        assert await backup_at(fresh_dir, fake_hub).restore_if_needed() is True
+        assert await backup_at(fresh_dir, fake_hf).restore_if_needed() is True
         async with open_store(fresh_dir) as restored:  # the store opens the restored file as its own
             assert restored.stats.total_records == len(live)
             assert restored.stats.records_by_service == store.stats.records_by_service
@@ -138,45 +138,45 @@ async def test_upload_while_the_store_writes_then_restore_gives_the_same_rows(fa
         assert rows(fresh_dir / "history.sqlite3") == live
     assert not list(fresh_dir.glob(".hub-*")), "temporary folders are cleaned up"
 
-    repo = fake_hub.repos[("dataset", REPO)]
+    repo = fake_hf.repos[("dataset", REPO)]
     assert repo.private is True
-    assert {seen.authorization for seen in fake_hub.requests} == {f"Bearer {TOKEN}"}
+    assert {seen.authorization for seen in fake_hf.requests} == {f"Bearer {TOKEN}"}
 
 
-async def test_restore_is_skipped_when_the_local_database_has_rows(fake_hub: FakeHub, tmp_path: Path) -> None:
+async def test_restore_is_skipped_when_the_local_database_has_rows(fake_hf: FakeHfHub, tmp_path: Path) -> None:
     await store_with_rows(tmp_path / "other", 5, service="news")
-    assert await backup_at(tmp_path / "other", fake_hub).upload() == "done"
+    assert await backup_at(tmp_path / "other", fake_hf).upload() == "done"
     local_dir = tmp_path / "local"
     await store_with_rows(local_dir, 3)
     before = rows(local_dir / "history.sqlite3")
     leftover = local_dir / ".hub-backup-upload-killed"  # as a process killed mid-upload leaves it
     leftover.mkdir()
     (leftover / "history.sqlite3").write_bytes(b"x" * 1000)
-    fake_hub.requests.clear()
+    fake_hf.requests.clear()
 
-    backup = backup_at(local_dir, fake_hub)
+    backup = backup_at(local_dir, fake_hf)
     assert await backup.restore_if_needed() is False
     assert rows(local_dir / "history.sqlite3") == before
-    assert fake_hub.requests == []  # decided locally, without asking the Hub
+    assert fake_hf.requests == []  # decided locally, without asking the Hub
     assert not leftover.exists()
     assert backup.status()["restored_from_hub"] is False
 
 
-async def test_restore_never_writes_over_an_unreadable_database(fake_hub: FakeHub, tmp_path: Path) -> None:
+async def test_restore_never_writes_over_an_unreadable_database(fake_hf: FakeHfHub, tmp_path: Path) -> None:
     await store_with_rows(tmp_path / "other", 5)
-    assert await backup_at(tmp_path / "other", fake_hub).upload() == "done"
+    assert await backup_at(tmp_path / "other", fake_hf).upload() == "done"
     damaged = tmp_path / "local" / "history.sqlite3"
     damaged.parent.mkdir()
     damaged.write_bytes(b"not a database at all" * 100)
 
-    assert await backup_at(tmp_path / "local", fake_hub).restore_if_needed() is False
+    assert await backup_at(tmp_path / "local", fake_hf).restore_if_needed() is False
     assert damaged.read_bytes() == b"not a database at all" * 100  # left for the store to set aside
 
 
-async def test_restore_without_repo_or_snapshot_returns_false(fake_hub: FakeHub, tmp_path: Path,
+async def test_restore_without_repo_or_snapshot_returns_false(fake_hf: FakeHfHub, tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="storage.dataset_backup")
-    backup = backup_at(tmp_path, fake_hub)
+    backup = backup_at(tmp_path, fake_hf)
     assert await backup.restore_if_needed() is False  # no repo
     assert "no backup repo" in caplog.text
 
@@ -188,17 +188,17 @@ async def test_restore_without_repo_or_snapshot_returns_false(fake_hub: FakeHub,
     assert backup.status()["restored_from_hub"] is False
 
 
-async def test_empty_history_is_never_uploaded(fake_hub: FakeHub, tmp_path: Path) -> None:
+async def test_empty_history_is_never_uploaded(fake_hf: FakeHfHub, tmp_path: Path) -> None:
     async with open_store(tmp_path):
-        backup = backup_at(tmp_path, fake_hub)
+        backup = backup_at(tmp_path, fake_hf)
         assert await backup.upload() == "skipped_empty"
-    assert fake_hub.repos == {}  # an empty snapshot must never replace a good one
+    assert fake_hf.repos == {}  # an empty snapshot must never replace a good one
     assert backup.status()["last_upload"] is None
 
 
-async def test_one_upload_at_a_time(fake_hub: FakeHub, tmp_path: Path) -> None:
+async def test_one_upload_at_a_time(fake_hf: FakeHfHub, tmp_path: Path) -> None:
     await store_with_rows(tmp_path, 50)
-    backup = backup_at(tmp_path, fake_hub)
+    backup = backup_at(tmp_path, fake_hf)
     assert backup.busy is False
     first = asyncio.create_task(backup.upload())
     await until(lambda: backup.busy or first.done())
@@ -215,15 +215,15 @@ def assert_no_token(*texts: str) -> None:
         assert TOKEN not in text
 
 
-async def test_unreachable_hub(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_unreachable_hf_hub(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     await store_with_rows(tmp_path / "full", 5)
     with loopback_only_session():
         endpoint = closed_port_url()
-        restorer = HubBackup(tmp_path / "empty" / "history.sqlite3", REPO, TOKEN, 3600, endpoint=endpoint)
+        restorer = DatasetBackup(tmp_path / "empty" / "history.sqlite3", REPO, TOKEN, 3600, endpoint=endpoint)
         assert await restorer.restore_if_needed() is False
         assert "not restored" in caplog.text
 
-        backup = HubBackup(tmp_path / "full" / "history.sqlite3", REPO, TOKEN, 3600, endpoint=endpoint)
+        backup = DatasetBackup(tmp_path / "full" / "history.sqlite3", REPO, TOKEN, 3600, endpoint=endpoint)
         with pytest.raises(BackupError) as raised:
             await backup.upload()
     status = backup.status()
@@ -245,7 +245,7 @@ async def test_an_error_text_holding_the_token_is_scrubbed(tmp_path: Path,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    proxy = FakeHub(TOKEN)
+    proxy = FakeHfHub(TOKEN)
     proxy.app = echoing_proxy  # type: ignore[assignment]
     with running(proxy), loopback_only_session():
         backup = backup_at(tmp_path, proxy)
@@ -256,18 +256,18 @@ async def test_an_error_text_holding_the_token_is_scrubbed(tmp_path: Path,
     assert_no_token(error, str(raised.value), caplog.text, "".join(traceback.format_exception(raised.value)))
 
 
-async def test_a_hub_that_stops_answering_does_not_hold_the_job(tmp_path: Path) -> None:
+async def test_an_hf_hub_that_stops_answering_does_not_hold_the_job(tmp_path: Path) -> None:
     await store_with_rows(tmp_path, 5)
     answer = threading.Event()
 
-    async def hanging_hub(scope: Any, receive: Any, send: Any) -> None:
+    async def hanging_hf_hub(scope: Any, receive: Any, send: Any) -> None:
         while not answer.is_set():
             await asyncio.sleep(0.01)
         await send({"type": "http.response.start", "status": 503, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
 
-    silent = FakeHub(TOKEN)
-    silent.app = hanging_hub  # type: ignore[assignment]
+    silent = FakeHfHub(TOKEN)
+    silent.app = hanging_hf_hub  # type: ignore[assignment]
     with running(silent), loopback_only_session():
         backup = backup_at(tmp_path, silent, upload_timeout=0.3)
         with pytest.raises(BackupError, match=r"no answer from the Hub within 0\.3 s"):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from models.catalog import websocket_base_url
 from models.freshness import SourceState
 from models.payloads import (
     Article,
@@ -29,22 +30,15 @@ from models.payloads import (
     WhaleTransaction,
 )
 from ui import format as fmt
-from ui.dashboard import chart_note, render_all
+from ui.dashboard import render_all
 from ui.history import PriceHistory
-from ui.sections import (
-    View,
-    freshness,
-    health_rows,
-    job_rows,
-    market_rows,
-    market_summary,
-    market_table,
-    render_header,
-    render_news,
-    render_sentiment,
-    render_whales,
-    websocket_base,
-)
+from ui.tabs.header import render_header
+from ui.tabs.market import chart_note, market_rows, market_summary, market_table
+from ui.tabs.news import render_news
+from ui.tabs.providers import health_rows, job_rows
+from ui.tabs.sentiment import render_sentiment
+from ui.tabs.whales import render_whales
+from ui.widgets import View, freshness
 from ws.hub import Hub
 
 NOW = time.time()
@@ -239,9 +233,9 @@ def test_header_before_any_data_says_waiting() -> None:
 
 
 def test_websocket_urls_follow_the_proxy() -> None:
-    assert websocket_base({"host": "127.0.0.1:7860"}) == "ws://127.0.0.1:7860"
-    assert websocket_base({"host": "internal:7860", "x-forwarded-proto": "https",
-                           "x-forwarded-host": "me-space.hf.space"}) == "wss://me-space.hf.space"
+    assert websocket_base_url({"host": "127.0.0.1:7860"}) == "ws://127.0.0.1:7860"
+    assert websocket_base_url({"host": "internal:7860", "x-forwarded-proto": "https",
+                               "x-forwarded-host": "me-space.hf.space"}) == "wss://me-space.hf.space"
 
 
 def test_the_whole_page_renders_from_real_payload_shapes() -> None:

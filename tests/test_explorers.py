@@ -13,8 +13,8 @@ import pytest
 from config import Settings
 from services import explorers
 from services.explorers import ExplorersService
-from services.registry import BuildContext, effective_intervals
-from sources.fetcher import AnswerError, Fetcher
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher
 from sources.pools import Pool
 from sources.providers.explorers import (
     BlockchainInfo,
@@ -26,6 +26,7 @@ from sources.providers.explorers import (
 from sources.providers.rpc import nodes_for
 from sources.replay import ReplayTransport
 from tests.conftest import make_settings, recorded
+from tests.support.context import build_context
 
 MEMPOOL = "https://mempool.space/api"
 BLOCKCHAIR = "https://api.blockchair.com"
@@ -369,7 +370,7 @@ async def test_failing_mining_call_keeps_the_core_figures() -> None:
 async def test_replay_build_end_to_end(tmp_path: Path) -> None:
     settings: Settings = make_settings(tmp_path)
     async with httpx.AsyncClient(transport=ReplayTransport()) as http:
-        ctx = BuildContext(settings, Fetcher(http, budgets=False), effective_intervals(settings))
+        ctx = build_context(settings, Fetcher(http, budgets=False))
         [svc] = explorers.build(ctx)
         payload = await svc.collect()
     assert {"explorers_bitcoin", "explorers_ethereum"} <= set(ctx.pools)

@@ -5,23 +5,18 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from config import Redactor
 from services.health_checker import HealthCheckerService
-from sources.fetcher import (
-    MAX_RETRY_AFTER,
+from sources.errors import (
     AnswerError,
-    BreakerState,
-    CircuitBreaker,
-    Fetcher,
-    Provider,
     ProviderBadResponse,
     ProviderMissingKey,
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
-    Rate,
-    TokenBucket,
-    health_view,
 )
+from sources.fetcher import MAX_RETRY_AFTER, Fetcher, Provider, health_view
+from sources.limits import BreakerState, CircuitBreaker, Rate, TokenBucket
 from sources.pools import Pool
 
 
@@ -152,7 +147,7 @@ async def test_secrets_never_appear_in_errors() -> None:
         assert request.url.params["apikey"] == secret
         return httpx.Response(400, text=f"invalid key {secret} for {request.url}")
 
-    fetcher = fetcher_for(handler, secrets=[secret])
+    fetcher = fetcher_for(handler, redact=Redactor([secret]))
     with pytest.raises(ProviderBadResponse) as err:
         await fetcher.get_json(Keyed(secret), "/x")
     assert secret not in str(err.value)
@@ -272,7 +267,7 @@ async def test_a_normaliser_failing_in_an_unforeseen_way_fails_over() -> None:
 async def test_an_error_body_quoting_the_key_is_published_without_it() -> None:
     secret = "sk-very-secret-456"
     fetcher = fetcher_for(lambda r: httpx.Response(200, json={"status": "0", "result": f"Invalid API Key {secret}"}),
-                          secrets=[secret])
+                          redact=Redactor([secret]))
     pool: Pool[Keyed] = Pool("explorers", [Keyed(secret)], fetcher)
 
     async def read(provider: Keyed) -> None:

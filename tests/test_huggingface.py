@@ -14,12 +14,15 @@ import orjson
 import pytest
 
 from inference.runner import SentimentRunner
-from models.payloads import HubItem, HuggingfacePayload
-from services.huggingface import HuggingFaceHub, HuggingfaceService, build, merge
-from services.registry import BuildContext, effective_intervals
-from sources.fetcher import AnswerError, Fetcher
+from models.payloads import HfRepoItem, HuggingfacePayload
+from services.huggingface import REFRESH_EVERY, RETRY_EVERY, HuggingfaceService, build, merge
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher
 from sources.pools import Pool
+from sources.providers.huggingface import HuggingFaceApi
 from tests.conftest import make_settings, recorded
+from tests.support.clock import FakeClock
+from tests.support.context import build_context
 from tests.tiny_model import build_tiny_model
 
 MODELS = "https://huggingface.co/api/models"
@@ -55,25 +58,26 @@ class Hub:
         return httpx.MockTransport(handle)
 
 
-def make_service(hub: Hub, tmp_path: Path, runner: Any = None, query: str = QUERY) -> HuggingfaceService:
+def make_service(hub: Hub, tmp_path: Path, runner: Any = None, query: str = QUERY,
+                 clock: FakeClock | None = None) -> HuggingfaceService:
     # budgets=False: a second refresh in a test must not wait for the Hub budget's tokens
     fetcher = Fetcher(httpx.AsyncClient(transport=hub.transport()), retries=0, backoff=0.001, budgets=False)
-    return HuggingfaceService(Pool("huggingface", [HuggingFaceHub()], fetcher), fetcher, query=query,
+    return HuggingfaceService(Pool("huggingface", [HuggingFaceApi()], fetcher), fetcher, query=query,
                               cache_file=tmp_path / "huggingface" / "registry.json", runner=runner,
-                              data_source="live")
+                              data_source="live", clock=clock or FakeClock())
 
 
 # -- normalisers ----------------------------------------------------------------------------------------
 
 def test_models_recorded() -> None:
-    items = HuggingFaceHub.normalize_models(orjson.loads(recorded("sentiment/hub-models-2.json")))
+    items = HuggingFaceApi.normalize_models(orjson.loads(recorded("sentiment/hub-models-2.json")))
     assert [i.id for i in items] == ["moonshotai/Kimi-K2-Thinking", "MiniMaxAI/MiniMax-M2"]
     assert (items[1].downloads, items[1].likes, items[1].pipeline_tag) == (846249, 1178, "text-generation")
     assert items[0].last_modified is None and items[0].gated is None  # not in an answer without expand
 
 
 def test_models_expanded_fields() -> None:
-    first, second = HuggingFaceHub.normalize_models(EXPANDED)
+    first, second = HuggingFaceApi.normalize_models(EXPANDED)
     assert first.last_modified == "2024-01-21T15:17:58.000Z" and first.gated is False
     assert second.gated is True and second.last_modified is None
 
@@ -82,17 +86,17 @@ def test_models_expanded_fields() -> None:
                          ids=["error-body", "object", "string"])
 def test_models_error_body_and_changed_shape(body: Any) -> None:
     with pytest.raises(AnswerError):
-        HuggingFaceHub.normalize_models(body)
+        HuggingFaceApi.normalize_models(body)
 
 
 def test_odd_entries_are_skipped() -> None:
-    items = HuggingFaceHub.normalize_models([{"downloads": 5}, {"id": "a/b", "downloads": "many",
+    items = HuggingFaceApi.normalize_models([{"downloads": 5}, {"id": "a/b", "downloads": "many",
                                                                 "lastModified": "not a date"}, {"id": "c/d"}])
     assert [i.id for i in items] == ["c/d"]  # no id, and a date that is no date, are skipped
 
 
 def test_datasets_built_body() -> None:
-    items = HuggingFaceHub.normalize_datasets(orjson.loads(recorded("sentiment/hub-datasets.built.json")))
+    items = HuggingFaceApi.normalize_datasets(orjson.loads(recorded("sentiment/hub-datasets.built.json")))
     assert [i.id for i in items] == ["ElKulako/stocktwits-crypto", "takala/financial_phrasebank", "no-tags/dataset"]
     assert items[0].pipeline_tag == "text-classification" and items[0].gated is False
     assert items[1].gated is True  # "auto"
@@ -100,7 +104,7 @@ def test_datasets_built_body() -> None:
 
 
 def test_merge_keeps_each_item_once_most_downloaded_first() -> None:
-    a, b, c = HubItem(id="a", downloads=1), HubItem(id="b", downloads=5), HubItem(id="c")
+    a, b, c = HfRepoItem(id="a", downloads=1), HfRepoItem(id="b", downloads=5), HfRepoItem(id="c")
     assert [i.id for i in merge([[a, b], [b, c, a]], limit=10)] == ["b", "a", "c"]
     assert [i.id for i in merge([[a, b, c]], limit=1)] == ["b"]
 
@@ -132,12 +136,14 @@ async def test_registry_from_the_hub(tmp_path: Path) -> None:
 
 async def test_the_registry_is_refreshed_on_its_own_schedule(tmp_path: Path) -> None:
     hub = Hub(models=EXPANDED, datasets=[])
-    svc = make_service(hub, tmp_path)
+    clock = FakeClock()
+    svc = make_service(hub, tmp_path, clock=clock)
     await svc.collect()
     asked = len(hub.requests)
+    clock.advance(REFRESH_EVERY - 1)
     await svc.collect()
     assert len(hub.requests) == asked  # not every tick
-    svc.refresh_every = 0
+    clock.advance(1)
     await svc.collect()
     assert len(hub.requests) == 2 * asked
 
@@ -155,14 +161,16 @@ async def test_an_offline_restart_shows_the_disk_cache_with_its_age(tmp_path: Pa
 
 async def test_a_failed_refresh_keeps_the_last_list_stale_and_retries_sooner(tmp_path: Path) -> None:
     hub = Hub(models=EXPANDED, datasets=[])
-    svc = make_service(hub, tmp_path)
+    clock = FakeClock()
+    svc = make_service(hub, tmp_path, clock=clock)
     await svc.collect()
     hub.answers[MODELS] = httpx.Response(429, headers={"retry-after": "30"})
-    svc.refresh_every = 0
+    clock.advance(REFRESH_EVERY)
     payload = await svc.collect()
     assert payload["registry_status"] == "stale" and payload["total_models"] == 2
     assert "disk cache" not in payload["message"] and "429" in payload["message"]
-    svc.retry_every = 0
+    clock.advance(RETRY_EVERY)  # sooner than a refresh
+    assert RETRY_EVERY < REFRESH_EVERY
     hub.answers[MODELS] = ok(EXPANDED)
     svc.fetcher.runtime("huggingface_hub").health.rate_limited_until = 0  # the cool-down is over
     assert (await svc.collect())["registry_status"] == "ok"
@@ -196,8 +204,7 @@ async def test_the_model_state_and_inference_figures(tmp_path: Path) -> None:
 async def test_build(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, data_source="live")
     hub = Hub(models=EXPANDED, datasets=[])
-    ctx = BuildContext(settings, Fetcher(httpx.AsyncClient(transport=hub.transport()), retries=0),
-                       effective_intervals(settings))
+    ctx = build_context(settings, Fetcher(httpx.AsyncClient(transport=hub.transport()), retries=0))
     (svc,) = build(ctx)
     assert set(ctx.pools) == {"huggingface"}
     payload = await svc.collect()

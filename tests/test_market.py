@@ -10,9 +10,11 @@ import httpx
 import orjson
 import pytest
 
+from config import Redactor
 from services.market_data import SLOW_INTERVAL, MarketDataService, build
-from services.registry import BuildContext, effective_intervals, http_client
-from sources.fetcher import AnswerError, Fetcher
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher
+from sources.http import http_client
 from sources.pools import Pool
 from sources.providers.coins import COINS
 from sources.providers.market import (
@@ -27,6 +29,8 @@ from sources.providers.market import (
 )
 from sources.providers.values import count
 from tests.conftest import make_settings, recorded, routes_transport
+from tests.support.clock import FakeClock
+from tests.support.context import build_context
 
 GECKO = "https://api.coingecko.com/api/v3/coins/markets"
 PAPRIKA = "https://api.coinpaprika.com/v1/tickers"
@@ -371,7 +375,7 @@ KEYS = {"coincap": "coincap-secret-key", "cryptocompare": "cryptocompare-secret-
 def long_pool_service(routes: dict, *, keys: bool = True, clock=None, **fetcher_kwargs) \
         -> tuple[MarketDataService, Pool, Fetcher]:
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001,
-                      secrets=list(KEYS.values()), **fetcher_kwargs)
+                      redact=Redactor(KEYS.values()), **fetcher_kwargs)
     gecko, paprika = CoinGecko(), CoinPaprika()
     providers = [gecko, paprika, Kraken(), Coinbase(), Binance(), CoinCap(KEYS["coincap"] if keys else None),
                  CryptoCompare(KEYS["cryptocompare"] if keys else None)]
@@ -506,14 +510,6 @@ async def test_keys_never_reach_the_payload() -> None:
 
 # -- global figures and trending: their own, slower schedule ---------------------------------------------
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def counting_routes(routes: dict) -> tuple[dict, dict[str, int]]:
     counts: dict[str, int] = {}
 
@@ -532,7 +528,7 @@ async def test_global_and_trending_follow_their_slow_schedule() -> None:
     routes, counts = counting_routes({GECKO: ok("coingecko/coins-markets.json"),
                                       GECKO_GLOBAL: ok("coingecko/global.json"),
                                       GECKO_TRENDING: ok("coingecko/search-trending.json")})
-    clock = Clock()
+    clock = FakeClock()
     service, _, _ = long_pool_service(routes, clock=clock, budgets=False)  # the schedule, not the budget
 
     first = await service.collect()  # at most one slow call per run: the global figures first
@@ -565,7 +561,7 @@ async def test_slow_calls_never_go_past_coingeckos_budget() -> None:
                                       GECKO_GLOBAL: ok("coingecko/global.json"),
                                       GECKO_TRENDING: ok("coingecko/search-trending.json"),
                                       PAPRIKA: ok("coinpaprika/tickers.json")})
-    clock = Clock()
+    clock = FakeClock()
     service, _, _ = long_pool_service(routes, clock=clock)  # keyless budget: bursts of 3, then 8 a minute
     await service.collect()
     clock.now += 5
@@ -578,7 +574,7 @@ async def test_slow_calls_never_go_past_coingeckos_budget() -> None:
 async def test_global_figures_fail_over_to_coinpaprika() -> None:
     routes = {GECKO: ok("coingecko/coins-markets.json"), GECKO_GLOBAL: httpx.Response(500),
               PAPRIKA_GLOBAL: ok("coinpaprika/global.json")}
-    service, _, _ = long_pool_service(routes, clock=Clock(), retries=0)
+    service, _, _ = long_pool_service(routes, clock=FakeClock(), retries=0)
     payload = await service.collect()
     market = payload["global_market"]
     assert market["source"] == "coinpaprika" and market["btc_dominance"] == 44.68
@@ -589,7 +585,7 @@ async def test_a_failed_slow_section_is_retried_sooner_but_not_every_run() -> No
     routes, counts = counting_routes({GECKO: ok("coingecko/coins-markets.json"), GECKO_GLOBAL: httpx.Response(500),
                                       PAPRIKA_GLOBAL: httpx.Response(500),
                                       GECKO_TRENDING: ok("coingecko/search-trending.json")})
-    clock = Clock()
+    clock = FakeClock()
     service, _, _ = long_pool_service(routes, clock=clock, retries=0, budgets=False)
     first = await service.collect()
     assert first["global_market"] is None  # never fetched: absent, not zeros
@@ -606,7 +602,7 @@ async def test_a_failed_slow_section_is_retried_sooner_but_not_every_run() -> No
 
 async def test_known_figures_stay_when_the_prices_fail() -> None:
     routes = {GECKO: ok("coingecko/coins-markets.json"), GECKO_GLOBAL: ok("coingecko/global.json")}
-    clock = Clock()
+    clock = FakeClock()
     service, _, _ = long_pool_service(routes, clock=clock, retries=0)
     first = await service.collect()
     for prefix in (GECKO, GECKO_GLOBAL):
@@ -623,10 +619,10 @@ async def test_build_wires_the_pools_and_replays_end_to_end(tmp_path: Path) -> N
     settings = make_settings(tmp_path, data_source="replay", interval_scale=1.0)
     http = http_client(settings)
     fetcher = Fetcher(http, budgets=False)
-    ctx = BuildContext(settings, fetcher, effective_intervals(settings))
+    ctx = build_context(settings, fetcher)
     (service,) = build(ctx)
     assert isinstance(service, MarketDataService) and service.global_market is not None
-    assert service.global_market.interval == SLOW_INTERVAL  # INTERVAL_SCALE 1
+    assert service.global_market.cadence.every == SLOW_INTERVAL  # INTERVAL_SCALE 1
     assert list(ctx.pools) == ["market_data", "market_global", "market_trending"]
     assert [p.id for p in ctx.pools["market_data"].providers] == \
         ["coingecko", "coinpaprika", "kraken", "coinbase", "binance", "coincap", "cryptocompare"]

@@ -13,9 +13,11 @@ import orjson
 import pytest
 
 from models.payloads import ArticleSentiment
+from services.base import BuildContext
 from services.news import NewsService, build
-from services.registry import BuildContext, effective_intervals, http_client
-from sources.fetcher import AnswerError, Fetcher, ProviderBadResponse
+from sources.errors import AnswerError, ProviderBadResponse
+from sources.fetcher import Fetcher
+from sources.http import http_client
 from sources.providers.news import (
     FEEDS,
     BitcoinistFeed,
@@ -35,6 +37,7 @@ from sources.providers.news import (
     url_key,
 )
 from tests.conftest import REPLAY, make_settings, recorded, routes_transport
+from tests.support.context import build_context
 
 SPEC_KEYS = {"articles", "sources", "categories", "timestamp"}
 RECORDED = {  # feed class -> its replay recording
@@ -216,8 +219,8 @@ def feed_routes(*, missing: tuple[type[RssFeed], ...] = ()) -> dict[str, Any]:
 def news_ctx(tmp_path: Path, routes: dict[str, Any], sentiment: Any = None, **overrides: Any) -> BuildContext:
     settings = make_settings(tmp_path, data_source="live", interval_scale=1.0, **overrides)
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, backoff=0.001,
-                      budgets=False, secrets=settings.secrets())
-    return BuildContext(settings, fetcher, effective_intervals(settings), sentiment=sentiment)
+                      budgets=False, redact=settings.redactor())
+    return build_context(settings, fetcher, sentiment=sentiment)
 
 
 def news_service(ctx: BuildContext) -> NewsService:
@@ -402,7 +405,7 @@ async def test_replay_mode_serves_the_recorded_feeds(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)  # data_source=replay
     async with http_client(settings) as http:
         fetcher = Fetcher(http, retries=0, budgets=False)
-        payload = await news_service(BuildContext(settings, fetcher, effective_intervals(settings))).collect()
+        payload = await news_service(build_context(settings, fetcher)).collect()
     assert payload["status"] == "ok" and payload["data_source"] == "replay"
     assert len(payload["articles"]) >= 38  # the five feeds first recorded carry 38 distinct stories
     # every feed with a recording answers; one without answers 404, said as its error, never made up

@@ -12,13 +12,16 @@ import orjson
 import pytest
 
 from config import Settings
-from services.onchain import GAS_CHAINS, OnchainService, Section, build
-from services.registry import BuildContext, http_client
-from sources.fetcher import AnswerError, Fetcher, ProviderBadResponse
+from services.cadence import Cadence, PacedSection
+from services.onchain import GAS_CHAINS, OnchainService, build
+from sources.errors import AnswerError, ProviderBadResponse
+from sources.fetcher import Fetcher
+from sources.http import http_client
 from sources.pools import Pool
 from sources.providers.onchain import DefiLlama, DefiLlamaStablecoins, normalize_gas
 from sources.providers.rpc import nodes_for, rpc_result
 from tests.conftest import recorded, routes_transport
+from tests.support.context import build_context
 
 CHAINS = "https://api.llama.fi/v2/chains"
 PROTOCOLS = "https://api.llama.fi/protocols"
@@ -152,13 +155,14 @@ def onchain_service(routes: dict[str, Any], *, refresh: float = 300.0) -> tuple[
                       budgets=False)
     llama, stables = DefiLlama(), DefiLlamaStablecoins()
     service = OnchainService(
-        tvl=Section(Pool("onchain_tvl", [llama], fetcher), lambda p: p.fetch_tvl(fetcher, 0.0),
-                    refresh=refresh, data_source="live"),
-        protocols=Section(Pool("onchain_protocols", [llama], fetcher),
-                          lambda p: p.fetch_protocols(fetcher, 10, 0.0), refresh=refresh, data_source="live"),
-        stablecoins=Section(Pool("onchain_stablecoins", [stables], fetcher),
-                            lambda p: p.fetch_stablecoins(fetcher, 10, 0.0), refresh=refresh,
-                            data_source="live"),
+        tvl=PacedSection(Pool("onchain_tvl", [llama], fetcher), lambda p: p.fetch_tvl(fetcher, 0.0),
+                         Cadence(refresh), data_source="live"),
+        protocols=PacedSection(Pool("onchain_protocols", [llama], fetcher),
+                               lambda p: p.fetch_protocols(fetcher, 10, 0.0), Cadence(refresh),
+                               data_source="live"),
+        stablecoins=PacedSection(Pool("onchain_stablecoins", [stables], fetcher),
+                                 lambda p: p.fetch_stablecoins(fetcher, 10, 0.0), Cadence(refresh),
+                                 data_source="live"),
         gas_pools={chain: Pool(f"gas_{chain}", nodes_for(chain)[:1], fetcher) for chain in GAS_CHAINS},
         fetcher=fetcher, data_source="live", max_wait=0.0)
     return service, fetcher
@@ -235,18 +239,18 @@ async def test_everything_down_is_no_data_then_stale() -> None:
 async def test_build_declares_defillama_and_gas_pools(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport({})), budgets=False)
-    ctx = BuildContext(settings, fetcher, {"onchain": 30.0})
+    ctx = build_context(settings, fetcher, {"onchain": 30.0})
     [service] = build(ctx)
     assert isinstance(service, OnchainService)
     assert {"onchain_tvl", "onchain_protocols", "onchain_stablecoins"} <= set(ctx.pools)
     assert {f"gas_{chain}" for chain in GAS_CHAINS} <= set(ctx.pools)
-    assert service.tvl.refresh == 300 and service.protocols.refresh == 600
+    assert service.tvl.cadence.every == 300 and service.protocols.cadence.every == 600
 
 
 async def test_replay_recordings_serve_the_defillama_sections(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
     fetcher = Fetcher(http_client(settings), budgets=False, retries=0)
-    ctx = BuildContext(settings, fetcher, {"onchain": 30.0})
+    ctx = build_context(settings, fetcher, {"onchain": 30.0})
     [service] = build(ctx)
     payload = await service.collect()
     assert payload["data_source"] == "replay"

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from app import create_app
+from models.messages import Update, epoch
 from services.persistence import PersistenceService, human_size
 from storage.history import Store
 from tests.conftest import ROOT, make_settings, serve
@@ -70,8 +71,6 @@ async def test_every_update_is_stored_and_read_back_newest_first(tmp_path: Path)
 
 
 async def test_range_and_limit(tmp_path: Path) -> None:
-    from ws.hub import Update
-
     store = Store(tmp_path / "h.sqlite3", retention_days=1e6, retention_per_service=1000, flush_interval=0.05)
     await store.__aenter__()
     for n in range(20):  # one update a minute
@@ -79,8 +78,6 @@ async def test_range_and_limit(tmp_path: Path) -> None:
         text = json.dumps({"service": "news", "type": "update", "data": {"n": n}, "timestamp": stamp, "seq": n + 1})
         store.append(Update("news", n + 1, stamp, {"n": n}, text))
     await settle(store, 20)
-    from storage.history import epoch
-
     newer = await store.history("news", epoch("2026-11-26T10:10:00Z"), None, 100)
     assert [u["data"]["n"] for u in newer] == list(range(19, 9, -1))
     window = await store.history("news", epoch("2026-11-26T10:05:00Z"), epoch("2026-11-26T10:07:00Z"), 100)

@@ -14,9 +14,9 @@ import pytest
 
 from models.freshness import SourceState
 from services import rpc_nodes
-from services.registry import BuildContext, effective_intervals
 from services.rpc_nodes import NodeReading, RpcNodesService, max_lag_blocks, summarize_chain
-from sources.fetcher import AnswerError, Fetcher
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher
 from sources.pools import Pool
 from sources.providers.rpc import (
     CHAINS,
@@ -30,6 +30,7 @@ from sources.providers.rpc import (
 )
 from sources.replay import ReplayTransport
 from tests.conftest import make_settings, recorded
+from tests.support.context import build_context
 
 
 def test_declared_nodes_match_their_chains() -> None:
@@ -208,7 +209,7 @@ async def test_a_dead_node_is_skipped_once_its_breaker_opens() -> None:
 async def test_replay_build_end_to_end(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     async with httpx.AsyncClient(transport=ReplayTransport()) as http:
-        ctx = BuildContext(settings, Fetcher(http, budgets=False), effective_intervals(settings))
+        ctx = build_context(settings, Fetcher(http, budgets=False))
         [svc] = rpc_nodes.build(ctx)
         payload: dict[str, Any] = dict(await svc.collect())
     assert {f"rpc_{chain}" for chain in CHAINS} <= set(ctx.pools)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from config import Redactor
 from services.jobs import Scheduler
 
 
 async def test_a_failing_job_is_counted_and_its_error_never_shows_a_secret() -> None:
     published: list[tuple[str, Any]] = []
-    scheduler = Scheduler(lambda service, data: published.append((service, data)), secrets=["s3cr3t-key"])
+    scheduler = Scheduler(lambda service, data: published.append((service, data)), redact=Redactor(["s3cr3t-key"]))
 
     async def failing() -> str | None:
         raise RuntimeError("provider said: bad key s3cr3t-key")

@@ -15,15 +15,27 @@ import orjson
 import pytest
 
 from inference.runner import SentimentRunner
-from models.messages import iso
-from models.payloads import Article, ArticleSentiment, SentimentPayload
-from services.registry import BuildContext, effective_intervals
-from services.sentiment import REDDIT_MAX_AGE, SentimentService, build, mentions, overall, trending
-from sources.fetcher import AnswerError, Fetcher
-from sources.pools import Pool, PoolResult
+from models.messages import iso, now_iso
+from models.payloads import Article, ArticleSentiment, NewsPayload, SentimentPayload
+from services.sentiment import (
+    FEAR_GREED_EVERY,
+    REDDIT_EVERY,
+    REDDIT_MAX_AGE,
+    SentimentService,
+    build,
+    mentions,
+    overall,
+    trending,
+)
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher
+from sources.pools import Pool
 from sources.providers.social import AlternativeMe, Reddit
 from tests.conftest import make_settings, recorded, routes_transport
+from tests.support.clock import FakeClock
+from tests.support.context import build_context
 from tests.tiny_model import build_tiny_model
+from ws.hub import Hub
 
 FNG = "https://api.alternative.me/fng/"
 REDDIT = "https://www.reddit.com/r/CryptoCurrency+Bitcoin/hot.json"
@@ -61,8 +73,8 @@ class FakeNews:
         return {}
 
 
-def service(routes: dict, *, news: FakeNews | None = None, score: Any = None,
-            score_timeout: float = 30.0) -> tuple[SentimentService, list[str]]:
+def service(routes: dict, *, news: FakeNews | None = None, score: Any = None, score_timeout: float = 30.0,
+            clock: FakeClock | None = None, wall: FakeClock | None = None) -> tuple[SentimentService, list[str]]:
     calls: list[str] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -75,7 +87,8 @@ def service(routes: dict, *, news: FakeNews | None = None, score: Any = None,
 
     fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(record)), retries=0, backoff=0.001)
     svc = SentimentService(Pool("fear_greed", [AlternativeMe()], fetcher), Pool("social", [Reddit()], fetcher),
-                           fetcher, news=news, score=score, data_source="live", score_timeout=score_timeout)
+                           fetcher, news=news, score=score, data_source="live", score_timeout=score_timeout,
+                           clock=clock or FakeClock(), wall=wall or time.time)
     return svc, calls
 
 
@@ -221,10 +234,11 @@ async def test_fear_greed_and_reddit_are_not_fetched_every_run() -> None:
 
 async def test_fear_greed_failing_later_is_shown_stale() -> None:
     routes = {FNG: ok(recorded(FNG_BODY))}
-    svc, _ = service(routes, news=FakeNews(HEADLINES))
+    clock = FakeClock()
+    svc, _ = service(routes, news=FakeNews(HEADLINES), clock=clock)
     await svc.collect()
     routes.clear()
-    svc._fear_greed.seconds = 0  # due again now
+    clock.advance(FEAR_GREED_EVERY)  # due again now
     payload = await svc.collect()
     assert payload["fear_greed"]["value"] == 25 and payload["status"] == "stale"
     assert payload["stale_since"] and "Fear & Greed" in payload["message"]
@@ -233,13 +247,12 @@ async def test_fear_greed_failing_later_is_shown_stale() -> None:
 
 async def test_old_reddit_posts_are_not_passed_off_as_current() -> None:
     routes = {REDDIT: ok(recorded(REDDIT_BODY))}
-    svc, _ = service(routes)
+    clock, wall = FakeClock(), FakeClock(time.time())
+    svc, _ = service(routes, clock=clock, wall=wall)
     assert (await svc.collect())["social_volume"] == 2
     routes.clear()
-    svc._reddit.seconds = 0
-    view = svc._reddit._view[0]
-    assert isinstance(view, PoolResult) and view.fetched_at is not None
-    view.fetched_at = time.time() - REDDIT_MAX_AGE - 1
+    clock.advance(REDDIT_EVERY)  # due again: Reddit no longer answers
+    wall.advance(REDDIT_MAX_AGE + 1)
     payload = await svc.collect()
     assert payload["social_volume"] == 0 and "too old" in payload["message"]
 
@@ -281,9 +294,10 @@ async def test_headlines_kept_while_every_feed_fails_are_stale_not_current() -> 
 async def test_build_uses_the_news_service_and_the_runner(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, data_source="live")
     routes = routes_transport({FNG: ok(recorded(FNG_BODY))})
-    ctx = BuildContext(settings, Fetcher(httpx.AsyncClient(transport=routes), retries=0),
-                       effective_intervals(settings))
-    ctx.services["news"] = FakeNews(HEADLINES)  # type: ignore[assignment]
+    hub = Hub()  # sentiment reads the headlines news published there
+    ctx = build_context(settings, Fetcher(httpx.AsyncClient(transport=routes), retries=0), hub=hub)
+    hub.publish("news", NewsPayload(timestamp=now_iso(), fetched_at=now_iso(),
+                                    articles=FakeNews(HEADLINES).latest_articles()).model_dump(mode="json"))
     async with SentimentRunner(settings, loader=lambda: (_ for _ in ()).throw(OSError("offline")),
                                retry_delays=()) as runner:
         ctx.sentiment = runner

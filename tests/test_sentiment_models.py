@@ -13,16 +13,9 @@ import pytest
 import torch
 
 from config import Settings
-from inference.runner import (
-    PRESETS,
-    LexiconBackend,
-    SentimentRunner,
-    TransformersBackend,
-    UnmappedLabels,
-    label_map,
-    resolve_model,
-    verdict,
-)
+from inference.backends import LexiconBackend, TransformersBackend
+from inference.presets import PRESETS, UnmappedLabels, label_map, resolve_model, verdict
+from inference.runner import SentimentRunner
 from models.payloads import ArticleSentiment
 from tests.conftest import make_settings
 from tests.tiny_model import build_tiny_model, expected_probabilities

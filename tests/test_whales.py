@@ -12,13 +12,15 @@ import httpx
 import orjson
 import pytest
 
-from config import Settings
-from services.market_data import MarketDataService
-from services.registry import BuildContext, http_client
-from services.whale_tracking import Prices, WhalePools, WhaleTrackingService, build, market_prices
-from sources.fetcher import AnswerError, Fetcher
-from sources.pools import Pool, PoolResult
-from sources.providers.market import MarketSnapshot, Quote
+from config import Redactor, Settings
+from models.messages import iso
+from models.payloads import MarketDataPayload
+from services.ports import Prices, hub_prices
+from services.whale_tracking import WhalePools, WhaleTrackingService, build
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher
+from sources.http import http_client
+from sources.pools import Pool
 from sources.providers.rpc import nodes_for, rpc_result
 from sources.providers.whales import (
     BlockchainInfoUnconfirmed,
@@ -27,6 +29,8 @@ from sources.providers.whales import (
     normalize_eth_block,
 )
 from tests.conftest import recorded, routes_transport
+from tests.support.context import build_context
+from ws.hub import Hub
 
 BLOCKCHAIN_INFO = "https://blockchain.info/unconfirmed-transactions"
 MEMPOOL = "https://mempool.space/api/mempool/recent"
@@ -190,7 +194,7 @@ class EthNode:
 def whale_service(routes: dict, *, prices: Prices = PRICES, key: str | None = None,
                   **kwargs: Any) -> WhaleTrackingService:
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, backoff=0.001,
-                      budgets=False, secrets=[key] if key else [])
+                      budgets=False, redact=Redactor([key]))
     pools = WhalePools(
         bitcoin=Pool("whales_bitcoin", [BlockchainInfoUnconfirmed(), MempoolRecent()], fetcher),
         ethereum=Pool("whales_ethereum", nodes_for("ethereum")[:1], fetcher),
@@ -342,44 +346,45 @@ async def test_whale_alert_error_is_redacted() -> None:
     assert key not in json.dumps(payload)
 
 
-def test_market_prices_reads_market_data_and_refuses_old_prices() -> None:
-    class FakeMarket:
-        tracker = type("T", (), {"last": None})()
+def market_update(fetched_at: float, *, quote_currency: str = "USD", status: str = "ok") -> dict[str, Any]:
+    """A market_data payload as the stream publishes it."""
+    return MarketDataPayload(timestamp=iso(fetched_at) or "", fetched_at=iso(fetched_at), status=status,
+                             quote_currency=quote_currency,
+                             prices={"bitcoin": 64000.0, "ethereum": 3200.0, "tether": 1.0}).model_dump(mode="json")
 
-    market = FakeMarket()
-    read = market_prices(market)  # type: ignore[arg-type]
-    assert read() == Prices()
-    quotes = (Quote("bitcoin", "BTC", "Bitcoin", 64000.0), Quote("ethereum", "ETH", "Ethereum", 3200.0),
-              Quote("tether", "USDT", "Tether", 1.0))
-    market.tracker.last = PoolResult(MarketSnapshot(quotes), "coingecko", time.time())
+
+def test_hub_prices_read_market_data_and_refuse_old_prices() -> None:
+    hub = Hub()
+    read = hub_prices(hub)
+    assert read() == Prices()  # market_data has published nothing yet
+    hub.publish("market_data", market_update(time.time()))
     assert read().usd == {"BTC": 64000.0, "ETH": 3200.0}
-    market.tracker.last = PoolResult(MarketSnapshot(quotes, quote_currency="USDT"), "binance", time.time())
+    hub.publish("market_data", market_update(time.time(), quote_currency="USDT"))
     assert read().currency == "USDT"
-    market.tracker.last = PoolResult(MarketSnapshot(quotes), "coingecko", time.time() - 7200)
+    hub.publish("market_data", market_update(time.time() - 7200))
     assert read().usd == {}
-    assert market_prices(None)() == Prices()
+    hub.publish("market_data", {"status": "no_data", "prices": "not what market_data publishes"})
+    assert read() == Prices()
 
 
-async def test_build_declares_pools_and_reads_market_data(tmp_path: Path) -> None:
+async def test_build_declares_pools_and_reads_market_data_through_the_hub(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport({})), budgets=False)
-    ctx = BuildContext(settings, fetcher, {"whale_tracking": 15.0, "market_data": 5.0})
+    hub = Hub()
+    ctx = build_context(settings, fetcher, {"whale_tracking": 15.0, "market_data": 5.0}, hub=hub)
     [service] = build(ctx)
     assert isinstance(service, WhaleTrackingService)
     assert {"whales_bitcoin", "whales_ethereum", "whales_whale_alert"} <= set(ctx.pools)
     assert not fetcher.runtime("whale_alert").provider.enabled  # no key: never called
-    assert service.prices() == Prices()  # market_data not built: nothing is valued
-    market_pool = Pool("market_data", [], fetcher)
-    ctx.services["market_data"] = MarketDataService(market_pool, fetcher, limit=10, interval=5.0,
-                                                    data_source="replay")
-    [service] = build(ctx)
-    assert service.prices() == Prices()  # built, but no answer yet
+    assert service.prices() == Prices()  # market_data published nothing: nothing is valued
+    hub.publish("market_data", market_update(time.time()))
+    assert service.prices().usd == {"BTC": 64000.0, "ETH": 3200.0}
 
 
 async def test_replay_recordings_serve_bitcoin(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
     fetcher = Fetcher(http_client(settings), budgets=False, retries=0)
-    ctx = BuildContext(settings, fetcher, {"whale_tracking": 15.0})
+    ctx = build_context(settings, fetcher, {"whale_tracking": 15.0})
     [service] = build(ctx)
     assert isinstance(service, WhaleTrackingService)
     service.prices = lambda: PRICES

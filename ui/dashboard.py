@@ -1,6 +1,9 @@
 """The Gradio dashboard at ``/``: reads the hub's latest updates (the very cache the WebSocket API serves) and the
 history store, never a provider. Missing or stale data is said in words, never shown as zeros.
 
+This module assembles the page; each tab (its sections' HTML and its components) is a module of ``ui.tabs``,
+and the pieces they share (freshness lines, tables, badges) are in ``ui.widgets``.
+
 One timer refreshes the page. Each tick renders the sections (at most once a second for all visitors
 together, see :class:`Snapshot`) and sends a visitor only the sections whose HTML changed since its last tick;
 times inside them are kept current by the page's own script (``dashboard.js``).
@@ -19,33 +22,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.format import epoch, esc
-from ui.history import PriceHistory, SeriesStore
-from ui.sections import (
-    API_INTRO,
-    EXAMPLE_MESSAGE,
-    View,
-    example_client,
-    heading,
-    market_side,
-    market_summary,
-    market_table,
-    render_api_urls,
-    render_chain,
-    render_connections,
-    render_header,
-    render_news,
-    render_providers,
-    render_sentiment,
-    render_whales,
-    websocket_base,
-)
-from ui.sentiment_panel import build_sentiment_panel
-from ws.hub import Hub
+from models.catalog import SERVICE_NAMES
+from models.messages import LatestUpdates
+from ui.history import SeriesStore
+from ui.tabs import chain, connections, header, market, news, providers, sentiment, whales
+from ui.tabs.market import Coins, PriceChart, chosen_coin
+from ui.widgets import View, wrap
+
+if TYPE_CHECKING:
+    from inference.runner import SentimentRunner
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +54,8 @@ FRAME_CSS = "@media (max-width: 720px) { .gradio-container .main.app { padding: 
 HEAD = (f"<style>{FRAME_CSS}</style>\n"
         f"<script>\n{(HERE / 'dashboard.js').read_text(encoding='utf-8')}</script>")
 
-SHOWN_SERVICES = ("market_data", "explorers", "news", "sentiment", "whale_tracking", "rpc_nodes", "onchain",
-                 "health_checker", "pool_manager", "scheduler", "huggingface", "persistence")
-DEFAULT_COIN = "bitcoin"
+#: Every service of the catalogue: the page shows them all (or says why one is missing).
+SHOWN_SERVICES = SERVICE_NAMES
 
 TITLE = """<div class="dash titlebar">
 <svg class="logo" viewBox="0 0 40 40" aria-hidden="true"><rect width="40" height="40" rx="10" fill="#4f46e5"/>
@@ -78,6 +66,10 @@ TITLE = """<div class="dash titlebar">
 <div class="links"><a href="/docs">REST API</a><a href="/ws/endpoints">WebSocket endpoints</a>
 <a href="/healthz">Health</a></div></div>"""
 
+#: The sections a refresh sends, in the order of the outputs it updates.
+SECTIONS = ("header", "market_top", "market_table", "market_side", "whales", "news", "sentiment", "chain",
+            "providers", "connections")
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -85,7 +77,7 @@ class Rendered:
 
     sections: dict[str, str]
     market: Mapping[str, Any] | None
-    coins: tuple[tuple[str, str], ...]  # (label, coin id), in market-cap order
+    coins: Coins  # (label, coin id), in market-cap order
     names: Mapping[str, str]  # provider id -> name
 
 
@@ -93,7 +85,7 @@ class Snapshot:
     """Renders the sections from the hub at most once per ``ttl`` seconds, whoever asks (every visitor's timer
     ticks; the work is done once)."""
 
-    def __init__(self, hub: Hub, ws_stats: Callable[[], Mapping[str, Any]], ttl: float = 1.0) -> None:
+    def __init__(self, hub: LatestUpdates, ws_stats: Callable[[], Mapping[str, Any]], ttl: float = 1.0) -> None:
         self.hub = hub
         self.ws_stats = ws_stats
         self.ttl = ttl
@@ -123,33 +115,36 @@ def make_view(payloads: Mapping[str, Mapping[str, Any] | None], now: float) -> V
     return View(now=now, names=names, intervals=intervals, running=running)
 
 
-def render_all(hub: Hub, ws_stats: Callable[[], Mapping[str, Any]], now: float) -> Rendered:
-    payloads = {service: hub.latest_data(service) for service in SHOWN_SERVICES}
+def latest_payloads(hub: LatestUpdates) -> dict[str, Mapping[str, Any] | None]:
+    """The payload of every service's latest update (None for a service that has published nothing yet)."""
+    updates = {service: hub.latest(service) for service in SHOWN_SERVICES}
+    return {service: update.data if update is not None else None for service, update in updates.items()}
+
+
+def render_all(hub: LatestUpdates, ws_stats: Callable[[], Mapping[str, Any]], now: float) -> Rendered:
+    payloads = latest_payloads(hub)
     view = make_view(payloads, now)
     stats = ws_stats()
-    market = payloads["market_data"]
+    market_data = payloads["market_data"]
     modes = {(p or {}).get("data_source") for p in payloads.values()}
     renderers: dict[str, Callable[[], str]] = {
-        "header": lambda: render_header(market, payloads["sentiment"], payloads["health_checker"], stats, view,
-                                        modes),
-        "market_top": lambda: market_summary(market, view),
-        "market_table": lambda: market_table(market, view),
-        "market_side": lambda: market_side(market, view),
-        "whales": lambda: render_whales(payloads["whale_tracking"], view),
-        "news": lambda: render_news(payloads["news"], view),
-        "sentiment": lambda: render_sentiment(payloads["sentiment"], payloads["huggingface"], view),
-        "chain": lambda: render_chain(payloads["explorers"], payloads["rpc_nodes"], payloads["onchain"], view),
-        "providers": lambda: render_providers(payloads["health_checker"], payloads["pool_manager"],
-                                              payloads["scheduler"], view),
-        "connections": lambda: render_connections(stats, payloads["persistence"], view),
+        "header": lambda: header.render_header(market_data, payloads["sentiment"], payloads["health_checker"],
+                                               stats, view, modes),
+        "market_top": lambda: market.market_summary(market_data, view),
+        "market_table": lambda: market.market_table(market_data, view),
+        "market_side": lambda: market.market_side(market_data, view),
+        "whales": lambda: whales.render_whales(payloads["whale_tracking"], view),
+        "news": lambda: news.render_news(payloads["news"], view),
+        "sentiment": lambda: sentiment.render_sentiment(payloads["sentiment"], payloads["huggingface"], view),
+        "chain": lambda: chain.render_chain(payloads["explorers"], payloads["rpc_nodes"], payloads["onchain"],
+                                            view),
+        "providers": lambda: providers.render_providers(payloads["health_checker"], payloads["pool_manager"],
+                                                        payloads["scheduler"], view),
+        "connections": lambda: connections.render_connections(stats, payloads["persistence"], view),
     }
     sections = {name: _drawn(name, render) for name, render in renderers.items()}
-    coins: tuple[tuple[str, str], ...] = ()
-    if market and market.get("prices"):
-        prices = market["prices"]
-        coins = tuple((f"{c.get('name')} ({c.get('symbol')})", str(c["id"])) for c in market.get("coins") or []
-                      if c.get("id") in prices)
-    return Rendered({k: wrap(v) for k, v in sections.items()}, market, coins, view.names)
+    return Rendered({k: wrap(v) for k, v in sections.items()}, market_data, market.coin_choices(market_data),
+                    view.names)
 
 
 #: Sections whose last drawing failed: the traceback is logged once per failing streak, not every second.
@@ -170,160 +165,102 @@ def _drawn(name: str, render: Callable[[], str]) -> str:
     return html
 
 
-def wrap(html: str) -> str:
-    return f'<div class="dash">{html}</div>'
-
-
-# -- the chart ----------------------------------------------------------------------------------------
-
-def chart_data(timestamps: list[str], prices: list[float]) -> dict[str, Any]:
-    """The line plot's value in the shape Gradio sends to the browser (its ``PlotData``): times as epoch
-    milliseconds, which the browser shows in its own time zone."""
-    rows = [[int(moment * 1000), value] for stamp, value in zip(timestamps, prices, strict=True)
-            if (moment := epoch(stamp)) is not None]
-    return {"columns": ["time", "price"], "data": rows, "datatypes": {"time": "temporal", "price": "quantitative"},
-            "mark": "line"}
-
-
-def chart_note(label: str, points: int, first: str | None, last: str | None, source: str | None,
-               quote: str) -> str:
-    if points == 0:
-        return wrap(f'<p class="empty">No stored prices of {esc(label)} yet: the chart fills in as market '
-                    "updates arrive.</p>")
-    span = ""
-    start, end = epoch(first), epoch(last)
-    if start is not None and end is not None and points > 1:
-        seconds = end - start
-        span = (f" over {seconds / 3600:.1f} h" if seconds >= 3600 else f" over {seconds / 60:.0f} min"
-                if seconds >= 120 else f" over {seconds:.0f} s")
-    origin = f", the latest from {esc(source)}" if source else ""
-    return wrap(f'<p class="note">{esc(label)} in {esc(quote)}: {points} stored prices{span}{origin}, '
-                "one per market update.</p>")
-
-
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+# -- the refresh ----------------------------------------------------------------------------------------
+
+class Refresher:
+    """What one visitor's page is sent on each tick: only what changed since what it has (``seen``, a digest
+    per section, the chart's key and the coin list's digest, kept in the visitor's ``gr.State``)."""
+
+    def __init__(self, snapshot: Snapshot, chart: PriceChart) -> None:
+        self.snapshot = snapshot
+        self.chart = chart
+
+    async def refresh(self, coin_id: str | None, seen: dict[str, str]) -> list[Any]:
+        """The sections, the chart and its note, the coin picker, and the new ``seen``; ``gr.skip()`` for each
+        output that has not changed."""
+        rendered = self.snapshot.get()
+        sent = dict(seen)
+        updates = [self._section(rendered, name, sent) for name in SECTIONS]
+        frame = await self.chart.frame(coin_id, rendered.coins, rendered.market, rendered.names,
+                                       shown=sent.get("chart"))
+        if frame is None:
+            updates += [gr.skip(), gr.skip()]
+        else:
+            updates += [frame.data, frame.note]
+            sent["chart"] = frame.key
+        updates.append(self._coins(rendered, coin_id, sent))
+        return [*updates, sent]
+
+    async def pick(self, coin_id: str | None) -> tuple[Any, str]:
+        """The chart of the coin the visitor just picked, whatever they were shown before."""
+        rendered = self.snapshot.get()
+        frame = await self.chart.frame(coin_id, rendered.coins, rendered.market, rendered.names)
+        return (frame.data, frame.note) if frame is not None else (None, "")
+
+    @staticmethod
+    def _section(rendered: Rendered, name: str, sent: dict[str, str]) -> Any:
+        digest = _digest(rendered.sections[name])
+        unchanged = sent.get(name) == digest
+        sent[name] = digest
+        return gr.skip() if unchanged else rendered.sections[name]
+
+    @staticmethod
+    def _coins(rendered: Rendered, coin_id: str | None, sent: dict[str, str]) -> Any:
+        """The coin picker's choices, sent again only when the market data lists other coins."""
+        coins_key = _digest(repr(rendered.coins))
+        if not rendered.coins or sent.get("coins") == coins_key:
+            return gr.skip()
+        sent["coins"] = coins_key
+        return gr.Dropdown(choices=list(rendered.coins), value=chosen_coin(coin_id, rendered.coins))
+
+
 # -- the page -------------------------------------------------------------------------------------------
 
-def build_ui(hub: Hub, ws_stats: Callable[[], Mapping[str, Any]], store: SeriesStore | None = None,
-             runner: Any = None, refresh_seconds: float = 3.0) -> gr.Blocks:
+@dataclass(frozen=True)
+class Page:
+    """The components a refresh updates."""
+
+    html: dict[str, gr.HTML]  # section name -> its component
+    market_tab: market.MarketTab
+    api_tab: connections.ConnectionsTab
+
+
+def _layout(runner: SentimentRunner | None) -> Page:
+    """The title, the header and the tabs, in the order the page shows them."""
+    gr.HTML(TITLE, js_on_load=None)
+    html: dict[str, gr.HTML] = {"header": header.layout()}
+    with gr.Tabs():
+        market_tab = market.layout(html)
+        whales.layout(html)
+        news.layout(html)
+        sentiment.layout(html, runner)
+        chain.layout(html)
+        providers.layout(html)
+        api = connections.layout(html)
+    return Page(html, market_tab, api)
+
+
+def build_ui(hub: LatestUpdates, ws_stats: Callable[[], Mapping[str, Any]], store: SeriesStore | None = None,
+             runner: SentimentRunner | None = None, refresh_seconds: float = 3.0) -> gr.Blocks:
     """The dashboard. ``store`` feeds the price chart's history; ``runner`` (the sentiment runner) lets a visitor
     score their own text; without either the page says what it cannot show."""
-    snapshot = Snapshot(hub, ws_stats)
-    history = PriceHistory(store)
-    order = ("header", "market_top", "market_table", "market_side", "whales", "news", "sentiment", "chain",
-             "providers", "connections")
-
+    refresher = Refresher(Snapshot(hub, ws_stats), PriceChart(store))
     with gr.Blocks(title="Crypto API Monitor", analytics_enabled=False) as ui:
-        gr.HTML(TITLE, js_on_load=None)
-        header = gr.HTML(wrap('<p class="empty">Loading…</p>'), js_on_load=None, elem_id="header")
-        html: dict[str, gr.HTML] = {"header": header}
-        with gr.Tabs():
-            with gr.Tab("Market", id="market", elem_id="tab-market"):
-                html["market_top"] = gr.HTML(js_on_load=None, elem_id="market-top")
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=2, min_width=300):
-                        html["market_table"] = gr.HTML(js_on_load=None, elem_id="market-table")
-                    with gr.Column(scale=1, min_width=280):
-                        coin = gr.Dropdown(choices=[("Bitcoin (BTC)", DEFAULT_COIN)], value=DEFAULT_COIN,
-                                           label="Price history", elem_id="coin-picker", filterable=True)
-                        chart = gr.LinePlot(x="time", y="price", x_title="time", y_title="price",
-                                            y_axis_format="$,.6~g", height=300, show_label=False,
-                                            elem_id="price-chart")
-                        note = gr.HTML(js_on_load=None, elem_id="chart-note")
-                        html["market_side"] = gr.HTML(js_on_load=None, elem_id="market-side")
-            with gr.Tab("Whales", id="whales", elem_id="tab-whales"):
-                html["whales"] = gr.HTML(js_on_load=None, elem_id="whales")
-            with gr.Tab("News", id="news", elem_id="tab-news"):
-                html["news"] = gr.HTML(js_on_load=None, elem_id="news")
-            with gr.Tab("Sentiment", id="sentiment", elem_id="tab-sentiment"):
-                html["sentiment"] = gr.HTML(js_on_load=None, elem_id="sentiment")
-                if runner is not None:
-                    with gr.Column(elem_id="score-text"):
-                        build_sentiment_panel(runner)
-                else:
-                    gr.HTML(wrap(heading("Sentiment of a text") + '<p class="empty">Scoring your own text is not '
-                                 "available on this server: no sentiment model runs here.</p>"), js_on_load=None)
-            with gr.Tab("Chain", id="chain", elem_id="tab-chain"):
-                html["chain"] = gr.HTML(js_on_load=None, elem_id="chain")
-            with gr.Tab("Providers", id="providers", elem_id="tab-providers"):
-                html["providers"] = gr.HTML(js_on_load=None, elem_id="providers")
-            with gr.Tab("Connections", id="connections", elem_id="tab-connections"):
-                html["connections"] = gr.HTML(js_on_load=None, elem_id="connections")
-                gr.HTML(wrap(API_INTRO), js_on_load=None, elem_id="api")
-                with gr.Row():
-                    gr.Code(EXAMPLE_MESSAGE, language="json", label="Example message: subscribe to prices",
-                            interactive=False, lines=5, buttons=["copy"], wrap_lines=True, min_width=300,
-                            elem_id="example-message")
-                    client = gr.Code(language="javascript", label="A browser client for this server",
-                                     interactive=False, lines=6, buttons=["copy"], wrap_lines=True, min_width=300,
-                                     elem_id="example-client")
-                urls = gr.HTML(js_on_load=None, elem_id="ws-urls")
+        page = _layout(runner)
         seen = gr.State({})
         timer = gr.Timer(refresh_seconds)
-
-        section_outputs = [html[name] for name in order]
-
-        async def chart_for(coin_id: str | None, rendered: Rendered,
-                            shown: str | None = None) -> tuple[Any, str, str] | None:
-            """The chart's data, its note, and a key that changes when either would; None when the key is
-            ``shown`` (what the visitor has), so an unchanged chart of 720 points is not rebuilt every tick."""
-            labels = {cid: text for text, cid in rendered.coins}
-            if coin_id not in labels:  # only coins the market data has: a caller cannot make us read any series
-                coin_id = DEFAULT_COIN if DEFAULT_COIN in labels or not labels else rendered.coins[0][1]
-            label = labels.get(coin_id, coin_id)
-            series = await history.series(coin_id, rendered.market)
-            key = f"{coin_id}|{len(series.prices)}|{series.timestamps[-1] if series.timestamps else ''}"
-            if key == shown:
-                return None
-            stamps, prices = list(series.timestamps), list(series.prices)
-            quote = str((rendered.market or {}).get("quote_currency") or "USD")
-            source = rendered.names.get(str(series.sources[-1]), series.sources[-1]) if series.sources else None
-            text = chart_note(label, len(prices), stamps[0] if stamps else None, stamps[-1] if stamps else None,
-                              str(source) if source else None, quote)
-            return (chart_data(stamps, prices) if prices else None), text, key
-
-        async def refresh(coin_id: str | None, last: dict[str, str]) -> list[Any]:
-            rendered = snapshot.get()
-            sent = dict(last)
-            updates: list[Any] = []
-            for name in order:
-                digest = _digest(rendered.sections[name])
-                updates.append(gr.skip() if sent.get(name) == digest else rendered.sections[name])
-                sent[name] = digest
-            chart_update = await chart_for(coin_id, rendered, shown=sent.get("chart"))
-            if chart_update is None:
-                updates += [gr.skip(), gr.skip()]
-            else:
-                frame, text, sent["chart"] = chart_update
-                updates += [frame, text]
-            coins_key = _digest(repr(rendered.coins))
-            if rendered.coins and sent.get("coins") != coins_key:
-                ids = [cid for _, cid in rendered.coins]
-                chosen = coin_id if coin_id in ids else (DEFAULT_COIN if DEFAULT_COIN in ids else ids[0])
-                updates.append(gr.Dropdown(choices=list(rendered.coins), value=chosen))
-                sent["coins"] = coins_key
-            else:
-                updates.append(gr.skip())
-            return [*updates, sent]
-
-        async def pick(coin_id: str | None) -> tuple[Any, str]:
-            frame, text, _ = await chart_for(coin_id, snapshot.get()) or (None, "", "")
-            return frame, text
-
-        def describe_api(request: gr.Request) -> tuple[str, str]:
-            base = websocket_base({k.lower(): v for k, v in request.headers.items()})
-            return wrap(render_api_urls(base)), example_client(base)
-
-        outputs = [*section_outputs, chart, note, coin, seen]
+        coin, chart, note = page.market_tab.coin, page.market_tab.chart, page.market_tab.note
+        outputs = [*(page.html[name] for name in SECTIONS), chart, note, coin, seen]
         events: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented",
                                   "concurrency_limit": None}
-        timer.tick(refresh, inputs=[coin, seen], outputs=outputs, trigger_mode="always_last", **events)
-        ui.load(refresh, inputs=[coin, seen], outputs=outputs, **events)
-        ui.load(describe_api, outputs=[urls, client], **events)
-        coin.input(pick, inputs=[coin], outputs=[chart, note], **events)
+        timer.tick(refresher.refresh, inputs=[coin, seen], outputs=outputs, trigger_mode="always_last", **events)
+        ui.load(refresher.refresh, inputs=[coin, seen], outputs=outputs, **events)
+        ui.load(connections.describe_api, outputs=[page.api_tab.urls, page.api_tab.client], **events)
+        coin.input(refresher.pick, inputs=[coin], outputs=[chart, note], **events)
     return ui
 
 

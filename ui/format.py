@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+#: The one ISO-8601 reader of the server (a time without an offset is UTC; None for anything else), re-exported
+#: so a formatter's caller can read times the way the formatters do.
+from models.messages import epoch as epoch
+
 #: A value the provider does not give, said in words.
 NA = '<span class="na" title="not given by the provider">n/a</span>'
 
@@ -28,19 +32,6 @@ def number(value: object) -> float | None:
         return None
     as_float = float(value)
     return as_float if math.isfinite(as_float) else None
-
-
-def epoch(timestamp: object) -> float | None:
-    """Seconds since the epoch of an ISO-8601 timestamp (``Z`` or offset); None when absent or unreadable."""
-    if not isinstance(timestamp, str) or not timestamp:
-        return None
-    try:
-        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:  # a provider's naive time: taken as UTC, as every time here is
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def when(timestamp: object, now: float, missing: str = "never", upcoming: bool = False,

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from models.states import DataStatus
+
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +52,7 @@ class PriceHistory:
 
     def fold(self, series: Series, coin: str, market: Mapping[str, Any] | None) -> None:
         # A stale update repeats values already shown, under the timestamp they were fetched at.
-        if not market or market.get("status") not in ("ok", None):
+        if not market or market.get("status") not in (DataStatus.OK, None):
             return
         when, value = market.get("timestamp"), (market.get("prices") or {}).get(coin)
         if not isinstance(when, str) or not isinstance(value, int | float) or when in series.seen:

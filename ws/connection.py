@@ -19,6 +19,7 @@ from enum import Enum
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.messages import iso, utc_now
+from models.states import LimiterVerdict
 
 log = logging.getLogger(__name__)
 
@@ -157,17 +158,17 @@ class InboundLimiter:
         self._excess = 0
         self._warned_at: float | None = None
 
-    def check(self, now: float | None = None) -> str:
-        """``ok``, ``warn`` (the first message over the limit), ``drop`` or ``close``."""
+    def check(self, now: float | None = None) -> LimiterVerdict:
+        """The verdict on one more message: ok, warn (the first over the limit), drop or close."""
         now = time.monotonic() if now is None else now
         window = int(now)
         if window != self._window:
             self._window, self._count = window, 0
         self._count += 1
         if self._count <= self.per_second:
-            return "ok"
+            return LimiterVerdict.OK
         if self._warned_at is None or now - self._warned_at > self.FORGIVE_AFTER:
             self._warned_at, self._excess = now, 0
-            return "warn"
+            return LimiterVerdict.WARN
         self._excess += 1
-        return "close" if self._excess > self.per_second else "drop"
+        return LimiterVerdict.CLOSE if self._excess > self.per_second else LimiterVerdict.DROP

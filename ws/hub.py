@@ -12,25 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from models.messages import MessageType, dumps, envelope
+from models.messages import MessageType, Update, dumps, envelope
 
 log = logging.getLogger(__name__)
 
 
 class Subscriber(Protocol):
     def offer(self, text: str) -> bool: ...
-
-
-@dataclass(frozen=True)
-class Update:
-    service: str
-    seq: int
-    timestamp: str
-    data: Mapping[str, Any]
-    text: str
 
 
 Listener = Callable[[Update], None]

@@ -11,6 +11,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.catalog import Endpoint, grouped
 from models.messages import ACTIONS, MessageType, encode
+from models.states import LimiterVerdict
 from ws.connection import (
     CLOSE_POLICY,
     CLOSE_SLOW_CONSUMER,
@@ -92,14 +93,18 @@ class ConnectionManager:
             if not sender.done():
                 sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
-            self.hub.unsubscribe(conn, conn.subscriptions)
-            self.connections.pop(conn.client_id, None)
-            if conn.close_code == CLOSE_SLOW_CONSUMER:
-                self.slow_consumer_disconnects += 1
-            elif conn.close_code == CLOSE_POLICY:
-                self.rate_limit_disconnects += 1
-            elif conn.close_code == CLOSE_TOO_BIG:
-                self.oversize_disconnects += 1
+            self._forget(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        """A connection is over: out of the hub and the table, and counted by why it was closed."""
+        self.hub.unsubscribe(conn, conn.subscriptions)
+        self.connections.pop(conn.client_id, None)
+        if conn.close_code == CLOSE_SLOW_CONSUMER:
+            self.slow_consumer_disconnects += 1
+        elif conn.close_code == CLOSE_POLICY:
+            self.rate_limit_disconnects += 1
+        elif conn.close_code == CLOSE_TOO_BIG:
+            self.oversize_disconnects += 1
 
     def _protocol(self, endpoint: Endpoint, path: str) -> Protocol:
         protocol = self._protocols.get(path)
@@ -149,15 +154,15 @@ class ConnectionManager:
                 conn.close(CLOSE_TOO_BIG, f"message of {size} bytes exceeds the {max_bytes}-byte limit", flush=True)
                 return
             verdict = limiter.check()
-            if verdict == "warn":
+            if verdict is LimiterVerdict.WARN:
                 protocol.error(conn, ClientError(
                     f"Rate limit exceeded: at most {limiter.per_second} messages per second; "
                     "messages over the limit are ignored and continuing closes the connection"))
                 continue
-            if verdict == "close":
+            if verdict is LimiterVerdict.CLOSE:
                 conn.close(CLOSE_POLICY, f"rate limit exceeded again: over {limiter.per_second} messages/s", flush=True)
                 return
-            if verdict == "drop":
+            if verdict is LimiterVerdict.DROP:
                 continue
             if text is not None:
                 protocol.handle_text(conn, text)

@@ -1,5 +1,7 @@
 """The endpoint table made routes: every WebSocket path of the spec, and its REST companions under ``/ws``.
 
+(``/api/{service}``, the latest update as REST, is in api/latest.py.)
+
 Register these before Gradio is mounted at ``/``: Starlette matches routes in order.
 """
 
@@ -8,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, WebSocket
-from fastapi.responses import Response
+from fastapi import APIRouter, Request, WebSocket
 
-from models.catalog import ENDPOINTS, SERVICES, Endpoint, endpoints_serving
+from models.catalog import ENDPOINTS, SERVICES, Endpoint, endpoints_serving, websocket_base_url
 from models.messages import now_iso
 from ws.manager import ConnectionManager
 
@@ -22,12 +23,6 @@ def _ws_handler(manager: ConnectionManager, endpoint: Endpoint, path: str) -> Ca
 
     handler.__name__ = "ws_" + (path.strip("/").replace("/", "_") or "root")
     return handler
-
-
-def _base_url(request: Request) -> str:
-    scheme = request.headers.get("x-forwarded-proto", request.url.scheme)
-    host = request.headers.get("x-forwarded-host", request.headers.get("host", request.url.netloc))
-    return f"{'wss' if scheme in ('https', 'wss') else 'ws'}://{host}"
 
 
 def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> APIRouter:
@@ -66,7 +61,7 @@ def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> API
 
     @router.get("/ws/endpoints", tags=["websocket"], summary="Every WebSocket URL")
     async def ws_endpoints(request: Request) -> dict[str, Any]:
-        base = _base_url(request)
+        base = websocket_base_url(request.headers, scheme=request.url.scheme, host=request.url.netloc)
         endpoints = []
         for endpoint in ENDPOINTS:
             for path in (endpoint.path, *endpoint.aliases):
@@ -79,20 +74,5 @@ def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> API
                     "alias_of": endpoint.path if path != endpoint.path else None,
                 })
         return {"status": "success", "data": {"base_url": base, "endpoints": endpoints}, "timestamp": now_iso()}
-
-    @router.get("/api/{service}", tags=["data"], summary="The latest update of a service")
-    async def latest(service: str) -> Response:
-        if service not in {s.name for s in SERVICES}:
-            raise HTTPException(404, detail={
-                "message": f"Unknown service: {service!r}",
-                "available_services": [s.name for s in SERVICES],
-            })
-        update = manager.hub.latest(service)
-        if update is None:
-            raise HTTPException(503, detail={
-                "message": f"No update published for {service!r} yet",
-                "service": service,
-            })
-        return Response(update.text, media_type="application/json")
 
     return router

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
+from sources.errors import AnswerError, ProviderBadResponse, ProviderError
+from sources.fetcher import Fetcher, Provider
+from sources.limits import Rate
 from sources.pools import SHAPE_ERRORS
 from sources.providers.rpc import GasReading, JsonRpcNode, fetch_gas, normalize_gas, rpc_result
 from sources.providers.values import count, number, positive, require_object

@@ -1,5 +1,6 @@
 """Market data providers: prices, 24 h volumes, market caps and changes, normalised to :class:`MarketSnapshot`;
-and the whole-market figures (:class:`GlobalFigures`) and trending coins (:class:`Trend`) some of them publish.
+and the whole-market figures and trending coins some of them publish, normalised to the payload's own models
+(:class:`~models.payloads.GlobalMarket`, :class:`~models.payloads.TrendingCoin`).
 
 Each provider declares itself with class attributes; ``fetch_*`` makes its requests through the fetcher and hands
 the raw answer to a pure ``normalize_*`` classmethod, which is what the tests exercise with recorded bodies.
@@ -16,7 +17,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, ProviderError, Rate
+from models.payloads import GlobalMarket, TrendingCoin
+from sources.errors import AnswerError, ProviderBadResponse, ProviderError
+from sources.fetcher import Fetcher, Provider
+from sources.limits import Rate
 from sources.providers.coins import (
     BY_BINANCE,
     BY_COINBASE,
@@ -51,29 +55,6 @@ class MarketSnapshot:
     quote_currency: Literal["USD", "USDT"] = "USD"
 
 
-@dataclass(frozen=True)
-class GlobalFigures:
-    """The whole market at once (``/global``); what a provider does not give stays None."""
-
-    total_market_cap_usd: float | None = None
-    total_volume_usd: float | None = None
-    btc_dominance: float | None = None  # percent of the total market cap
-    eth_dominance: float | None = None
-    market_cap_change_24h: float | None = None  # percent
-    active_cryptocurrencies: int | None = None
-
-
-@dataclass(frozen=True)
-class Trend:
-    """One coin of CoinGecko's trending list (most searched in the last 24 h), in the provider's order."""
-
-    id: str
-    symbol: str
-    name: str
-    market_cap_rank: int | None = None
-    score: int | None = None
-
-
 def _by_table_order(quotes: list[Quote]) -> list[Quote]:
     return sorted(quotes, key=lambda q: TABLE_ORDER.get(q.id, len(TABLE_ORDER)))
 
@@ -88,12 +69,12 @@ class MarketProvider(Provider):
 class GlobalMarketProvider(MarketProvider):
     """A market provider that also publishes whole-market figures."""
 
-    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalFigures:
+    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalMarket:
         raise NotImplementedError
 
 
-def _figures(figures: GlobalFigures, provider: str) -> GlobalFigures:
-    if figures == GlobalFigures():
+def _figures(figures: GlobalMarket, provider: str) -> GlobalMarket:
+    if figures == GlobalMarket():
         raise AnswerError(f"{provider}: /global gave none of the figures we read")
     return figures
 
@@ -140,10 +121,10 @@ class CoinGecko(GlobalMarketProvider):
             raise AnswerError("coingecko returned no priced coins")
         return MarketSnapshot(tuple(quotes[:limit]), "24h")
 
-    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalFigures:
+    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalMarket:
         return self.normalize_global(await fetcher.get_json(self, "/global", max_wait=max_wait))
 
-    async def fetch_trending(self, fetcher: Fetcher, max_wait: float) -> tuple[Trend, ...]:
+    async def fetch_trending(self, fetcher: Fetcher, max_wait: float) -> tuple[TrendingCoin, ...]:
         return self.normalize_trending(await fetcher.get_json(self, "/search/trending", max_wait=max_wait))
 
     @staticmethod
@@ -154,28 +135,28 @@ class CoinGecko(GlobalMarketProvider):
         return body
 
     @classmethod
-    def normalize_global(cls, raw: Any) -> GlobalFigures:
+    def normalize_global(cls, raw: Any) -> GlobalMarket:
         """``data.total_market_cap.usd``, ``data.total_volume.usd``, ``data.market_cap_percentage.{btc,eth}``,
         ``data.market_cap_change_percentage_24h_usd``, ``data.active_cryptocurrencies``."""
         data = cls._raise_for_error(raw)["data"]
         caps = data.get("total_market_cap") or {}
         volumes = data.get("total_volume") or {}
         shares = data.get("market_cap_percentage") or {}
-        return _figures(GlobalFigures(
+        return _figures(GlobalMarket(
             total_market_cap_usd=positive(caps.get("usd")), total_volume_usd=positive(volumes.get("usd")),
             btc_dominance=number(shares.get("btc")), eth_dominance=number(shares.get("eth")),
             market_cap_change_24h=number(data.get("market_cap_change_percentage_24h_usd")),
             active_cryptocurrencies=count(data.get("active_cryptocurrencies"))), "coingecko")
 
     @classmethod
-    def normalize_trending(cls, raw: Any) -> tuple[Trend, ...]:
+    def normalize_trending(cls, raw: Any) -> tuple[TrendingCoin, ...]:
         """``coins[].item.{id, symbol, name, market_cap_rank, score}``; the NFTs and categories are not coins."""
         trends = []
         for entry in require_list(cls._raise_for_error(raw)["coins"], "trending coins"):
             item = entry.get("item") if isinstance(entry, dict) else None
             if not isinstance(item, dict) or not item.get("id"):
                 continue
-            trends.append(Trend(id=str(item["id"]), symbol=str(item.get("symbol", "")).upper(),
+            trends.append(TrendingCoin(id=str(item["id"]), symbol=str(item.get("symbol", "")).upper(),
                                 name=str(item.get("name", "")), market_cap_rank=count(item.get("market_cap_rank")),
                                 score=count(item.get("score"))))
         if not trends:
@@ -218,17 +199,17 @@ class CoinPaprika(GlobalMarketProvider):
         ranked.sort(key=lambda q: q.rank or 0)
         return MarketSnapshot(tuple(ranked[:limit]), "24h")
 
-    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalFigures:
+    async def fetch_global(self, fetcher: Fetcher, max_wait: float) -> GlobalMarket:
         return self.normalize_global(await fetcher.get_json(self, "/global", max_wait=max_wait))
 
     @classmethod
-    def normalize_global(cls, raw: Any) -> GlobalFigures:
+    def normalize_global(cls, raw: Any) -> GlobalMarket:
         """``market_cap_usd``, ``volume_24h_usd``, ``bitcoin_dominance_percentage``, ``market_cap_change_24h``
         (percent), ``cryptocurrencies_number``; no ether dominance."""
         body = require_object(raw, "coinpaprika")
         if "error" in body:
             raise AnswerError(f"coinpaprika error: {body['error']}")
-        return _figures(GlobalFigures(
+        return _figures(GlobalMarket(
             total_market_cap_usd=positive(body.get("market_cap_usd")),
             total_volume_usd=positive(body.get("volume_24h_usd")),
             btc_dominance=number(body.get("bitcoin_dominance_percentage")),

@@ -29,7 +29,9 @@ import feedparser
 
 from models.messages import iso
 from models.payloads import Article
-from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, Rate
+from sources.errors import AnswerError, ProviderBadResponse
+from sources.fetcher import Fetcher, Provider
+from sources.limits import Rate
 
 SUMMARY_CHARS = 300
 MAX_ITEMS_PER_FEED = 100  # feeds carry 10 to 50; a runaway feed must not flood the store
@@ -196,7 +198,22 @@ class RssFeed(NewsProvider):
 
         ``source`` is the publisher's name, ``feed`` the provider id, ``url`` the feed's own URL (relative
         links resolve against it)."""
-        body = raw.encode() if isinstance(raw, str) else raw
+        parsed = RssFeed._parse(raw.encode() if isinstance(raw, str) else raw, feed)
+        articles = []
+        for entry in parsed.entries[:MAX_ITEMS_PER_FEED]:
+            try:
+                article = RssFeed._article(entry, source=source, feed=feed, base=url)
+            except ValueError:  # one malformed item (a link with a bad port, say) is skipped, not the feed
+                continue
+            if article is not None:
+                articles.append(article)
+        if not articles:
+            raise AnswerError(f"{feed}: none of the {len(parsed.entries)} items has a title and a link")
+        return articles
+
+    @staticmethod
+    def _parse(body: bytes, feed: str) -> Any:
+        """feedparser's reading of a body that is a well-formed feed with items; AnswerError for anything else."""
         head = body[:2048].decode("utf-8", "replace").lstrip("\ufeff")
         if not body.strip():
             raise AnswerError(f"{feed}: empty response instead of a feed")
@@ -218,17 +235,7 @@ class RssFeed(NewsProvider):
             raise AnswerError(f"{feed}: not an RSS or Atom feed: {head[:80].strip()!r}")
         if not parsed.entries:
             raise AnswerError(f"{feed}: the feed has no items")
-        articles = []
-        for entry in parsed.entries[:MAX_ITEMS_PER_FEED]:
-            try:
-                article = RssFeed._article(entry, source=source, feed=feed, base=url)
-            except ValueError:  # one malformed item (a link with a bad port, say) is skipped, not the feed
-                continue
-            if article is not None:
-                articles.append(article)
-        if not articles:
-            raise AnswerError(f"{feed}: none of the {len(parsed.entries)} items has a title and a link")
-        return articles
+        return parsed
 
     @staticmethod
     def _article(entry: Any, *, source: str, feed: str, base: str) -> Article | None:

@@ -18,7 +18,9 @@ import httpx
 import orjson
 
 from models.payloads import ChainTvl, DefiProtocol, Stablecoin
-from sources.fetcher import AnswerError, Fetcher, Provider, ProviderBadResponse, Rate
+from sources.errors import AnswerError, ProviderBadResponse
+from sources.fetcher import Fetcher, Provider
+from sources.limits import Rate
 
 # Gas is read from the nodes by sources/providers/rpc.py; named here too, as part of the on-chain figures.
 from sources.providers.rpc import GasReading as GasReading

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sources.fetcher import AnswerError, Fetcher, Provider, Rate
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher, Provider
+from sources.limits import Rate
 from sources.providers.values import SAFE_INTEGER, unix_seconds
 
 _ids = itertools.count(1)

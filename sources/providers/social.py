@@ -13,7 +13,9 @@ from typing import Any
 
 from models.messages import iso
 from models.payloads import FearGreed
-from sources.fetcher import AnswerError, Fetcher, Provider, Rate
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher, Provider
+from sources.limits import Rate
 from sources.providers.values import unix_seconds
 
 

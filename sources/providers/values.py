@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sources.fetcher import AnswerError
+from sources.errors import AnswerError
 
 
 def number(value: Any) -> float | None:

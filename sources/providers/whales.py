@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from sources.fetcher import AnswerError, Fetcher, Provider, Rate
+from sources.errors import AnswerError
+from sources.fetcher import Fetcher, Provider
+from sources.limits import Rate
 from sources.providers.rpc import UINT256_MAX, JsonRpcNode, hex_int
 from sources.providers.values import json_count, json_number, objects, unix_seconds
 

@@ -1,0 +1,23 @@
+"""The one HTTP client pool every provider call goes through, over the transport of the data source in use."""
+
+from __future__ import annotations
+
+import httpx
+
+from config import Settings
+from sources.replay import ReplayTransport
+
+USER_AGENT = "crypto-api-monitor/2.0 (+https://huggingface.co/spaces; open-source crypto data monitor)"
+
+
+def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """Replay mode swaps in the recorded-response transport; tests pass their own."""
+    if transport is None:
+        transport = ReplayTransport() if settings.data_source == "replay" else httpx.AsyncHTTPTransport(retries=0)
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(settings.http_timeout, connect=min(5.0, settings.http_timeout)),
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json, application/xml;q=0.9, */*;q=0.5"},
+        follow_redirects=True,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+    )
