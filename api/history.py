@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 
-from models.catalog import SERVICE_NAMES
+from api.errors import require_service
 from models.messages import epoch, now_iso, parse_iso
 from storage.history import Store
 
@@ -59,12 +59,6 @@ def _range(since: str | None, until: str | None) -> tuple[float | None, float | 
     return start, end
 
 
-def _known(service: str) -> None:
-    if service not in SERVICE_NAMES:
-        raise HTTPException(404, detail={"message": f"Unknown service: {service!r}",
-                                         "available_services": list(SERVICE_NAMES)})
-
-
 Since = Annotated[str | None, Query(description="ISO-8601 or Unix seconds, inclusive")]
 Until = Annotated[str | None, Query(description="ISO-8601 or Unix seconds, inclusive")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many updates")]
@@ -86,7 +80,7 @@ def build_history_router(store: Store) -> APIRouter:
     @router.get("/api/history/{service}", summary="Stored updates of a service, newest first")
     async def service_history(service: str, since: Since = None, until: Until = None,
                               limit: Limit = 100) -> Response:
-        _known(service)
+        require_service(service)
         start, end = _range(since, until)
         texts = await store.history_texts(service, start, end, limit)
         # The stored texts are spliced in as they are: parsing and re-serialising thousands of updates is what
@@ -99,7 +93,7 @@ def build_history_router(store: Store) -> APIRouter:
     @router.get("/api/export/{service}", summary="Every stored update of a service, streamed as CSV or JSON")
     async def export(service: str, format: Literal["csv", "json"] = "json", since: Since = None,
                      until: Until = None) -> StreamingResponse:
-        _known(service)
+        require_service(service)
         start, end = _range(since, until)
         rows = store.export(service, start, end)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S")

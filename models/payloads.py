@@ -138,10 +138,9 @@ class SchedulerPayload(BaseModel):
 
 # -- explorers ------------------------------------------------------------------------------------------
 
-class BitcoinNetwork(Freshness):
-    """Bitcoin from block explorers. Fees in sat/vB; hashrate in H/s."""
+class BitcoinFigures(BaseModel):
+    """Bitcoin from a block explorer, as its normaliser reads it. Fees in sat/vB; hashrate in H/s."""
 
-    source: str | None = None
     height: int | None = None
     fees: dict[str, float] = Field(default_factory=dict)  # fastest, half_hour, hour, economy, minimum
     mempool_count: int | None = None
@@ -151,15 +150,23 @@ class BitcoinNetwork(Freshness):
     last_block_time: str | None = None
 
 
-class EthereumNetwork(Freshness):
-    """Ethereum from explorers or public RPC. Gas figures in gwei."""
-
+class BitcoinNetwork(Freshness, BitcoinFigures):
     source: str | None = None
+
+
+class EthereumFigures(BaseModel):
+    """Ethereum from an explorer or a public node, as its normaliser reads it. Gas figures in gwei; ``gas_oracle``
+    keys are the source's own: safe/propose/fast (Etherscan) or sloth/slow/normal/fast/cheetah (Blockchair)."""
+
     block_number: int | None = None
     gas_price_gwei: float | None = None
     base_fee_gwei: float | None = None
-    gas_oracle: dict[str, float] = Field(default_factory=dict)  # safe, propose, fast (Etherscan)
+    gas_oracle: dict[str, float] = Field(default_factory=dict)
     last_block_time: str | None = None
+
+
+class EthereumNetwork(Freshness, EthereumFigures):
+    source: str | None = None
 
 
 class ExplorersPayload(BaseModel):
@@ -326,13 +333,16 @@ class StablecoinsSection(Freshness):
 
 
 class GasFigures(BaseModel):
-    """One chain's gas, read from one of its public nodes."""
+    """One chain's gas, read from one of its public nodes, in gwei (wei precision kept: a Base or Optimism base fee
+    is a few hundred wei)."""
 
     gas_price_gwei: float
     base_fee_gwei: float | None = None  # None on a chain (or block) without EIP-1559
     block_number: int | None = None
-    source: str  # the node that answered
-    fetched_at: str
+    block_time: str | None = None  # the block's own time
+    #: Set by the stream from the pool's answer; a node's normaliser leaves them out.
+    source: str | None = None  # the node that answered
+    fetched_at: str | None = None
 
 
 class OnchainPayload(BaseModel):

@@ -13,17 +13,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
-from models.messages import iso, now_iso
-from models.payloads import BitcoinNetwork, EthereumNetwork, ExplorersPayload
+from models.messages import now_iso
+from models.payloads import BitcoinFigures, BitcoinNetwork, EthereumFigures, EthereumNetwork, ExplorersPayload
 from services.base import BuildContext, Service, Tracker, combined_status
 from sources.fetcher import Fetcher, Provider
 from sources.pools import Pool, PoolResult
 from sources.providers.explorers import (
     BitcoinExplorer,
-    BitcoinStats,
     BlockchainInfo,
     Blockchair,
-    EthereumStats,
     Etherscan,
     MempoolSpace,
     fetch_ethereum,
@@ -43,8 +41,8 @@ class ExplorersService(Service):
         self.fetcher = fetcher
         # A provider whose budget is briefly spent is waited for a little before the next one is tried.
         self.max_wait = interval / 4
-        self.bitcoin_tracker: Tracker[PoolResult[BitcoinStats]] = Tracker(data_source)
-        self.ethereum_tracker: Tracker[PoolResult[EthereumStats]] = Tracker(data_source)
+        self.bitcoin_tracker: Tracker[PoolResult[BitcoinFigures]] = Tracker(data_source)
+        self.ethereum_tracker: Tracker[PoolResult[EthereumFigures]] = Tracker(data_source)
         self.data_source = data_source
 
     async def collect(self) -> Mapping[str, Any]:
@@ -57,7 +55,7 @@ class ExplorersService(Service):
                                    data_source=self.data_source, timestamp=now_iso())
         return payload.model_dump(mode="json")
 
-    async def _with_gas_oracle(self, result: PoolResult[EthereumStats]) -> PoolResult[EthereumStats]:
+    async def _with_gas_oracle(self, result: PoolResult[EthereumFigures]) -> PoolResult[EthereumFigures]:
         """Add Etherscan's gas ladder to a node's answer. Through a pool of its own so that a missing key, a
         spent budget or an error body is handled and reported like any pool member's."""
         if self.gas_oracle is None or result.value is None or result.value.gas_oracle:
@@ -66,40 +64,18 @@ class ExplorersService(Service):
         sources = {**result.sources, **extra.sources}
         if extra.value is None or not extra.value.gas_oracle:
             return replace(result, sources=sources)
-        return replace(result, value=replace(result.value, gas_oracle=extra.value.gas_oracle), sources=sources)
+        figures = result.value.model_copy(update={"gas_oracle": extra.value.gas_oracle})
+        return replace(result, value=figures, sources=sources)
 
-    def _bitcoin_section(self, result: PoolResult[BitcoinStats]) -> BitcoinNetwork:
+    def _bitcoin_section(self, result: PoolResult[BitcoinFigures]) -> BitcoinNetwork:
         shown, freshness = self.bitcoin_tracker.observe(result)
-        section = BitcoinNetwork(**freshness.fields())
-        if shown is not None and shown.value is not None:
-            stats = shown.value
-            section.source = shown.source
-            section.height = stats.height
-            section.fees = dict(stats.fees)
-            section.mempool_count = stats.mempool_count
-            section.mempool_vsize = stats.mempool_vsize
-            section.hashrate = stats.hashrate
-            section.difficulty = stats.difficulty
-            section.last_block_time = iso(stats.last_block_time)
-        return section
+        figures = shown.value if shown is not None and shown.value is not None else BitcoinFigures()
+        return BitcoinNetwork(**freshness.fields(), **dict(figures), source=shown.source if shown else None)
 
-    def _ethereum_section(self, result: PoolResult[EthereumStats]) -> EthereumNetwork:
+    def _ethereum_section(self, result: PoolResult[EthereumFigures]) -> EthereumNetwork:
         shown, freshness = self.ethereum_tracker.observe(result)
-        section = EthereumNetwork(**freshness.fields())
-        if shown is not None and shown.value is not None:
-            stats = shown.value
-            section.source = shown.source
-            section.block_number = stats.block_number
-            section.gas_price_gwei = _gwei(stats.gas_price_gwei)
-            section.base_fee_gwei = _gwei(stats.base_fee_gwei)
-            section.gas_oracle = dict(stats.gas_oracle)
-            section.last_block_time = iso(stats.last_block_time)
-        return section
-
-
-def _gwei(value: float | None) -> float | None:
-    """Wei precision is kept: a Base or Optimism base fee is a few hundred wei, far below a gwei."""
-    return round(value, 9) if value is not None else None
+        figures = shown.value if shown is not None and shown.value is not None else EthereumFigures()
+        return EthereumNetwork(**freshness.fields(), **dict(figures), source=shown.source if shown else None)
 
 
 def build(ctx: BuildContext) -> list[Service]:

@@ -24,12 +24,10 @@ from sources.pools import Pool, PoolResult
 from sources.providers.onchain import (
     DefiLlama,
     DefiLlamaStablecoins,
-    GasReading,
     StablecoinSnapshot,
     TvlSnapshot,
-    fetch_gas,
 )
-from sources.providers.rpc import JsonRpcNode, nodes_for
+from sources.providers.rpc import JsonRpcNode, fetch_gas, nodes_for
 
 #: EVM chains whose gas we read, by the chain names of ``sources/providers/rpc.py``.
 GAS_CHAINS = ("ethereum", "bsc", "polygon", "arbitrum", "base", "optimism")
@@ -75,10 +73,8 @@ class OnchainService(Service):
         for chain, result in gas.items():
             reading = result.value
             if reading is not None and result.source is not None:
-                gas_figures[chain] = GasFigures(gas_price_gwei=reading.gas_price_gwei,
-                                                base_fee_gwei=reading.base_fee_gwei,
-                                                block_number=reading.block_number, source=result.source,
-                                                fetched_at=iso(result.fetched_at) or now_iso())
+                gas_figures[chain] = reading.model_copy(update={
+                    "source": result.source, "fetched_at": iso(result.fetched_at) or now_iso()})
             else:
                 gas_errors[chain] = why_failed(result.sources)
         statuses = [tvl_section.status, protocols_section.status, stables_section.status]
@@ -87,7 +83,7 @@ class OnchainService(Service):
                               gas=gas_figures, gas_errors=gas_errors, status=combined_status(statuses),
                               data_source=self.data_source, timestamp=now_iso()).model_dump(mode="json")
 
-    async def _gas(self) -> dict[str, PoolResult[GasReading]]:
+    async def _gas(self) -> dict[str, PoolResult[GasFigures]]:
         chains = list(self.gas_pools)
         results = await asyncio.gather(*(
             self.gas_pools[chain].fetch(lambda node: fetch_gas(node, self.fetcher, self.max_wait))

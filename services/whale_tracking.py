@@ -133,8 +133,7 @@ class WhaleTrackingService(Service):
         now = time.time()
         earliest = now - min(self.window_seconds, 3540.0)
         start = earliest if self.whale_alert_since is None else max(earliest, self.whale_alert_since - 60)
-        return await provider.fetch_alerts(self.fetcher, start=int(start), min_value=self.threshold,
-                                           max_wait=self.max_wait)
+        return await provider.fetch_transfers(self.fetcher, self.max_wait, since=start, min_value=self.threshold)
 
     # -- the window -----------------------------------------------------------------------------------
     def _value(self, transfer: Transfer, prices: Prices) -> float | None:

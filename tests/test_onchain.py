@@ -18,8 +18,8 @@ from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher
 from sources.http import http_client
 from sources.pools import Pool
-from sources.providers.onchain import DefiLlama, DefiLlamaStablecoins, normalize_gas
-from sources.providers.rpc import nodes_for, rpc_result
+from sources.providers.onchain import DefiLlama, DefiLlamaStablecoins
+from sources.providers.rpc import nodes_for, normalize_gas, rpc_result
 from tests.conftest import recorded, routes_transport
 from tests.support.context import build_context
 

@@ -22,8 +22,7 @@ from services.rpc_nodes import read_node
 from sources.fetcher import Fetcher
 from sources.providers.explorers import ethereum_from_node
 from sources.providers.news import FEEDS
-from sources.providers.onchain import fetch_gas
-from sources.providers.rpc import NODES, NodeSpec, hex_int, node, rpc_result
+from sources.providers.rpc import NODES, NodeSpec, fetch_gas, hex_int, node, rpc_result
 from sources.providers.social import Reddit
 from sources.replay import ReplayTransport
 from tests.conftest import REPLAY, make_settings, serve

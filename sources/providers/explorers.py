@@ -1,4 +1,4 @@
-"""Block explorers: Bitcoin network figures and Ethereum gas/block figures, normalised to small dataclasses.
+"""Block explorers: Bitcoin network figures and Ethereum gas/block figures, normalised to the payload's own models.
 
 Bitcoin comes from mempool.space, Blockchair or blockchain.info; Ethereum from the public JSON-RPC nodes
 (:mod:`sources.providers.rpc`), Etherscan's gas oracle (keyed) or Blockchair. Each provider declares itself with
@@ -12,53 +12,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from models.messages import iso
+from models.payloads import BitcoinFigures, EthereumFigures, GasFigures
 from sources.errors import AnswerError, ProviderBadResponse, ProviderError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
 from sources.pools import SHAPE_ERRORS
-from sources.providers.rpc import GasReading, JsonRpcNode, fetch_gas, normalize_gas, rpc_result
+from sources.providers.rpc import JsonRpcNode, fetch_gas, normalize_gas, rpc_result
 from sources.providers.values import count, number, positive, require_object
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BitcoinStats:
-    """Fees in sat/vB (Blockchair's single suggestion in sat/byte, under ``suggested``); hashrate in H/s."""
-
-    height: int
-    fees: Mapping[str, float] = field(default_factory=dict)
-    mempool_count: int | None = None
-    mempool_vsize: int | None = None
-    hashrate: float | None = None
-    difficulty: float | None = None
-    last_block_time: float | None = None  # Unix seconds
-
-
-@dataclass(frozen=True)
-class EthereumStats:
-    """Gas figures in gwei. ``gas_oracle`` keys are the source's own: safe/propose/fast (Etherscan) or
-    sloth/slow/normal/fast/cheetah (Blockchair)."""
-
-    block_number: int
-    gas_price_gwei: float | None = None
-    base_fee_gwei: float | None = None
-    gas_oracle: Mapping[str, float] = field(default_factory=dict)
-    last_block_time: float | None = None  # Unix seconds
-
-
 # -- small readers shared by the normalisers ---------------------------------------------------------------
 
-def _utc_seconds(text: Any) -> float | None:
-    """Blockchair's ``"2023-04-03 14:04:50"`` (UTC) as Unix seconds; None when it is not one."""
+def _utc_time(text: Any) -> str | None:
+    """Blockchair's ``"2023-04-03 14:04:50"`` (UTC) as an ISO-8601 time; None when it is not one."""
     if not isinstance(text, str):
         return None
     try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+        return iso(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
     except ValueError:
         return None
 
@@ -68,14 +44,14 @@ def _utc_seconds(text: Any) -> float | None:
 class BitcoinExplorer(Provider):
     category = "explorers"
 
-    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
+    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinFigures:
         raise NotImplementedError
 
 
 class EthereumExplorer(Provider):
     category = "explorers"
 
-    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumFigures:
         raise NotImplementedError
 
 
@@ -109,13 +85,13 @@ class MempoolSpace(BitcoinExplorer):
         self._mining: tuple[float, tuple[float | None, float | None]] | None = None  # (fetched at, figures)
         self._mining_tried: float | None = None  # a failed refresh also waits its turn, not every run
 
-    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
+    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinFigures:
         fees = await fetcher.get_json(self, "/v1/fees/recommended", max_wait=max_wait)
         mempool = await fetcher.get_json(self, "/mempool", max_wait=max_wait)
         height = await fetcher.get_text(self, "/blocks/tip/height", max_wait=max_wait)
         stats = self.normalize(fees, mempool, height)
         hashrate, difficulty = await self._mining_figures(fetcher, max_wait)
-        return replace(stats, hashrate=hashrate, difficulty=difficulty)
+        return stats.model_copy(update={"hashrate": hashrate, "difficulty": difficulty})
 
     async def _mining_figures(self, fetcher: Fetcher, max_wait: float) -> tuple[float | None, float | None]:
         """The cached mining figures, refreshed when due; a failed refresh leaves the core figures alone."""
@@ -134,9 +110,9 @@ class MempoolSpace(BitcoinExplorer):
         return self._mining[1]
 
     @classmethod
-    def normalize(cls, fees: Any, mempool: Any, height: Any) -> BitcoinStats:
+    def normalize(cls, fees: Any, mempool: Any, height: Any) -> BitcoinFigures:
         count, vsize = cls.normalize_mempool(mempool)
-        return BitcoinStats(height=cls.normalize_tip_height(height), fees=cls.normalize_fees(fees),
+        return BitcoinFigures(height=cls.normalize_tip_height(height), fees=cls.normalize_fees(fees),
                             mempool_count=count, mempool_vsize=vsize)
 
     @staticmethod
@@ -194,10 +170,10 @@ class Blockchair(BitcoinExplorer, EthereumExplorer):
     probe_path = "/bitcoin/stats"
     probe_interval = 900.0
 
-    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
+    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinFigures:
         return self.normalize_bitcoin(await fetcher.get_json(self, "/bitcoin/stats", max_wait=max_wait))
 
-    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumFigures:
         return self.normalize_ethereum(await fetcher.get_json(self, "/ethereum/stats", max_wait=max_wait))
 
     @staticmethod
@@ -213,23 +189,23 @@ class Blockchair(BitcoinExplorer, EthereumExplorer):
         return data
 
     @classmethod
-    def normalize_bitcoin(cls, raw: Any) -> BitcoinStats:
+    def normalize_bitcoin(cls, raw: Any) -> BitcoinFigures:
         """``mempool_size`` is in bytes, not vbytes, so it is not reported as ``mempool_vsize``."""
         data = cls._data(raw)
         height = count(data.get("best_block_height"))
         if height is None:
             raise AnswerError("blockchair bitcoin stats without best_block_height")
         suggested = number(data.get("suggested_transaction_fee_per_byte_sat"))
-        return BitcoinStats(
+        return BitcoinFigures(
             height=height,
             fees={"suggested": suggested} if suggested is not None else {},
             mempool_count=count(data.get("mempool_transactions")),
             hashrate=positive(data.get("hashrate_24h")),
             difficulty=positive(data.get("difficulty")),
-            last_block_time=_utc_seconds(data.get("best_block_time")))
+            last_block_time=_utc_time(data.get("best_block_time")))
 
     @classmethod
-    def normalize_ethereum(cls, raw: Any) -> EthereumStats:
+    def normalize_ethereum(cls, raw: Any) -> EthereumFigures:
         data = cls._data(raw)
         block = count(data.get("best_block_height"))
         if block is None:
@@ -237,8 +213,8 @@ class Blockchair(BitcoinExplorer, EthereumExplorer):
         options = data.get("suggested_transaction_fee_gwei_options")
         oracle = {str(k): v for k, raw_v in options.items() if (v := number(raw_v)) is not None} \
             if isinstance(options, dict) else {}
-        return EthereumStats(block_number=block, gas_oracle=oracle,
-                             last_block_time=_utc_seconds(data.get("best_block_time")))
+        return EthereumFigures(block_number=block, gas_oracle=oracle,
+                             last_block_time=_utc_time(data.get("best_block_time")))
 
 
 # -- blockchain.info ---------------------------------------------------------------------------------------
@@ -255,11 +231,11 @@ class BlockchainInfo(BitcoinExplorer):
     probe_path = "/stats"
     probe_interval = 300.0
 
-    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinStats:
+    async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinFigures:
         return self.normalize_stats(await fetcher.get_json(self, "/stats", max_wait=max_wait))
 
     @staticmethod
-    def normalize_stats(raw: Any) -> BitcoinStats:
+    def normalize_stats(raw: Any) -> BitcoinFigures:
         """``n_blocks_total`` is the tip height (as Bitcoin Core's ``getblockcount``); ``hash_rate`` is in
         GH/s."""
         body = require_object(raw, "blockchain.info stats")
@@ -267,7 +243,7 @@ class BlockchainInfo(BitcoinExplorer):
         if height is None:
             raise AnswerError(f"blockchain.info stats without n_blocks_total: {str(raw)[:120]}")
         hashrate = positive(body.get("hash_rate"))
-        return BitcoinStats(height=height, hashrate=hashrate * 1e9 if hashrate is not None else None,
+        return BitcoinFigures(height=height, hashrate=hashrate * 1e9 if hashrate is not None else None,
                             difficulty=positive(body.get("difficulty")))
 
 
@@ -293,7 +269,7 @@ class Etherscan(EthereumExplorer):
     def auth(self) -> tuple[dict[str, str], dict[str, str]]:
         return ({}, {"apikey": self.key}) if self.key else ({}, {})
 
-    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+    async def fetch_ethereum(self, fetcher: Fetcher, max_wait: float) -> EthereumFigures:
         return self.normalize_gas_oracle(await fetcher.get_json(self, "", self.PARAMS, max_wait=max_wait))
 
     async def probe(self, fetcher: Fetcher) -> None:
@@ -305,7 +281,7 @@ class Etherscan(EthereumExplorer):
             fetcher.record_failure(self, ProviderBadResponse(self.id, str(exc)))
 
     @staticmethod
-    def normalize_gas_oracle(raw: Any) -> EthereumStats:
+    def normalize_gas_oracle(raw: Any) -> EthereumFigures:
         """``result.{LastBlock, SafeGasPrice, ProposeGasPrice, FastGasPrice, suggestBaseFee}``, all strings."""
         body = require_object(raw, "etherscan")
         result = body.get("result")
@@ -317,30 +293,30 @@ class Etherscan(EthereumExplorer):
         oracle = {ours: value for theirs, ours in (("SafeGasPrice", "safe"), ("ProposeGasPrice", "propose"),
                                                      ("FastGasPrice", "fast"))
                   if (value := number(result.get(theirs))) is not None}
-        return EthereumStats(block_number=block, base_fee_gwei=number(result.get("suggestBaseFee")),
+        return EthereumFigures(block_number=block, base_fee_gwei=number(result.get("suggestBaseFee")),
                              gas_oracle=oracle)
 
 
 # -- public JSON-RPC nodes as an Ethereum source -----------------------------------------------------------
 
-def normalize_node_block(block_raw: Any, gas_price_raw: Any) -> EthereumStats:
+def normalize_node_block(block_raw: Any, gas_price_raw: Any) -> EthereumFigures:
     """Whole JSON-RPC answers to ``eth_getBlockByNumber("latest", false)`` and ``eth_gasPrice``, read by
     :func:`~sources.providers.rpc.normalize_gas`."""
     return _from_gas(normalize_gas(rpc_result(gas_price_raw), rpc_result(block_raw)))
 
 
-def _from_gas(reading: GasReading) -> EthereumStats:
+def _from_gas(reading: GasFigures) -> EthereumFigures:
     if reading.block_number is None:
         raise AnswerError("eth_getBlockByNumber: a block without its number")
-    return EthereumStats(block_number=reading.block_number, gas_price_gwei=reading.gas_price_gwei,
-                         base_fee_gwei=reading.base_fee_gwei, last_block_time=reading.block_time)
+    return EthereumFigures(block_number=reading.block_number, gas_price_gwei=reading.gas_price_gwei,
+                           base_fee_gwei=reading.base_fee_gwei, last_block_time=reading.block_time)
 
 
-async def ethereum_from_node(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+async def ethereum_from_node(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> EthereumFigures:
     return _from_gas(await fetch_gas(node, fetcher, max_wait))
 
 
-async def fetch_ethereum(provider: Provider, fetcher: Fetcher, max_wait: float) -> EthereumStats:
+async def fetch_ethereum(provider: Provider, fetcher: Fetcher, max_wait: float) -> EthereumFigures:
     """One Ethereum reading from any member of the Ethereum pool: a JSON-RPC node or an explorer."""
     if isinstance(provider, JsonRpcNode):
         return await ethereum_from_node(provider, fetcher, max_wait)

@@ -19,7 +19,6 @@ import html
 import io
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from types import MappingProxyType
 from typing import Any
@@ -27,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
-from models.messages import iso
+from models.messages import iso, parse_iso
 from models.payloads import Article
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher, Provider
@@ -404,10 +403,5 @@ class CryptoPanic(NewsProvider):
 
     @staticmethod
     def _moment(value: Any) -> str | None:
-        if not isinstance(value, str):
-            return None
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        """CryptoPanic's ISO time (UTC when it names no zone), in our format."""
+        return iso(parse_iso(value))

@@ -21,11 +21,6 @@ from models.payloads import ChainTvl, DefiProtocol, Stablecoin
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
-
-# Gas is read from the nodes by sources/providers/rpc.py; named here too, as part of the on-chain figures.
-from sources.providers.rpc import GasReading as GasReading
-from sources.providers.rpc import fetch_gas as fetch_gas
-from sources.providers.rpc import normalize_gas as normalize_gas
 from sources.providers.values import json_number
 
 #: DefiLlama lists exchanges' reserves (category CEX) beside DeFi protocols; its DeFi rankings leave them out.

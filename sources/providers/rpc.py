@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from models.messages import iso
+from models.payloads import GasFigures
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
@@ -55,30 +57,24 @@ def rpc_result(raw: Any) -> Any:
 WEI_PER_GWEI = 1_000_000_000
 
 
-@dataclass(frozen=True)
-class GasReading:
-    """A node's latest block and gas price, in gwei (wei precision kept: a Base or Optimism base fee is a few
-    hundred wei)."""
-
-    block_number: int | None
-    gas_price_gwei: float
-    base_fee_gwei: float | None  # None on a chain (or a block) without EIP-1559
-    block_time: float | None = None  # Unix seconds
+def _gwei(wei: int) -> float:
+    """Wei precision is kept: a Base or Optimism base fee is a few hundred wei, far below a gwei."""
+    return round(wei / WEI_PER_GWEI, 9)
 
 
-def normalize_gas(gas_price: Any, block: Any) -> GasReading:
+def normalize_gas(gas_price: Any, block: Any) -> GasFigures:
     """The results of ``eth_gasPrice`` and ``eth_getBlockByNumber("latest", false)`` (number, timestamp and,
     since London, ``baseFeePerGas``): quantities in wei as hex strings."""
     if not isinstance(block, dict):
         raise AnswerError(f"eth_getBlockByNumber: no block in the answer ({str(block)[:60]})")
     number, base_fee, timestamp = block.get("number"), block.get("baseFeePerGas"), block.get("timestamp")
-    return GasReading(block_number=hex_int(number) if number is not None else None,
-                      gas_price_gwei=hex_int(gas_price) / WEI_PER_GWEI,
-                      base_fee_gwei=hex_int(base_fee) / WEI_PER_GWEI if base_fee is not None else None,
-                      block_time=unix_seconds(hex_int(timestamp)) if timestamp is not None else None)
+    return GasFigures(block_number=hex_int(number) if number is not None else None,
+                      gas_price_gwei=_gwei(hex_int(gas_price)),
+                      base_fee_gwei=_gwei(hex_int(base_fee)) if base_fee is not None else None,
+                      block_time=iso(unix_seconds(hex_int(timestamp))) if timestamp is not None else None)
 
 
-async def fetch_gas(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> GasReading:
+async def fetch_gas(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> GasFigures:
     """One reading of a node's gas: what the explorers' Ethereum section and onchain's gas figures show."""
     gas_price = await node.call(fetcher, "eth_gasPrice", max_wait=max_wait)
     block = await node.call(fetcher, "eth_getBlockByNumber", ["latest", False], max_wait=max_wait)

@@ -68,7 +68,7 @@ class RedditPost:
 class Reddit(Provider):
     id = "reddit"
     name = "Reddit"
-    category = "sentiment"
+    category = "social"
     base_url = "https://www.reddit.com"
     endpoints = ("/r/CryptoCurrency+Bitcoin/hot.json",)
     docs = "https://www.reddit.com/dev/api/#GET_hot"

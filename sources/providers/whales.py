@@ -8,6 +8,7 @@ left out, never guessed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -62,14 +63,18 @@ def _largest_address(entries: Sequence[tuple[str | None, int]]) -> str | None:
 
 
 class WhaleProvider(Provider):
+    """A source of large transfers. ``since`` (Unix seconds) and ``min_value`` (USD) narrow the answer where the
+    provider can filter (Whale Alert); a list of recent transactions (Bitcoin's mempool) ignores them."""
+
     category = "whales"
+
+    async def fetch_transfers(self, fetcher: Fetcher, max_wait: float, *, since: float | None = None,
+                              min_value: float = 0.0) -> list[Transfer]:
+        raise NotImplementedError
 
 
 class BitcoinSource(WhaleProvider):
     """A source of recent Bitcoin transactions (the ``whales_bitcoin`` pool fails over between them)."""
-
-    async def fetch_transfers(self, fetcher: Fetcher, max_wait: float) -> list[Transfer]:
-        raise NotImplementedError
 
 
 class BlockchainInfoUnconfirmed(BitcoinSource):
@@ -85,7 +90,8 @@ class BlockchainInfoUnconfirmed(BitcoinSource):
     probe_interval = 600.0
     slow_ms = 4000.0
 
-    async def fetch_transfers(self, fetcher: Fetcher, max_wait: float) -> list[Transfer]:
+    async def fetch_transfers(self, fetcher: Fetcher, max_wait: float, *, since: float | None = None,
+                              min_value: float = 0.0) -> list[Transfer]:
         raw = await fetcher.get_json(self, "/unconfirmed-transactions", {"format": "json"}, max_wait=max_wait)
         return self.normalize_unconfirmed(raw)
 
@@ -134,7 +140,8 @@ class MempoolRecent(BitcoinSource):
     probe_path = "/mempool/recent"
     probe_interval = 300.0
 
-    async def fetch_transfers(self, fetcher: Fetcher, max_wait: float) -> list[Transfer]:
+    async def fetch_transfers(self, fetcher: Fetcher, max_wait: float, *, since: float | None = None,
+                              min_value: float = 0.0) -> list[Transfer]:
         raw = await fetcher.get_json(self, "/mempool/recent", max_wait=max_wait)
         return self.normalize_recent(raw)
 
@@ -175,8 +182,10 @@ class WhaleAlert(WhaleProvider):
     def auth(self) -> tuple[dict[str, str], dict[str, str]]:
         return ({}, {"api_key": self.key}) if self.key else ({}, {})
 
-    async def fetch_alerts(self, fetcher: Fetcher, *, start: int, min_value: float,
-                           max_wait: float) -> list[Transfer]:
+    async def fetch_transfers(self, fetcher: Fetcher, max_wait: float, *, since: float | None = None,
+                              min_value: float = 0.0) -> list[Transfer]:
+        # Whale Alert's plans reach an hour back at most.
+        start = int(since if since is not None else time.time() - 3540)
         params = {"start": str(start), "min_value": str(int(min_value))}
         raw = await fetcher.get_json(self, "/transactions", params, max_wait=max_wait)
         return self.normalize_transactions(raw)
