@@ -94,7 +94,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     scratch = tempfile.TemporaryDirectory()
     if args.tiny:
-        from tests.tiny_model import build_tiny_model
+        from tests.support.tiny_model import build_tiny_model
 
         model, what = str(build_tiny_model(Path(scratch.name) / "tiny", favour="positive")), "the tests' tiny model"
     elif args.shape_of:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -56,12 +56,18 @@ class Tracker(Generic[R]):
     """Keeps a data stream's last good pool result and says how fresh what it shows is.
 
     Works for a failover result (``Pool.fetch``) and a fan-in one (``Pool.gather``) alike. ``clock`` is wall time
-    (Unix seconds, as results' ``fetched_at``)."""
+    (Unix seconds, as results' ``fetched_at``). ``data_time`` reads the provider's own time off a result (None
+    where it gives none); ages count from it, so an old figure served fresh is old. Past ``max_age`` seconds the
+    data shown is ``stale`` even while its provider answers. In replay, ages count from when the answer was
+    captured (``recorded_at``), so a recording of 2023 is as fresh as it was then, and says when that was."""
 
-    def __init__(self, data_source: Literal["live", "replay"], clock: Clock = time.time) -> None:
+    def __init__(self, data_source: Literal["live", "replay"], clock: Clock = time.time, *,
+                 max_age: float | None = None, data_time: Callable[[R], float | None] | None = None) -> None:
         self.data_source = data_source
         self.last: R | None = None
         self.failing_since: float | None = None
+        self.max_age = max_age
+        self._data_time = data_time
         self._clock = clock
         self._sources: dict[str, SourceState] = {}
 
@@ -71,8 +77,7 @@ class Tracker(Generic[R]):
         self._sources = dict(result.sources)
         if result.ok:
             self.last, self.failing_since = result, None
-            return result, Freshness(status=DataStatus.OK, data_source=self.data_source, providers=self._sources,
-                                     fetched_at=iso(result.fetched_at), age_seconds=0.0)
+            return self._shown(result, now, just_fetched=True)
         if self.failing_since is None:
             self.failing_since = now
         return self.view(now)
@@ -81,19 +86,36 @@ class Tracker(Generic[R]):
         """What to show now without asking anyone: the last result with its real age, or why there is none."""
         now = self._clock() if now is None else now
         last = self.last
-        fields = Freshness(data_source=self.data_source, providers=self._sources)
         if last is None or last.fetched_at is None:
             message = f"No data: every provider failed ({why_failed(self._sources)})"
-            return None, fields.model_copy(update={"status": DataStatus.NO_DATA, "message": message})
-        age = round(max(0.0, now - last.fetched_at), 1)
-        if self.failing_since is None:
-            return last, fields.model_copy(update={"fetched_at": iso(last.fetched_at), "age_seconds": age})
-        return last, fields.model_copy(update={
-            "status": DataStatus.STALE, "fetched_at": iso(last.fetched_at), "age_seconds": age,
-            "stale_since": iso(self.failing_since),
-            "message": f"Showing the last good data from {last.source}: every provider failed "
-                       f"({why_failed(self._sources)})",
-        })
+            return None, Freshness(data_source=self.data_source, providers=self._sources, status=DataStatus.NO_DATA,
+                                   message=message, max_age_seconds=self.max_age)
+        return self._shown(last, now, just_fetched=False)
+
+    def _shown(self, last: R, now: float, *, just_fetched: bool) -> tuple[R, Freshness]:
+        fetched_at = last.fetched_at or now
+        data_time = self._data_time(last) if self._data_time is not None else None
+        captured = last.recorded_at or fetched_at
+        # How old the data was when it was fetched (by the provider's own clock), plus how long ago that was.
+        lag = max(0.0, captured - data_time) if data_time is not None else 0.0
+        age = round(lag + (0.0 if just_fetched else max(0.0, now - fetched_at)), 1)
+        fields = Freshness(data_source=self.data_source, providers=self._sources, fetched_at=iso(fetched_at),
+                           age_seconds=age, data_time=iso(data_time), max_age_seconds=self.max_age,
+                           recorded_at=iso(last.recorded_at))
+        if self.failing_since is not None:
+            return last, fields.model_copy(update={
+                "status": DataStatus.STALE, "stale_since": iso(self.failing_since),
+                "message": f"Showing the last good data from {last.source}: every provider failed "
+                           f"({why_failed(self._sources)})",
+            })
+        if self.max_age is not None and age > self.max_age:
+            born = data_time if data_time is not None else captured
+            return last, fields.model_copy(update={
+                "status": DataStatus.STALE, "stale_since": iso(born + self.max_age),
+                "message": f"The newest data from {last.source} is {age:.0f} s old (of {iso(born)}), over the "
+                           f"{self.max_age:.0f} s such data may be",
+            })
+        return last, fields
 
 
 def combined_status(statuses: Iterable[DataStatus | str]) -> DataStatus:

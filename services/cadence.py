@@ -39,11 +39,13 @@ class PacedSection(Generic[T]):
     """One pool-backed part of a payload: fetched when its cadence says so, with its own freshness."""
 
     def __init__(self, pool: Pool[Any], call: Callable[[Any], Awaitable[T]], cadence: Cadence, *,
-                 data_source: Literal["live", "replay"], clock: Clock = time.time) -> None:
+                 data_source: Literal["live", "replay"], clock: Clock = time.time, max_age: float | None = None,
+                 data_time: Callable[[PoolResult[T]], float | None] | None = None) -> None:
+        """``max_age`` and ``data_time``: as for :class:`~services.base.Tracker`."""
         self.pool = pool
         self.call = call
         self.cadence = cadence
-        self.tracker: Tracker[PoolResult[T]] = Tracker(data_source, clock)
+        self.tracker: Tracker[PoolResult[T]] = Tracker(data_source, clock, max_age=max_age, data_time=data_time)
 
     @property
     def latest(self) -> PoolResult[T] | None:

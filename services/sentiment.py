@@ -142,8 +142,6 @@ class SentimentService(Service):
     def __init__(self, fear_greed: Pool[AlternativeMe], social: Pool[Reddit], fetcher: Fetcher, *,
                  news: HeadlineSource | None, score: Score | None, data_source: Literal["live", "replay"],
                  score_timeout: float = 30.0, clock: Clock = time.monotonic, wall: Clock = time.time) -> None:
-        self.fear_greed_pool = fear_greed
-        self.social_pool = social
         self.fetcher = fetcher
         self.news = news
         self.score = score

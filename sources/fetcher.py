@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 from config import Redactor
-from models.messages import iso
+from models.messages import epoch, iso
 from models.states import Availability, HealthDetail, HealthStatus
 from sources.errors import (
     ProviderBadResponse,
@@ -34,6 +34,7 @@ from sources.errors import (
     ProviderUnavailable,
 )
 from sources.limits import BreakerState, CircuitBreaker, Clock, Rate, TokenBucket
+from sources.replay import RECORDED_AT
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,6 @@ class Health:
 
     last_check: float | None = None
     last_success: float | None = None
-    last_failure: float | None = None
     response_time_ms: float | None = None
     consecutive_failures: int = 0
     error: str | None = None
@@ -104,6 +104,8 @@ class Health:
     requests: int = 0
     failures: int = 0
     last_used: float = 0.0  # monotonic: when a call (real or probe) last went out
+    #: Replay: when the recording of the last answer was captured (Unix seconds); None for live answers.
+    recorded_at: float | None = None
 
 
 @dataclass
@@ -285,6 +287,7 @@ class Fetcher:
         if status >= 400:
             raise ProviderBadResponse(provider.id, f"HTTP {status}: {self._snippet(response)}",
                                       retryable=status >= 500, status=status)
+        runtime.health.recorded_at = epoch(response.headers.get(RECORDED_AT))
         self.record_success(provider, elapsed_ms)
         return response
 
@@ -305,7 +308,7 @@ class Fetcher:
         runtime = self.register(provider)
         h = runtime.health
         now = time.time()
-        h.last_check = h.last_failure = now
+        h.last_check = now
         h.failures += 1
         if h.consecutive_failures == 0:
             h.error_since = now

@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 from pydantic import ValidationError
 
 from models.freshness import SourceState
-from models.messages import iso
+from models.messages import epoch, iso
 from models.payloads import Failover
 from models.states import Availability, SourceStatus
 from sources.errors import AnswerError, ProviderBadResponse, ProviderError, ProviderMissingKey, ProviderRateLimited
@@ -60,6 +60,12 @@ class PoolResult(Generic[T]):
     def ok(self) -> bool:
         return self.source is not None
 
+    @property
+    def recorded_at(self) -> float | None:
+        """Replay: when the answer shown was captured (so ages are counted from then); None for live data."""
+        state = self.sources.get(self.source) if self.source else None
+        return epoch(state.recorded_at) if state is not None else None
+
 
 @dataclass
 class GatherResult(Generic[T]):
@@ -76,6 +82,12 @@ class GatherResult(Generic[T]):
     @property
     def source(self) -> str | None:
         return next(iter(self.values), None)
+
+    @property
+    def recorded_at(self) -> float | None:
+        """Replay: the oldest capture time among the answers kept; None for live data."""
+        times = [t for pid in self.values if (s := self.sources.get(pid)) and (t := epoch(s.recorded_at))]
+        return min(times, default=None)
 
 
 class Pool(Generic[P]):
@@ -158,7 +170,8 @@ class Pool(Generic[P]):
         return SourceState(status=status,
                            error=error if failing else None,
                            since=iso(h.error_since) if failing else None,
-                           last_success=iso(h.last_success))
+                           last_success=iso(h.last_success),
+                           recorded_at=iso(h.recorded_at) if status is SourceStatus.OK else None)
 
     @staticmethod
     def _status_of(error: ProviderError) -> SourceStatus:

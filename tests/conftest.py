@@ -1,117 +1,25 @@
-"""Shared fixtures: settings, a real uvicorn server on a free port, recorded provider bodies.
+"""Fixtures and hooks only; what tests import lives in tests/support (settings, the live server, recordings, ...).
 
 Nothing here reaches the internet: servers run in replay mode or over an ``httpx.MockTransport``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+# Before anything imports gradio or huggingface_hub (the support modules import the app).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from app import GRACEFUL_SHUTDOWN_SECONDS, create_app
+from app import create_app
 from config import Settings
-from ws.uvicorn_protocol import WebSocketProtocol
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REPLAY = ROOT / "sources" / "replay"
-
-
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_source": "replay", "interval_scale": 100.0, "data_dir": tmp_path / "data",
-                              "port": 7860}
-    values.update(overrides)
-    return Settings(**values)
-
-
-@dataclass
-class LiveServer:
-    app: FastAPI
-    base: str  # http://127.0.0.1:<port>
-    loop: asyncio.AbstractEventLoop
-    server: uvicorn.Server
-
-    @property
-    def ws(self) -> str:
-        return self.base.replace("http://", "ws://")
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn`` on the server's event loop (thread-safe) and return its result."""
-        async def run() -> Any:
-            return fn(*args)
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=10)
-
-    def publish(self, service: str, data: Mapping[str, Any]) -> Any:
-        return self.call(self.app.state.hub.publish, service, data)
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            time.sleep(0.02)
-
-
-@contextmanager
-def serve(factory: Callable[[], FastAPI], settings: Settings) -> Iterator[LiveServer]:
-    """Run the app made by ``factory`` on a real uvicorn server in a thread, on a free port.
-
-    The app is built inside the server's running loop (uvicorn's factory mode), as ``python app.py`` does:
-    Gradio makes an event loop of its own when none is running, and never closes it.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    built: list[FastAPI] = []
-
-    def build() -> FastAPI:
-        built.append(factory())
-        return built[0]
-
-    config = uvicorn.Config(build, factory=True, log_level="warning", ws_max_size=settings.ws_max_message_bytes,
-                            ws_per_message_deflate=settings.ws_per_message_deflate, lifespan="on",
-                            ws=WebSocketProtocol, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
-    server = uvicorn.Server(config)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(sockets=[sock]),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(built[0], f"http://127.0.0.1:{port}", loop, server)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        if thread.is_alive():  # a connection that will not close: stop waiting for it
-            server.force_exit = True
-            thread.join(timeout=10)
-        leftovers = asyncio.all_tasks(loop)  # Gradio's queue workers outlive the server
-        for task in leftovers:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-        loop.close()
-        sock.close()
+from tests.support.server import LiveServer, serve
+from tests.support.settings import make_settings
 
 
 @pytest.fixture
@@ -124,45 +32,3 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     """The whole app in replay mode on a real uvicorn server; long intervals, so only the first runs fire."""
     with serve(lambda: create_app(settings), settings) as server:
         yield server
-
-
-CHROMIUM = Path("/usr/bin/chromium")
-#: Headless chromium on a machine with no network: no background traffic, no sandbox (root in CI).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-
-
-def require_chromium() -> None:
-    """Skip without Debian's chromium; under CI (``CI`` set) fail instead, as CI must run the browser tests."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (.ci/run installs Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def recorded(name: str) -> bytes:
-    """A recorded provider body: tests/fixtures first, then the replay recordings."""
-    for base in (FIXTURES, REPLAY):
-        path = base / name
-        if path.exists():
-            return path.read_bytes()
-    raise FileNotFoundError(name)
-
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-def routes_transport(routes: Mapping[str, Handler | httpx.Response | Exception]) -> httpx.MockTransport:
-    """A MockTransport answering by URL prefix (query ignored); anything else fails to connect."""
-    def handle(request: httpx.Request) -> httpx.Response:
-        url = str(request.url).split("?", 1)[0]
-        for prefix, answer in routes.items():
-            if url.startswith(prefix):
-                if isinstance(answer, Exception):
-                    raise answer
-                if isinstance(answer, httpx.Response):
-                    return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-                return answer(request)
-        raise httpx.ConnectError(f"no route to {url}", request=request)
-    return httpx.MockTransport(handle)

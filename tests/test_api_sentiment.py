@@ -4,7 +4,7 @@ VADER when the configured model cannot be loaded)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from api.sentiment import build_sentiment_router
 from config import Settings
 from inference.runner import SentimentRunner
-from tests.conftest import make_settings
-from tests.tiny_model import build_tiny_model
+from tests.support.settings import make_settings
+from tests.support.tiny_model import build_tiny_model
 from ui.sentiment_panel import build_sentiment_panel, panel_verdict
 
 URL = "/api/sentiment"
@@ -124,7 +124,7 @@ async def test_the_panel_builds_inside_blocks(settings: Settings) -> None:
 
 def test_a_huge_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
     from app import create_app
-    from tests.conftest import make_settings, serve
+    from tests.support.server import serve
 
     settings = make_settings(tmp_path, sentiment_max_texts=2, sentiment_max_chars=10)
     with serve(lambda: create_app(settings), settings) as server:
@@ -133,7 +133,7 @@ def test_a_huge_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
                               headers={"content-type": "application/json"})
         assert declared.status_code == 413 and "larger than" in declared.json()["detail"]
 
-        def chunks():  # no Content-Length: counted as it arrives
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
             yield huge[:100_000]
             yield huge[100_000:]
 

@@ -11,14 +11,17 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from app import create_app
 from models.catalog import ENDPOINTS, SERVICE_NAMES
-from tests.conftest import ROOT, LiveServer, make_settings, serve
-from tests.wsclient import Client
+from tests.support.paths import ROOT
+from tests.support.server import LiveServer, serve
+from tests.support.settings import make_settings
+from tests.support.wsclient import Client
 from ws.uvicorn_protocol import WebSocketProtocol
 
 
@@ -26,9 +29,15 @@ def get(server: LiveServer, path: str) -> httpx.Response:
     return httpx.get(server.base + path, timeout=10)
 
 
-def latest(server: LiveServer, service: str) -> dict | None:
+def published(server: LiveServer, service: str) -> bool:
+    return server.app.state.hub.latest(service) is not None
+
+
+def latest(server: LiveServer, service: str) -> dict[str, Any]:
+    """The latest update of ``service``, as clients got it (it must have published one)."""
     update = server.app.state.hub.latest(service)
-    return json.loads(update.text) if update else None
+    assert update is not None, f"{service} has published nothing yet"
+    return json.loads(update.text)
 
 
 # -- REST -----------------------------------------------------------------------------------------------
@@ -135,7 +144,7 @@ def test_live_without_network_invents_nothing(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, data_source="live", interval_scale=0.05, http_retries=0)
     transport = httpx.MockTransport(offline)
     with serve(lambda: create_app(settings, transport=transport), settings) as server:
-        server.wait_for(lambda: all(latest(server, s) for s in ("market_data", "health_checker", "pool_manager")))
+        server.wait_for(lambda: all(published(server, s) for s in ("market_data", "health_checker", "pool_manager")))
         market = latest(server, "market_data")["data"]
         assert market["status"] == "no_data" and market["prices"] == {} and market["source"] is None
         assert market["volumes"] == {} and market["market_caps"] == {} and market["price_changes"] == {}
@@ -156,7 +165,7 @@ def test_live_without_network_invents_nothing(tmp_path: Path) -> None:
         assert all(p["active_source"] is None for p in pools.values()), pools
 
         data_services = ("explorers", "news", "sentiment", "whale_tracking", "rpc_nodes", "onchain")
-        server.wait_for(lambda: all(latest(server, s) for s in data_services), timeout=30)
+        server.wait_for(lambda: all(published(server, s) for s in data_services), timeout=30)
         explorers = latest(server, "explorers")["data"]
         assert explorers["status"] == "no_data"
         bitcoin, ethereum = explorers["bitcoin"], explorers["ethereum"]
@@ -193,6 +202,7 @@ def raw_websocket(base: str, path: str) -> socket.socket:
     return sock
 
 
+@pytest.mark.timing  # the fast clients' delays stay under 2 s (waiting on the slow one would take longer)
 def test_a_client_that_stops_reading_is_dropped_and_others_stay_on_time(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, ws_send_queue=64)
     with serve(lambda: create_app(settings), settings) as server:
@@ -230,6 +240,7 @@ def test_a_client_that_stops_reading_is_dropped_and_others_stay_on_time(tmp_path
             slow.close()
 
 
+@pytest.mark.timing  # shutdown under 10 s: within serve()'s first join, i.e. with no forced exit
 def test_a_dropped_slow_client_neither_keeps_its_socket_nor_holds_up_shutdown(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     blob = "x" * 50_000

@@ -1,7 +1,7 @@
 """Hub backups of the history database, against a fake Hub on 127.0.0.1 through the real huggingface_hub client.
 
 No request leaves the machine: huggingface_hub's shared client is swapped for one that refuses any host but
-127.0.0.1 (tests/fake_hub.py), which also steps around the HF_HUB_OFFLINE=1 that tests/conftest.py sets.
+127.0.0.1 (tests/support/fake_hf_hub.py), which also steps around the HF_HUB_OFFLINE=1 that tests/conftest.py sets.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from huggingface_hub import HfApi
 
 from storage.dataset_backup import SNAPSHOT_PATH, BackupError, DatasetBackup, from_settings
 from storage.history import Store
-from tests.conftest import make_settings
-from tests.fake_hub import FakeHfHub, loopback_only_session, running
+from tests.support.fake_hf_hub import FakeHfHub, loopback_only_session, running
+from tests.support.settings import make_settings
 from ws.hub import Hub
 
 TOKEN = "hf_fake_token_only_for_the_fake_hub"
@@ -97,10 +98,13 @@ async def test_upload_while_the_store_writes_then_restore_gives_the_same_rows(fa
                 await asyncio.sleep(0.001)
 
         writer = asyncio.create_task(keep_publishing())
-        await asyncio.sleep(0.05)
+        await until(lambda: store.stats.written > 200)  # news rows committed before the snapshot
         backup = backup_at(live_dir, fake_hf)
         assert await backup.upload() == "done"
-        await asyncio.sleep(0.05)  # go on writing after the snapshot
+        # Go on writing after the snapshot: a commit that ends after upload() returned is not in it.
+        # (Conditions, not sleeps: a loaded machine may commit nothing in a fixed 50 ms.)
+        written = store.stats.written
+        await until(lambda: store.stats.written > written)
         stop.set()
         await writer
         await until(lambda: store.stats.written == hub.published)
@@ -180,8 +184,9 @@ async def test_restore_without_repo_or_snapshot_returns_false(fake_hf: FakeHfHub
     assert await backup.restore_if_needed() is False  # no repo
     assert "no backup repo" in caplog.text
 
-    # The repo exists but holds no snapshot yet.
-    await asyncio.to_thread(backup._api.create_repo, REPO, repo_type="dataset", private=True)
+    # The repo exists (made by another client of the same Hub) but holds no snapshot yet.
+    await asyncio.to_thread(HfApi(endpoint=fake_hf.base_url, token=TOKEN).create_repo, REPO, repo_type="dataset",
+                            private=True)
     assert await backup.restore_if_needed() is False
     assert "no snapshot" in caplog.text
     assert not (tmp_path / "history.sqlite3").exists()

@@ -14,7 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from app import create_app
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, LiveServer, make_settings, require_chromium, serve
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.support.paths import ROOT
+from tests.support.server import LiveServer, serve
+from tests.support.settings import make_settings
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 #: Tab -> what must be on it once data is in (the real replayed payloads).

@@ -14,7 +14,7 @@ from config import Settings
 from services import explorers
 from services.explorers import ExplorersService
 from sources.errors import AnswerError
-from sources.fetcher import Fetcher
+from sources.fetcher import Fetcher, Provider
 from sources.pools import Pool
 from sources.providers.explorers import (
     BlockchainInfo,
@@ -25,8 +25,9 @@ from sources.providers.explorers import (
 )
 from sources.providers.rpc import nodes_for
 from sources.replay import ReplayTransport
-from tests.conftest import make_settings, recorded
 from tests.support.context import build_context
+from tests.support.recordings import recorded
+from tests.support.settings import make_settings
 
 MEMPOOL = "https://mempool.space/api"
 BLOCKCHAIR = "https://api.blockchair.com"
@@ -372,7 +373,7 @@ async def test_replay_build_end_to_end(tmp_path: Path) -> None:
     async with httpx.AsyncClient(transport=ReplayTransport()) as http:
         ctx = build_context(settings, Fetcher(http, budgets=False))
         [svc] = explorers.build(ctx)
-        payload = await svc.collect()
+        payload: Any = await svc.collect()
     assert {"explorers_bitcoin", "explorers_ethereum"} <= set(ctx.pools)
     assert payload["status"] == "ok" and payload["data_source"] == "replay"
     assert payload["bitcoin"]["source"] == "mempool_space" and payload["bitcoin"]["height"] == 698767
@@ -407,7 +408,7 @@ async def test_mempool_budget_holds_at_the_spec_interval() -> None:
     fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(upstream)), retries=0,
                       clock=lambda: now[0])
     pool = Pool("explorers_bitcoin", [MempoolSpace(), Blockchair(), BlockchainInfo()], fetcher)
-    ethereum = Pool("explorers_ethereum", nodes_for("ethereum"), fetcher)
+    ethereum: Pool[Provider] = Pool("explorers_ethereum", nodes_for("ethereum"), fetcher)
     svc = ExplorersService(pool, ethereum, fetcher, interval=0.0, data_source="live")
     for _ in range(30):  # five minutes
         payload = await svc.collect()

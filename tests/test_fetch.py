@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 
@@ -45,7 +48,7 @@ class Keyed(Example):
         return {}, {"apikey": self.key or ""}
 
 
-def fetcher_for(handler, **kwargs) -> Fetcher:
+def fetcher_for(handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any) -> Fetcher:
     kwargs.setdefault("backoff", 0.001)
     return Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(handler)), **kwargs)
 
@@ -132,8 +135,13 @@ async def test_connection_errors_are_unavailable() -> None:
 
 
 async def test_keyed_provider_without_key_is_never_called() -> None:
-    calls = []
-    fetcher = fetcher_for(lambda r: calls.append(r) or httpx.Response(200, json={}))
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, json={})
+
+    fetcher = fetcher_for(handler)
     with pytest.raises(ProviderMissingKey):
         await fetcher.get_json(Keyed(None), "/x")
     assert calls == []

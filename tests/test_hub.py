@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from models.catalog import ENDPOINTS, SERVICE_NAMES
+from models.states import LimiterVerdict
 from ws.connection import Connection, ConnectionState, InboundLimiter
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
@@ -83,7 +86,8 @@ def test_restore_continues_seq_and_serves_the_snapshot() -> None:
     hub = Hub()
     hub.restore("news", 41, "2026-01-01T00:00:00.000Z", {"articles": []})
     assert hub.seq("news") == 41
-    assert json.loads(hub.latest("news").text)["seq"] == 41
+    update = hub.latest("news")
+    assert update is not None and json.loads(update.text)["seq"] == 41
     assert hub.publish("news", {}).seq == 42
     hub.restore("news", 10, "2026-01-01T00:00:00.000Z", {})  # older than what we have: ignored
     assert hub.seq("news") == 42
@@ -102,7 +106,7 @@ def test_inbound_limiter_warns_then_closes(sent: int, expected: list[str]) -> No
 def test_inbound_limiter_counts_a_client_that_keeps_going_across_seconds() -> None:
     limiter = InboundLimiter(5)
     verdicts = [limiter.check(second + i / 100) for second in range(10, 20) for i in range(8)]
-    assert verdicts.count("warn") == 1 and "close" in verdicts
+    assert verdicts.count(LimiterVerdict.WARN) == 1 and "close" in verdicts
     calm = InboundLimiter(5)
     assert "close" not in [calm.check(second + i / 10) for second in range(10, 200) for i in range(5)]
 
@@ -120,12 +124,53 @@ def test_an_update_that_cannot_be_serialised_uses_no_seq() -> None:
 
 # -- the protocol, without a socket ---------------------------------------------------------------------
 
-def queued(conn: Connection) -> list[dict]:
-    return [json.loads(text) for text in conn._queue]
+class FakeSocket:
+    """Stands in for starlette's WebSocket: records what is sent; ``receive`` waits for :meth:`hang_up`."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.gone = asyncio.Event()
+
+    async def accept(self) -> None:
+        pass
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "websocket.disconnect"}
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+    def hang_up(self) -> None:
+        self.gone.set()
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [json.loads(text) for text in self.sent]
 
 
-def test_the_all_greeting_fits_the_smallest_send_queue(tmp_path: Path) -> None:
-    from tests.conftest import make_settings
+async def until_sent(conn: Connection) -> None:
+    """Let the connection's sender write what is queued (or the connection close): yields, no sleeps."""
+    for _ in range(10_000):
+        if not conn.queued or conn.state is not ConnectionState.OPEN:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{conn.queued} messages still queued")
+
+
+async def sent_by(conn: Connection, socket: FakeSocket) -> list[dict[str, Any]]:
+    """Run the connection's sender until its queue is empty: the messages it wrote to the socket."""
+    sender = asyncio.create_task(conn.run_sender())
+    await until_sent(conn)
+    sender.cancel()
+    await asyncio.gather(sender, return_exceptions=True)
+    return socket.messages()
+
+
+async def test_the_all_greeting_fits_the_smallest_send_queue(tmp_path: Path) -> None:
+    from tests.support.settings import make_settings
 
     with pytest.raises(ValidationError):
         make_settings(tmp_path, ws_send_queue=8)
@@ -135,21 +180,27 @@ def test_the_all_greeting_fits_the_smallest_send_queue(tmp_path: Path) -> None:
         hub.publish(service, {"n": 1})
     manager = ConnectionManager(hub, Limits(send_queue=smallest))
     endpoint = next(ep for ep in ENDPOINTS if ep.path == "/ws/all")
-    conn = Connection(None, endpoint.path, smallest)  # type: ignore[arg-type]  # nothing is sent here
-    manager._greet(conn, endpoint, endpoint.path, manager._protocol(endpoint, endpoint.path))
+    socket = FakeSocket()
+    serving = asyncio.create_task(manager.serve(socket, endpoint, endpoint.path))  # type: ignore[arg-type]  # a stand-in
+    await asyncio.sleep(0)  # serve() greets before it first waits (for the client's messages)
+    [conn] = manager.connections.values()
+    await until_sent(conn)
     assert conn.state is ConnectionState.OPEN
-    assert [m["type"] for m in queued(conn)] == ["connection_established", "subscription_confirmed",
-                                                *["update"] * len(SERVICE_NAMES)]
+    assert [m["type"] for m in socket.messages()] == ["connection_established", "subscription_confirmed",
+                                                      *["update"] * len(SERVICE_NAMES)]
+    socket.hang_up()
+    await serving
 
 
-def test_a_bug_while_handling_a_message_is_answered_not_fatal() -> None:
+async def test_a_bug_while_handling_a_message_is_answered_not_fatal() -> None:
     class BrokenHub(Hub):
         def subscribe(self, subscriber: object, services: object) -> None:
             raise RuntimeError("hub bug")
 
     protocol = Protocol(BrokenHub(), "/ws", SERVICE_NAMES, lambda: 1)
-    conn = Connection(None, "/ws", 64)  # type: ignore[arg-type]
+    socket = FakeSocket()
+    conn = Connection(socket, "/ws", 64)  # type: ignore[arg-type]  # a stand-in for starlette's WebSocket
     protocol.handle_text(conn, '{"action": "subscribe", "service": "news", "id": 7}')
-    [reply] = queued(conn)
+    [reply] = await sent_by(conn, socket)
     assert reply["type"] == "error" and reply["id"] == 7 and "Internal error" in reply["data"]["message"]
     assert conn.state is ConnectionState.OPEN

@@ -20,10 +20,11 @@ from sources.errors import AnswerError
 from sources.fetcher import Fetcher
 from sources.pools import Pool
 from sources.providers.huggingface import HuggingFaceApi
-from tests.conftest import make_settings, recorded
 from tests.support.clock import FakeClock
 from tests.support.context import build_context
-from tests.tiny_model import build_tiny_model
+from tests.support.recordings import recorded
+from tests.support.settings import make_settings
+from tests.support.tiny_model import build_tiny_model
 
 MODELS = "https://huggingface.co/api/models"
 DATASETS = "https://huggingface.co/api/datasets"
@@ -41,8 +42,8 @@ def ok(body: Any) -> httpx.Response:
     return httpx.Response(200, content=content, headers={"content-type": "application/json"})
 
 
-class Hub:
-    """A fake Hub: answers by path, and records every request."""
+class FakeHfApi:
+    """A fake of the Hugging Face Hub's API: answers by path, and records every request."""
 
     def __init__(self, models: Any = None, datasets: Any = None) -> None:
         self.answers: dict[str, Any] = {MODELS: models, DATASETS: datasets}
@@ -58,10 +59,10 @@ class Hub:
         return httpx.MockTransport(handle)
 
 
-def make_service(hub: Hub, tmp_path: Path, runner: Any = None, query: str = QUERY,
+def make_service(hf_api: FakeHfApi, tmp_path: Path, runner: Any = None, query: str = QUERY,
                  clock: FakeClock | None = None) -> HuggingfaceService:
     # budgets=False: a second refresh in a test must not wait for the Hub budget's tokens
-    fetcher = Fetcher(httpx.AsyncClient(transport=hub.transport()), retries=0, backoff=0.001, budgets=False)
+    fetcher = Fetcher(httpx.AsyncClient(transport=hf_api.transport()), retries=0, backoff=0.001, budgets=False)
     return HuggingfaceService(Pool("huggingface", [HuggingFaceApi()], fetcher), fetcher, query=query,
                               cache_file=tmp_path / "huggingface" / "registry.json", runner=runner,
                               data_source="live", clock=clock or FakeClock())
@@ -112,8 +113,8 @@ def test_merge_keeps_each_item_once_most_downloaded_first() -> None:
 # -- the service ----------------------------------------------------------------------------------------
 
 async def test_registry_from_the_hub(tmp_path: Path) -> None:
-    hub = Hub(models=EXPANDED, datasets=recorded("sentiment/hub-datasets.built.json"))
-    payload = await make_service(hub, tmp_path).collect()
+    hf_api = FakeHfApi(models=EXPANDED, datasets=recorded("sentiment/hub-datasets.built.json"))
+    payload = await make_service(hf_api, tmp_path).collect()
     HuggingfacePayload.model_validate(payload)
     json.dumps(payload)
     assert payload.keys() >= {"total_models", "total_datasets", "available_models", "available_datasets",
@@ -126,32 +127,32 @@ async def test_registry_from_the_hub(tmp_path: Path) -> None:
     assert payload["last_refresh"].endswith("Z") and payload["registry_age_seconds"] < 5
     assert payload["sentiment_model"] is None and payload["inference"]["texts_scored"] == 0
     # the searches asked: the configured query and the crypto / finance ones, sorted by downloads
-    searches = [(r.url.path, r.url.params.get("search")) for r in hub.requests]
+    searches = [(r.url.path, r.url.params.get("search")) for r in hf_api.requests]
     assert searches[0] == ("/api/models", QUERY) and ("/api/datasets", QUERY) in searches
     assert len(searches) == 7
-    first = hub.requests[0].url.params
+    first = hf_api.requests[0].url.params
     assert first["sort"] == "downloads" and first["pipeline_tag"] == "text-classification"
     assert first.get_list("expand") == ["downloads", "likes", "pipeline_tag", "lastModified", "gated"]
 
 
 async def test_the_registry_is_refreshed_on_its_own_schedule(tmp_path: Path) -> None:
-    hub = Hub(models=EXPANDED, datasets=[])
+    hf_api = FakeHfApi(models=EXPANDED, datasets=[])
     clock = FakeClock()
-    svc = make_service(hub, tmp_path, clock=clock)
+    svc = make_service(hf_api, tmp_path, clock=clock)
     await svc.collect()
-    asked = len(hub.requests)
+    asked = len(hf_api.requests)
     clock.advance(REFRESH_EVERY - 1)
     await svc.collect()
-    assert len(hub.requests) == asked  # not every tick
+    assert len(hf_api.requests) == asked  # not every tick
     clock.advance(1)
     await svc.collect()
-    assert len(hub.requests) == 2 * asked
+    assert len(hf_api.requests) == 2 * asked
 
 
 async def test_an_offline_restart_shows_the_disk_cache_with_its_age(tmp_path: Path) -> None:
-    await make_service(Hub(models=EXPANDED, datasets=[]), tmp_path).collect()
+    await make_service(FakeHfApi(models=EXPANDED, datasets=[]), tmp_path).collect()
     assert (tmp_path / "huggingface" / "registry.json").exists()
-    restarted = make_service(Hub(), tmp_path)  # the Hub cannot be reached
+    restarted = make_service(FakeHfApi(), tmp_path)  # the Hub cannot be reached
     payload = await restarted.collect()
     assert payload["registry_status"] == "stale" and payload["total_models"] == 2
     assert payload["available_models"][0] == "ElKulako/cryptobert"
@@ -160,34 +161,34 @@ async def test_an_offline_restart_shows_the_disk_cache_with_its_age(tmp_path: Pa
 
 
 async def test_a_failed_refresh_keeps_the_last_list_stale_and_retries_sooner(tmp_path: Path) -> None:
-    hub = Hub(models=EXPANDED, datasets=[])
+    hf_api = FakeHfApi(models=EXPANDED, datasets=[])
     clock = FakeClock()
-    svc = make_service(hub, tmp_path, clock=clock)
+    svc = make_service(hf_api, tmp_path, clock=clock)
     await svc.collect()
-    hub.answers[MODELS] = httpx.Response(429, headers={"retry-after": "30"})
+    hf_api.answers[MODELS] = httpx.Response(429, headers={"retry-after": "30"})
     clock.advance(REFRESH_EVERY)
     payload = await svc.collect()
     assert payload["registry_status"] == "stale" and payload["total_models"] == 2
     assert "disk cache" not in payload["message"] and "429" in payload["message"]
     clock.advance(RETRY_EVERY)  # sooner than a refresh
     assert RETRY_EVERY < REFRESH_EVERY
-    hub.answers[MODELS] = ok(EXPANDED)
+    hf_api.answers[MODELS] = ok(EXPANDED)
     svc.fetcher.runtime("huggingface_hub").health.rate_limited_until = 0  # the cool-down is over
     assert (await svc.collect())["registry_status"] == "ok"
 
 
 async def test_no_list_at_all_is_no_data_with_the_reason(tmp_path: Path) -> None:
-    payload = await make_service(Hub(models={"error": "Internal Error"}), tmp_path).collect()
+    payload = await make_service(FakeHfApi(models={"error": "Internal Error"}), tmp_path).collect()
     assert payload["registry_status"] == "no_data" and payload["total_models"] is None
     assert payload["available_models"] == [] and payload["last_refresh"] is None
     assert "Internal Error" in payload["message"]
 
 
 async def test_a_cache_of_another_query_or_corrupt_is_ignored(tmp_path: Path) -> None:
-    await make_service(Hub(models=EXPANDED, datasets=[]), tmp_path, query="other").collect()
-    assert make_service(Hub(), tmp_path).registry is None
+    await make_service(FakeHfApi(models=EXPANDED, datasets=[]), tmp_path, query="other").collect()
+    assert make_service(FakeHfApi(), tmp_path).registry is None
     (tmp_path / "huggingface" / "registry.json").write_text("{not json")
-    assert make_service(Hub(), tmp_path, query="other").registry is None
+    assert make_service(FakeHfApi(), tmp_path, query="other").registry is None
 
 
 async def test_the_model_state_and_inference_figures(tmp_path: Path) -> None:
@@ -195,7 +196,7 @@ async def test_the_model_state_and_inference_figures(tmp_path: Path) -> None:
     async with SentimentRunner(make_settings(tmp_path, sentiment_model=str(model))) as runner:
         await asyncio.wait_for(runner.loaded.wait(), 30)
         await runner.score(["bitcoin price rises", "ether falls"])
-        payload = await make_service(Hub(models=EXPANDED, datasets=[]), tmp_path, runner=runner).collect()
+        payload = await make_service(FakeHfApi(models=EXPANDED, datasets=[]), tmp_path, runner=runner).collect()
     state = payload["sentiment_model"]
     assert (state["id"], state["backend"], state["state"]) == (str(model), "transformers", "ready")
     assert payload["inference"]["texts_scored"] == 2 and payload["inference"]["mean_latency_ms"] > 0
@@ -203,9 +204,10 @@ async def test_the_model_state_and_inference_figures(tmp_path: Path) -> None:
 
 async def test_build(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, data_source="live")
-    hub = Hub(models=EXPANDED, datasets=[])
-    ctx = build_context(settings, Fetcher(httpx.AsyncClient(transport=hub.transport()), retries=0))
+    hf_api = FakeHfApi(models=EXPANDED, datasets=[])
+    ctx = build_context(settings, Fetcher(httpx.AsyncClient(transport=hf_api.transport()), retries=0))
     (svc,) = build(ctx)
     assert set(ctx.pools) == {"huggingface"}
     payload = await svc.collect()
+    assert payload is not None
     assert payload["total_models"] == 2 and (settings.data_dir / "huggingface" / "registry.json").exists()

@@ -4,7 +4,9 @@ slowly refreshed global figures and trending coins."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -15,6 +17,7 @@ from services.market_data import SLOW_INTERVAL, MarketDataService, build
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher
 from sources.http import http_client
+from sources.limits import Clock
 from sources.pools import Pool
 from sources.providers.coins import COINS
 from sources.providers.market import (
@@ -28,9 +31,10 @@ from sources.providers.market import (
     MarketProvider,
 )
 from sources.providers.values import count
-from tests.conftest import make_settings, recorded, routes_transport
 from tests.support.clock import FakeClock
 from tests.support.context import build_context
+from tests.support.recordings import Handler, Routes, recorded, routes_transport
+from tests.support.settings import make_settings
 
 GECKO = "https://api.coingecko.com/api/v3/coins/markets"
 PAPRIKA = "https://api.coinpaprika.com/v1/tickers"
@@ -126,7 +130,7 @@ def test_kraken_error_list_and_pairs_we_do_not_follow() -> None:
 
 # -- pool failover --------------------------------------------------------------------------------------
 
-def market_service(routes: dict, **fetcher_kwargs) -> tuple[MarketDataService, Pool, Fetcher]:
+def market_service(routes: Routes, **fetcher_kwargs: Any) -> tuple[MarketDataService, Pool, Fetcher]:
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, **fetcher_kwargs)
     pool = Pool("market_data", [CoinGecko(), CoinPaprika(), Kraken()], fetcher)
     return MarketDataService(pool, fetcher, limit=100, interval=0.0, data_source="live"), pool, fetcher
@@ -152,7 +156,7 @@ async def test_preferred_provider_answers() -> None:
     httpx.Response(200, content=b'[{"id": "bitcoin", "current_price": 1'),  # malformed JSON
     httpx.Response(200, json={"unexpected": "shape"}),
 ], ids=["timeout", "429", "malformed-json", "changed-shape"])
-async def test_failover_to_the_next_provider(failure) -> None:
+async def test_failover_to_the_next_provider(failure: httpx.Response | Exception) -> None:
     service, pool, _ = market_service({GECKO: failure, PAPRIKA: ok("coinpaprika/tickers.json")})
     pool.active = "coingecko"  # it answered before
     payload = await service.collect()
@@ -372,7 +376,7 @@ def test_keyed_providers_are_off_without_their_key_and_send_it_as_documented() -
 KEYS = {"coincap": "coincap-secret-key", "cryptocompare": "cryptocompare-secret-key"}
 
 
-def long_pool_service(routes: dict, *, keys: bool = True, clock=None, **fetcher_kwargs) \
+def long_pool_service(routes: Routes, *, keys: bool = True, clock: Clock = time.monotonic, **fetcher_kwargs: Any) \
         -> tuple[MarketDataService, Pool, Fetcher]:
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001,
                       redact=Redactor(KEYS.values()), **fetcher_kwargs)
@@ -380,10 +384,9 @@ def long_pool_service(routes: dict, *, keys: bool = True, clock=None, **fetcher_
     providers = [gecko, paprika, Kraken(), Coinbase(), Binance(), CoinCap(KEYS["coincap"] if keys else None),
                  CryptoCompare(KEYS["cryptocompare"] if keys else None)]
     pool = Pool("market_data", providers, fetcher)
-    extra = {"clock": clock} if clock else {}
     service = MarketDataService(pool, fetcher, limit=100, interval=0.0, data_source="live",
                                 global_pool=Pool("market_global", [gecko, paprika], fetcher),
-                                trending_pool=Pool("market_trending", [gecko], fetcher), **extra)
+                                trending_pool=Pool("market_trending", [gecko], fetcher), clock=clock)
     return service, pool, fetcher
 
 
@@ -513,7 +516,7 @@ async def test_keys_never_reach_the_payload() -> None:
 def counting_routes(routes: dict) -> tuple[dict, dict[str, int]]:
     counts: dict[str, int] = {}
 
-    def wrap(prefix: str, answer):
+    def wrap(prefix: str, answer: Handler | httpx.Response) -> Handler:
         def handle(request: httpx.Request) -> httpx.Response:
             counts[prefix] = counts.get(prefix, 0) + 1
             if isinstance(answer, httpx.Response):

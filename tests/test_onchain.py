@@ -20,8 +20,8 @@ from sources.http import http_client
 from sources.pools import Pool
 from sources.providers.onchain import DefiLlama, DefiLlamaStablecoins
 from sources.providers.rpc import nodes_for, normalize_gas, rpc_result
-from tests.conftest import recorded, routes_transport
 from tests.support.context import build_context
+from tests.support.recordings import recorded, routes_transport
 
 CHAINS = "https://api.llama.fi/v2/chains"
 PROTOCOLS = "https://api.llama.fi/protocols"
@@ -252,7 +252,7 @@ async def test_replay_recordings_serve_the_defillama_sections(tmp_path: Path) ->
     fetcher = Fetcher(http_client(settings), budgets=False, retries=0)
     ctx = build_context(settings, fetcher, {"onchain": 30.0})
     [service] = build(ctx)
-    payload = await service.collect()
+    payload: Any = await service.collect()
     assert payload["data_source"] == "replay"
     assert payload["tvl"]["status"] == "ok" and len(payload["tvl"]["chains"]) == 20
     assert payload["protocols"]["top"][0]["name"] == "Uniswap"

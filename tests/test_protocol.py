@@ -7,9 +7,9 @@ import re
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from models.catalog import ENDPOINTS, SERVICE_NAMES, Group, grouped, services_in
-from tests.conftest import LiveServer
-from tests.wsclient import Client
+from models.catalog import ENDPOINTS, SERVICE_NAMES, Endpoint, Group, grouped, services_in
+from tests.support.server import LiveServer
+from tests.support.wsclient import Client
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ALL_PATHS = [(ep, path) for ep in ENDPOINTS for path in (ep.path, *ep.aliases)]
@@ -21,7 +21,7 @@ def assert_envelope(message: dict) -> None:
 
 
 @pytest.mark.parametrize(("endpoint", "path"), ALL_PATHS, ids=[p for _, p in ALL_PATHS])
-def test_every_endpoint_greets_and_auto_subscribes(live_server: LiveServer, endpoint, path) -> None:
+def test_every_endpoint_greets_and_auto_subscribes(live_server: LiveServer, endpoint: Endpoint, path: str) -> None:
     with Client(live_server.ws, path) as client:
         hello = client.recv()
         assert_envelope(hello)

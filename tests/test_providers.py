@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 
 from app import create_app
-from tests.conftest import make_settings, serve
+from tests.support.server import serve
+from tests.support.settings import make_settings
 
 CATEGORIES = {"market", "explorers", "news", "sentiment", "whales", "rpc", "onchain"}
 

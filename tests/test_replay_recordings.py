@@ -25,7 +25,9 @@ from sources.providers.news import FEEDS
 from sources.providers.rpc import NODES, NodeSpec, fetch_gas, hex_int, node, rpc_result
 from sources.providers.social import Reddit
 from sources.replay import ReplayTransport
-from tests.conftest import REPLAY, make_settings, serve
+from tests.support.paths import REPLAY
+from tests.support.server import serve
+from tests.support.settings import make_settings
 
 FOLDERS = ("rpc", "cryptoslate_rss", "bitcoinist_rss", "reddit")
 #: The providers that answered "no recording" in replay before these recordings.

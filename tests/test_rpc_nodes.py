@@ -29,8 +29,9 @@ from sources.providers.rpc import (
     rpc_result,
 )
 from sources.replay import ReplayTransport
-from tests.conftest import make_settings, recorded
 from tests.support.context import build_context
+from tests.support.recordings import recorded
+from tests.support.settings import make_settings
 
 
 def test_declared_nodes_match_their_chains() -> None:
@@ -210,6 +211,7 @@ async def test_replay_build_end_to_end(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     async with httpx.AsyncClient(transport=ReplayTransport()) as http:
         ctx = build_context(settings, Fetcher(http, budgets=False))
+        svc: Any  # build() gives the base Service, whose collect() may return None (this one never does)
         [svc] = rpc_nodes.build(ctx)
         payload: dict[str, Any] = dict(await svc.collect())
     assert {f"rpc_{chain}" for chain in CHAINS} <= set(ctx.pools)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from config import Redactor
 from services.jobs import Scheduler
+
+
+async def ran_once(scheduler: Scheduler, *job_ids: str, timeout: float = 10.0) -> None:
+    """Wait until every job has finished a run (polling; a bound, not a pace)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not all(scheduler.stats[job_id].runs for job_id in job_ids):
+        assert loop.time() < deadline, "the jobs did not run in time"
+        await asyncio.sleep(0.01)
 
 
 async def test_a_failing_job_is_counted_and_its_error_never_shows_a_secret() -> None:
@@ -18,10 +28,14 @@ async def test_a_failing_job_is_counted_and_its_error_never_shows_a_secret() -> 
     async def fine() -> str | None:
         return None
 
-    scheduler.add_task("failing", failing, 60, first_run_in=60)
-    scheduler.add_task("fine", fine, 60, first_run_in=60)
-    await scheduler._run("failing", failing)
-    await scheduler._run("fine", fine)
+    # Both due at once, then not for a minute: started, the scheduler runs each exactly once.
+    scheduler.add_task("failing", failing, 60, first_run_in=0)
+    scheduler.add_task("fine", fine, 60, first_run_in=0)
+    scheduler.start()
+    try:
+        await ran_once(scheduler, "failing", "fine")
+    finally:
+        scheduler.shutdown()
     failed, done = scheduler.stats["failing"], scheduler.stats["fine"]
     assert (failed.runs, failed.failures, failed.last_result) == (1, 1, "error")
     assert failed.last_error == "RuntimeError: provider said: bad key ***"

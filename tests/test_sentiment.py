@@ -31,10 +31,11 @@ from sources.errors import AnswerError
 from sources.fetcher import Fetcher
 from sources.pools import Pool
 from sources.providers.social import AlternativeMe, Reddit
-from tests.conftest import make_settings, recorded, routes_transport
 from tests.support.clock import FakeClock
 from tests.support.context import build_context
-from tests.tiny_model import build_tiny_model
+from tests.support.recordings import recorded, routes_transport
+from tests.support.settings import make_settings
+from tests.support.tiny_model import build_tiny_model
 from ws.hub import Hub
 
 FNG = "https://api.alternative.me/fng/"
@@ -304,5 +305,6 @@ async def test_build_uses_the_news_service_and_the_runner(tmp_path: Path) -> Non
         (svc,) = build(ctx)
         assert set(ctx.pools) == {"fear_greed", "social"}
         payload = await svc.collect()
+    assert payload is not None
     assert payload["social_volume"] == 3 and payload["model"] == "vader"
     assert payload["fear_greed"]["value"] == 25

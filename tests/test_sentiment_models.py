@@ -17,8 +17,8 @@ from inference.backends import LexiconBackend, TransformersBackend
 from inference.presets import PRESETS, UnmappedLabels, label_map, resolve_model, verdict
 from inference.runner import SentimentRunner
 from models.payloads import ArticleSentiment
-from tests.conftest import make_settings
-from tests.tiny_model import build_tiny_model, expected_probabilities
+from tests.support.settings import make_settings
+from tests.support.tiny_model import build_tiny_model, expected_probabilities
 
 HUB_MODEL = "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis"
 #: A Hub id no cache holds (a real one may be cached where the benchmark ran): with HF_HUB_OFFLINE=1 it cannot load.

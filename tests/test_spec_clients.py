@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from app import create_app
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer, make_settings, require_chromium, serve
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.support.server import LiveServer, serve
+from tests.support.settings import make_settings
 
 CLIENTS = Path(__file__).parent / "spec_clients"
 

@@ -28,8 +28,8 @@ from sources.providers.whales import (
     WhaleAlert,
     normalize_eth_block,
 )
-from tests.conftest import recorded, routes_transport
 from tests.support.context import build_context
+from tests.support.recordings import recorded, routes_transport
 from ws.hub import Hub
 
 BLOCKCHAIN_INFO = "https://blockchain.info/unconfirmed-transactions"
