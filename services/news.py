@@ -73,6 +73,11 @@ class NewsService(Service):
         last = self.tracker.last
         return (last.fetched_at if last is not None else None), self.tracker.failing_since
 
+    @property
+    def stored(self) -> tuple[int, int]:
+        """How many articles, and how many headlines in the de-duplication index, are kept (both bounded)."""
+        return len(self._articles), len(self._titles)
+
     def latest_articles(self) -> list[Article]:
         """The newest articles (at most ``max_articles``), newest first; copies, safe to keep or change."""
         return [a.model_copy(deep=True) for a in self._newest_first()[:self.max_articles]]

@@ -22,6 +22,7 @@ from models.payloads import WhaleTrackingPayload, WhaleTransaction, WhaleWallet
 from services.base import BuildContext, Service, Tracker
 from services.ports import Prices, PriceSource, hub_prices
 from sources.fetcher import Fetcher
+from sources.limits import Clock
 from sources.pools import GatherResult, Pool, PoolResult
 from sources.providers.rpc import JsonRpcNode, nodes_for
 from sources.providers.whales import (
@@ -62,7 +63,7 @@ class WhaleTrackingService(Service):
     def __init__(self, pools: WhalePools, fetcher: Fetcher, *, threshold: float, prices: PriceSource,
                  data_source: Literal["live", "replay"], window_seconds: float = 3600.0,
                  max_transactions: int = 200, max_blocks: int = 2, top_wallets: int = 10,
-                 max_wait: float = 5.0) -> None:
+                 max_wait: float = 5.0, wall: Clock = time.time) -> None:
         self.pools = pools
         self.fetcher = fetcher
         self.threshold = threshold
@@ -72,7 +73,8 @@ class WhaleTrackingService(Service):
         self.max_blocks = max_blocks
         self.top_wallets = top_wallets
         self.max_wait = max_wait
-        self.tracker: Tracker[GatherResult[list[Transfer]]] = Tracker(data_source)
+        self._wall = wall
+        self.tracker: Tracker[GatherResult[list[Transfer]]] = Tracker(data_source, wall)
         self.window: dict[str, Seen] = {}
         self.last_block: int | None = None  # the newest Ethereum block already read
         self.whale_alert_since: float | None = None
@@ -84,7 +86,7 @@ class WhaleTrackingService(Service):
         calls = self._calls(prices)
         results = dict(zip(calls, await asyncio.gather(*calls.values()), strict=True))
 
-        now = time.time()
+        now = self._wall()
         answered: dict[str, list[Transfer]] = {}
         sources: dict[str, SourceState] = {}
         for name, result in results.items():
@@ -130,7 +132,7 @@ class WhaleTrackingService(Service):
     async def _whale_alert_transfers(self, provider: WhaleAlert) -> list[Transfer]:
         # Ask only for what is new since the last answer (a minute of overlap; duplicates are dropped), and
         # never further back than the window, nor than the hour Whale Alert's plans let a query reach.
-        now = time.time()
+        now = self._wall()
         earliest = now - min(self.window_seconds, 3540.0)
         start = earliest if self.whale_alert_since is None else max(earliest, self.whale_alert_since - 60)
         return await provider.fetch_transfers(self.fetcher, self.max_wait, since=start, min_value=self.threshold)

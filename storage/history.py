@@ -107,6 +107,11 @@ class Store:
             await asyncio.to_thread(self._writer.join, 10)
 
     @property
+    def pending(self) -> int:
+        """Updates waiting for the writer thread."""
+        return self._queue.qsize()
+
+    @property
     def writing(self) -> bool:
         return self._writer is not None and self._writer.is_alive()
 

@@ -340,8 +340,7 @@ async def test_memory_is_bounded(tmp_path: Path) -> None:
     newest = service.latest_articles()
     service.max_articles = 1000  # now latest_articles() shows everything kept, newest first
     kept = service.latest_articles()
-    # The title index has no public view yet (NewsService would need, say, a read-only count of it).
-    assert len(kept) == 12 and len(service._titles) == 12
+    assert len(kept) == 12 and service.stored == (12, 12)
     assert [a.id for a in newest] == [a.id for a in kept[:5]]
 
 

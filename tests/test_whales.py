@@ -28,6 +28,7 @@ from sources.providers.whales import (
     WhaleAlert,
     normalize_eth_block,
 )
+from tests.support.clock import FakeClock
 from tests.support.context import build_context
 from tests.support.recordings import recorded, routes_transport
 from ws.hub import Hub
@@ -327,11 +328,12 @@ async def test_whale_alert_with_its_key_values_itself_and_never_shows_the_key() 
         asked.append(request.url)
         return ok(body("whale_alert/transactions.json"))
 
-    service = whale_service({WHALE_ALERT: whale_alert}, prices=Prices(), key=key)
+    wall = FakeClock(1_770_000_000.0)
+    service = whale_service({WHALE_ALERT: whale_alert}, prices=Prices(), key=key, wall=wall)
     payload = await service.collect()
     assert payload["status"] == "ok"
     assert asked[0].params["api_key"] == key and asked[0].params["min_value"] == "1000000"
-    assert 3_539 <= time.time() - int(asked[0].params["start"]) <= 3_542
+    assert wall.now - int(asked[0].params["start"]) == 3_540  # the hour Whale Alert's plans reach, less a minute
     # only transfers Whale Alert valued at or above the threshold; its own USD values are kept
     assert payload["large_transactions"] and all(t["value"] >= 1_000_000 for t in payload["large_transactions"])
     assert {t["source"] for t in payload["large_transactions"]} == {"whale_alert"}
