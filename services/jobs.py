@@ -8,6 +8,7 @@ stream as ``last_result: error``); it never stops the others or the next run.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -60,6 +61,8 @@ class Scheduler:
         self._scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self.stats: dict[str, JobStats] = {}
+        self._running: set[asyncio.Task[Any]] = set()  # runs in flight, cancelled by shutdown
+        self._stopping = False
 
     def add(self, service: Stream, interval: float, first_run_in: float) -> str:
         """The collection job of a service: collect, and publish what it returns."""
@@ -85,14 +88,25 @@ class Scheduler:
         stats = self.stats[job_id]
         stats.running, stats.last_run = True, time.time()
         started = time.perf_counter()
+        current = asyncio.current_task()
+        if current is not None:
+            self._running.add(current)
         try:
             stats.last_result = await task() or "done"
             stats.last_error = None
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Stopped by our own shutdown (a provider call retrying, say): normal, and nothing for the log's
+            # ERROR level, where APScheduler would put a re-raised cancellation with its traceback.
+            log.info("job %s stopped by the shutdown", job_id)
         except Exception as exc:  # logged and counted, never swallowed silently
             log.exception("job %s failed", job_id)
             stats.failures += 1
             stats.last_result, stats.last_error = "error", self._redact(f"{type(exc).__name__}: {exc}")
         finally:
+            if current is not None:
+                self._running.discard(current)
             stats.runs += 1
             stats.running = False
             stats.last_duration_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -101,8 +115,12 @@ class Scheduler:
         self._scheduler.start()
 
     def shutdown(self) -> None:
+        """No new runs, and the runs in flight are cancelled: none outlives the HTTP client it uses."""
+        self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        for run in tuple(self._running):
+            run.cancel()
 
     @property
     def running(self) -> bool:

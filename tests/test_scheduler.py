@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+import pytest
 
 from config import Redactor
 from services.jobs import Scheduler
@@ -41,3 +44,23 @@ async def test_a_failing_job_is_counted_and_its_error_never_shows_a_secret() -> 
     assert failed.last_error == "RuntimeError: provider said: bad key ***"
     assert (done.last_result, done.last_error, done.failures) == ("done", None, 0)
     assert done.last_duration_ms is not None and not published
+
+
+async def test_a_run_cut_short_by_the_shutdown_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    scheduler = Scheduler(lambda service, data: None)
+    started = asyncio.Event()
+
+    async def retrying() -> str | None:  # a provider call in its backoff sleep
+        started.set()
+        await asyncio.sleep(3600)
+        return None
+
+    scheduler.add_task("market_data_collection", retrying, 60, first_run_in=0)
+    with caplog.at_level(logging.INFO):
+        scheduler.start()
+        await asyncio.wait_for(started.wait(), 10)
+        scheduler.shutdown()
+        await ran_once(scheduler, "market_data_collection")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "stopped by the shutdown" in caplog.text
+    assert scheduler.stats["market_data_collection"].failures == 0
