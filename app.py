@@ -99,9 +99,11 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         send_queue=settings.ws_send_queue,
     ))
     intervals = scaled_intervals(settings.interval_scale)
-    store = Store(settings.data_dir / "history.sqlite3", retention_days=settings.retention_days,
-                  retention_per_service=settings.retention_per_service)
-    backup = dataset_backup_from_settings(settings, store.path)  # None unless HF_TOKEN and HF_BACKUP_REPO are set
+    # Each mode its own history file: replayed updates never enter the live history (nor its Hub backup).
+    store = Store.for_mode(settings.data_dir, settings.data_source, retention_days=settings.retention_days,
+                           retention_per_service=settings.retention_per_service)
+    # None unless HF_TOKEN and HF_BACKUP_REPO are set, and in replay mode: only live history is backed up.
+    backup = dataset_backup_from_settings(settings, store.path)
     runner = SentimentRunner(settings)  # nothing loads until the lifespan enters it
     http = http_client(settings, transport)  # opened and closed by the lifespan
     fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # Data services
     news_max_articles: int = Field(60, ge=1, le=500)
     whale_threshold_usd: float = Field(1_000_000, gt=0, description="alert_threshold of whale_tracking")
+    price_spread_threshold: float = Field(
+        0.02, gt=0, le=0.5,
+        description="market_data's cross-check: a coin whose providers' prices spread (highest - lowest) by more "
+                    "than this fraction of their median (0.02: 2%) is flagged as disputed, in the stream, on the "
+                    "dashboard and as a health event; a source within it of the median counts toward the quorum")
 
     # Sentiment (Hugging Face)
     sentiment_model: str = "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis"

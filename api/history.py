@@ -2,6 +2,10 @@
 
 ``since`` and ``until`` take ISO-8601 (``2026-11-26T10:00:00Z``) or Unix seconds. A bad parameter gets a 422
 whose ``detail`` says which one and why; an unknown service or coin a 404.
+
+Every route serves the current mode's history only (the store is that mode's file, see :mod:`storage.history`):
+replayed updates never appear in a live server's history, series or exports, nor live ones in replay. Answers say
+which (``data_source``); a replay export's file name says ``replay``.
 """
 
 from __future__ import annotations
@@ -74,8 +78,8 @@ def build_history_router(store: Store) -> APIRouter:
         series = await store.coin_series(coin.lower(), start, end, limit)
         if not series["timestamps"]:
             raise HTTPException(404, detail=f"No stored prices for coin {coin!r} in this range")
-        return {"status": "success", "coin": coin.lower(), "points": len(series["timestamps"]), **series,
-                "timestamp": now_iso()}
+        return {"status": "success", "coin": coin.lower(), "data_source": store.mode,
+                "points": len(series["timestamps"]), **series, "timestamp": now_iso()}
 
     @router.get("/api/history/{service}", summary="Stored updates of a service, newest first")
     async def service_history(service: str, since: Since = None, until: Until = None,
@@ -85,8 +89,8 @@ def build_history_router(store: Store) -> APIRouter:
         texts = await store.history_texts(service, start, end, limit)
         # The stored texts are spliced in as they are: parsing and re-serialising thousands of updates is what
         # would cost time here.
-        head = orjson.dumps({"status": "success", "service": service, "count": len(texts),
-                             "timestamp": now_iso()})
+        head = orjson.dumps({"status": "success", "service": service, "data_source": store.mode,
+                             "count": len(texts), "timestamp": now_iso()})
         body = await asyncio.to_thread(_splice, head, "updates", texts)
         return Response(body, media_type="application/json")
 
@@ -97,7 +101,8 @@ def build_history_router(store: Store) -> APIRouter:
         start, end = _range(since, until)
         rows = store.export(service, start, end)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-        filename = f"{service}-{stamp}.{format}"
+        mode = "-replay" if store.mode == "replay" else ""
+        filename = f"{service}{mode}-{stamp}.{format}"
         headers = {"content-disposition": f'attachment; filename="{filename}"'}
         if format == "csv":
             return StreamingResponse(_csv(rows), media_type="text/csv", headers=headers)

@@ -13,7 +13,32 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.freshness import Freshness
-from models.states import DataStatus, HealthDetail, HealthStatus
+from models.states import DataStatus, HealthDetail, HealthStatus, PriceState
+
+
+class SourcePrice(BaseModel):
+    """Another provider's price of a coin, as the cross-check compared it with the primary one."""
+
+    source: str
+    price: float
+    quote_currency: Literal["USD", "USDT"]
+    time: str | None = None  # the provider's own time of the price; None where it gives none (Kraken, Coinbase)
+    fetched_at: str | None = None
+    agrees: bool  # within the threshold of the median
+
+
+class PriceCheck(BaseModel):
+    """A coin's price cross-checked against the other providers that priced it at the same moment."""
+
+    state: PriceState
+    median: float  # of every source's price, the primary's included
+    spread_pct: float  # (highest - lowest) / median, in percent; 0 with one source
+    quorum: int  # sources whose price is within the threshold of the median (the primary's included)
+    sources: int  # sources that priced the coin
+    others: list[SourcePrice] = Field(default_factory=list)
+    #: A USD stablecoin more than 1% off $1 (either way), said by more than one thin source.
+    depeg: bool = False
+    note: str | None = None  # why a coin is unconfirmed or a de-peg is not flagged
 
 
 class CoinInfo(BaseModel):
@@ -21,6 +46,44 @@ class CoinInfo(BaseModel):
     symbol: str
     name: str
     rank: int | None = None
+    #: The coin's price as ``prices`` has it, with what it is counted in, who gave it and the provider's own time
+    #: of it (None where the provider gives none).
+    price: float | None = None
+    quote_currency: Literal["USD", "USDT"] | None = None
+    source: str | None = None
+    time: str | None = None
+    check: PriceCheck | None = None  # None until a cross-check has run
+
+
+class PriceAlert(BaseModel):
+    """A price the cross-check does not trust: the sources spread over the threshold, or a stablecoin de-pegged."""
+
+    kind: Literal["spread", "depeg"]
+    coin: str  # coin id
+    symbol: str
+    message: str
+    median: float
+    spread_pct: float
+
+
+class CheckSource(Freshness):
+    """One cross-checking provider's latest answer: its freshness, and what it priced."""
+
+    source: str
+    coins: int = 0  # coins of the table it priced
+    compared: bool = False  # False when its answer is not of the moment of the prices shown (or not there)
+
+
+class PriceConsensus(BaseModel):
+    """The cross-check of the prices shown against other providers: each coin's verdict is in ``coins[].check``."""
+
+    threshold_pct: float  # a spread over this (percent of the median) is an alert
+    checked_at: str | None = None  # when the newest cross-check answer was fetched
+    sources: list[CheckSource] = Field(default_factory=list)
+    confirmed: int = 0
+    disputed: int = 0
+    unconfirmed: int = 0
+    alerts: list[PriceAlert] = Field(default_factory=list)
 
 
 class GlobalMarket(BaseModel):
@@ -32,9 +95,14 @@ class GlobalMarket(BaseModel):
     eth_dominance: float | None = None
     market_cap_change_24h: float | None = None  # percent
     active_cryptocurrencies: int | None = None
+    updated_at: str | None = None  # the provider's own time of the figures
     #: Set by market_data from the pool's answer; a provider's normaliser leaves them out.
     source: str | None = None
     fetched_at: str | None = None
+    status: DataStatus | None = None  # ok, or stale (past max_age_seconds, or its providers failing)
+    age_seconds: float | None = None
+    max_age_seconds: float | None = None
+    recorded_at: str | None = None  # replay only: when the answer was captured
 
 
 class TrendingCoin(BaseModel):
@@ -60,6 +128,11 @@ class MarketDataPayload(Freshness):
     global_market: GlobalMarket | None = None
     trending: list[TrendingCoin] = Field(default_factory=list)
     trending_fetched_at: str | None = None  # trending has its own, slower schedule
+    trending_status: DataStatus | None = None  # and its own maximum age
+    trending_age_seconds: float | None = None
+    trending_recorded_at: str | None = None  # replay only
+    #: The prices cross-checked against other providers; None before the first check answered.
+    consensus: PriceConsensus | None = None
 
 
 class ProviderHealthView(BaseModel):
@@ -77,6 +150,14 @@ class ProviderHealthView(BaseModel):
     failures: int = 0
 
 
+class HealthEvent(BaseModel):
+    kind: Literal["price_spread", "depeg"]
+    service: str  # the stream that found it
+    subject: str  # e.g. a coin id
+    message: str
+    at: str | None = None  # the time of the update that found it
+
+
 class HealthPayload(BaseModel):
     overall_health: Literal["healthy", "degraded", "unhealthy"]
     healthy_count: int
@@ -87,6 +168,8 @@ class HealthPayload(BaseModel):
     degraded_count: int = 0
     disabled_count: int = 0
     data_source: Literal["live", "replay"] = "live"
+    #: What the data streams found wrong in what providers said (a price the providers disagree on, a de-peg).
+    events: list[HealthEvent] = Field(default_factory=list)
 
 
 class Failover(BaseModel):
@@ -100,7 +183,7 @@ class Failover(BaseModel):
 class PoolView(BaseModel):
     active_source: str | None
     available_sources: list[str]
-    health: Literal["healthy", "degraded", "unhealthy"]
+    health: Literal["healthy", "degraded", "unhealthy", "missing_api_key"]
     sources: dict[str, HealthStatus] = Field(default_factory=dict)
     failover_count: int = 0
     last_failover: Failover | None = None
@@ -139,15 +222,21 @@ class SchedulerPayload(BaseModel):
 # -- explorers ------------------------------------------------------------------------------------------
 
 class BitcoinFigures(BaseModel):
-    """Bitcoin from a block explorer, as its normaliser reads it. Fees in sat/vB; hashrate in H/s."""
+    """Bitcoin from a block explorer, as its normaliser reads it. ``fees`` are always in sat/vB; a fee a source
+    gives per byte (Blockchair) is not one of them and has its own key. Hashrate in H/s."""
 
     height: int | None = None
-    fees: dict[str, float] = Field(default_factory=dict)  # fastest, half_hour, hour, economy, minimum
+    fees: dict[str, float] = Field(default_factory=dict)  # sat/vB: fastest, half_hour, hour, economy, minimum
     mempool_count: int | None = None
     mempool_vsize: int | None = None
     hashrate: float | None = None
     difficulty: float | None = None
-    last_block_time: str | None = None
+    last_block_time: str | None = None  # the tip block's own time
+    #: Blockchair's suggested fee, in sat per byte of the whole transaction (not per vbyte: for a SegWit
+    #: transaction a byte rate is lower than the vbyte rate of the same fee).
+    suggested_fee_sat_per_byte: float | None = None
+    #: When the source computed its figures (blockchain.info's ``timestamp``), where it says so.
+    stats_time: str | None = None
 
 
 class BitcoinNetwork(Freshness, BitcoinFigures):
@@ -163,6 +252,7 @@ class EthereumFigures(BaseModel):
     base_fee_gwei: float | None = None
     gas_oracle: dict[str, float] = Field(default_factory=dict)
     last_block_time: str | None = None
+    gas_price_error: str | None = None  # why ``gas_price_gwei`` is absent while the block was read
 
 
 class EthereumNetwork(Freshness, EthereumFigures):
@@ -213,17 +303,36 @@ class FearGreed(BaseModel):
     source: str
 
 
+class BackendSentiment(BaseModel):
+    """The texts one sentiment backend scored. Backends score on different scales (VADER's compound score is not a
+    model's probability margin), so their scores are never averaged together."""
+
+    mean: float  # -1 .. 1
+    overall: Literal["bullish", "neutral", "bearish"]
+    count: int  # texts this backend scored
+    model: str  # the model id, or "vader"
+    by_source: dict[str, float] = Field(default_factory=dict)
+    label_counts: dict[str, int] = Field(default_factory=dict)
+
+
 class SentimentPayload(Freshness):
+    """``sentiment_score``, ``overall_sentiment``, ``sentiment_by_source``, ``label_counts`` and ``model`` are one
+    backend's (``backend``: the model's when it scored any text, else the lexicon's); ``sentiment_by_backend``
+    holds each backend's own. ``fetched_at`` is when the texts were fetched (the oldest of ``texts_fetched_at``),
+    not when they were scored."""
+
     overall_sentiment: Literal["bullish", "neutral", "bearish"] | None = None
     sentiment_score: float | None = None  # -1 .. 1, None without texts
-    social_volume: int = 0  # texts scored
+    social_volume: int | None = None  # texts scored, by any backend; None (not 0) when none were
     trending_topics: list[str] = Field(default_factory=list)
     sentiment_by_source: dict[str, float] = Field(default_factory=dict)
     timestamp: str
     fear_greed: FearGreed | None = None
     label_counts: dict[str, int] = Field(default_factory=dict)
-    model: str | None = None  # model id or backend that scored the texts
-    backend: str | None = None
+    model: str | None = None  # the model that made the score: a model id, or "vader"
+    backend: Literal["transformers", "lexicon"] | None = None  # the backend that made the score
+    sentiment_by_backend: dict[str, BackendSentiment] = Field(default_factory=dict)
+    texts_fetched_at: dict[str, str] = Field(default_factory=dict)  # "news" / "reddit" -> when fetched
 
 
 # -- whale tracking -------------------------------------------------------------------------------------
@@ -241,13 +350,54 @@ class WhaleTransaction(BaseModel):
     amount: float  # in the chain's own unit (BTC, ETH, USDT, ...)
     source: str
     explorer_url: str | None = None
+    #: What ``amount`` (and ``value``) is: ``transferred`` is what went to others (Bitcoin: outputs back to an
+    #: input address, the change, left out); ``total_output`` is every output of the transaction, change
+    #: included, where the source gives no addresses to tell change apart (mempool.space's recent list).
+    amount_kind: Literal["transferred", "total_output"] = "transferred"
+    total_output: float | None = None  # Bitcoin: every output, change included, in BTC, where known
+    block_number: int | None = None  # Ethereum
+    log_index: int | None = None  # an ERC-20 transfer: its Transfer log's index in the block
+    token_contract: str | None = None  # an ERC-20 transfer: the token's contract
+    price_usd: float | None = None  # the price ``value`` was computed at (None: the source valued it)
+    price_source: str | None = None  # "market_data/<provider>", "usd_peg" (a USD stablecoin at $1) or the source
 
 
 class WhaleWallet(BaseModel):
     address: str
     chain: str
-    volume_usd: float
+    volume_usd: float  # each transfer counted once, however many of the wallet's addresses it touched
     transactions: int
+    #: The wallet's other addresses: Bitcoin addresses spent together in one transaction are one owner's.
+    addresses: list[str] = Field(default_factory=list)
+
+
+class WhaleCoverage(BaseModel):
+    """What one source of ``whale_tracking`` looked at in the latest run, whatever the size of what it saw."""
+
+    status: Literal["ok", "failed", "not_asked"] = "ok"
+    source: str | None = None  # the provider that answered
+    transactions_seen: int | None = None  # every transaction read, large or small; None when none was read
+    amount_kind: Literal["transferred", "total_output"] | None = None  # Bitcoin: what its amounts are
+    blocks_scanned: int | None = None  # Ethereum: new blocks read
+    first_block: int | None = None
+    last_block: int | None = None
+    blocks_skipped: int | None = None  # produced since the last run but beyond the blocks read per run
+    #: Ethereum: USDT/USDC Transfer logs ``read`` with eth_getLogs over the blocks scanned, or not asked for
+    #: because no scanned block's logs bloom can hold one (``not_in_bloom``).
+    token_logs: Literal["read", "not_in_bloom"] | None = None
+    token_transfers_seen: int | None = None
+    note: str | None = None  # why a source was not asked, or failed
+
+
+class WhalePrice(BaseModel):
+    """A price ``whale_tracking`` valued transfers at: where it came from and how old it is."""
+
+    usd: float
+    source: str  # "market_data/<provider>", or "usd_peg": a USD stablecoin counted at $1 for want of a price
+    quote_currency: str | None = None  # what market_data's prices are counted in (USD, or USDT taken as USD)
+    fetched_at: str | None = None  # when market_data fetched it
+    data_time: str | None = None  # the market provider's own time of its prices, where it gives one
+    recorded_at: str | None = None  # replay only: when market_data's recording was captured
 
 
 class WhaleTrackingPayload(Freshness):
@@ -258,6 +408,9 @@ class WhaleTrackingPayload(Freshness):
     timestamp: str
     window_seconds: float | None = None
     prices_used: dict[str, float] = Field(default_factory=dict)  # symbol -> USD used for valuation
+    prices_detail: dict[str, WhalePrice] = Field(default_factory=dict)  # the same prices: source and time
+    #: Per source (``bitcoin``, ``ethereum``, ``whale_alert``): what the latest run looked at.
+    coverage: dict[str, WhaleCoverage] = Field(default_factory=dict)
 
 
 # -- RPC nodes ------------------------------------------------------------------------------------------
@@ -270,9 +423,15 @@ class RpcNode(BaseModel):
     block_number: int | None = None
     lag_blocks: int | None = None  # behind the best node of its chain
     chain_id: int | None = None
-    chain_id_ok: bool | None = None
+    chain_id_ok: bool | None = None  # None: the node did not say (``error`` says why)
     error: str | None = None
     last_check: str | None = None
+    block_time: str | None = None  # the head block's own time
+    #: How old the head block was when it was read (in replay: when its answer was captured), by its own time.
+    head_age_seconds: float | None = None
+    head_stale: bool | None = None  # older than its chain's ``head_max_age_seconds``: a stuck node, whatever its lag
+    healthy: bool = False  # reachable, on the right chain, not behind, and its head fresh
+    recorded_at: str | None = None  # replay only: when the head's answer was captured
 
 
 class RpcChain(BaseModel):
@@ -280,6 +439,8 @@ class RpcChain(BaseModel):
     best_block: int | None
     nodes: int
     healthy_nodes: int
+    best_block_time: str | None = None
+    head_max_age_seconds: float | None = None  # a head older than this (by its block time) is stale
 
 
 class RpcNodesPayload(BaseModel):
@@ -311,8 +472,11 @@ class DefiProtocol(BaseModel):
 class Stablecoin(BaseModel):
     name: str
     symbol: str
-    circulating_usd: float
+    #: Supply valued at the coin's own price; None when DefiLlama gave no price (``circulating`` is then all we know).
+    circulating_usd: float | None
     peg_type: str | None = None
+    circulating: float | None = None  # supply in units of the peg (DefiLlama's ``circulating.peggedUSD``)
+    price_usd: float | None = None  # DefiLlama's price of the coin
 
 
 class TvlSection(Freshness):
@@ -328,21 +492,32 @@ class ProtocolsSection(Freshness):
 
 class StablecoinsSection(Freshness):
     source: str | None = None
+    #: The USD value of the USD-pegged coins DefiLlama priced, each at its own price.
     total_circulating_usd: float | None = None
     top: list[Stablecoin] = Field(default_factory=list)
+    #: Coins without a price: not in ``total_circulating_usd``; their supply (in units of the peg) is counted here.
+    unpriced_count: int | None = None
+    unpriced_circulating: float | None = None
 
 
 class GasFigures(BaseModel):
     """One chain's gas, read from one of its public nodes, in gwei (wei precision kept: a Base or Optimism base fee
-    is a few hundred wei)."""
+    is a few hundred wei), at the block it names. Gas read at a block older than the chain's tolerance is
+    ``stale``: a stuck node's gas is not today's."""
 
-    gas_price_gwei: float
+    gas_price_gwei: float | None = None  # None when the node gave none (``gas_price_error``)
     base_fee_gwei: float | None = None  # None on a chain (or block) without EIP-1559
     block_number: int | None = None
     block_time: str | None = None  # the block's own time
+    gas_price_error: str | None = None
     #: Set by the stream from the pool's answer; a node's normaliser leaves them out.
     source: str | None = None  # the node that answered
     fetched_at: str | None = None
+    status: DataStatus | None = None  # ok, or stale when the block is older than ``max_age_seconds``
+    age_seconds: float | None = None  # the block's age when read (in replay: when captured)
+    max_age_seconds: float | None = None
+    recorded_at: str | None = None  # replay only: when the answer was captured
+    message: str | None = None
 
 
 class OnchainPayload(BaseModel):
@@ -415,3 +590,6 @@ class PersistencePayload(BaseModel):
     oldest_record: str | None = None
     retention: dict[str, int | float | None] = Field(default_factory=dict)
     backup: dict[str, str | bool | None] = Field(default_factory=dict)
+    #: The mode whose history this is: live and replayed updates are kept in separate files, never mixed.
+    data_source: Literal["live", "replay"] | None = None
+    history_file: str | None = None  # the file's name in storage_location

@@ -61,3 +61,11 @@ class LimiterVerdict(StrEnum):
     WARN = "warn"  # the first message over the limit: answered with an error
     DROP = "drop"  # over the limit again: not processed
     CLOSE = "close"  # it kept going: the socket is closed with 1008
+
+
+class PriceState(StrEnum):
+    """How a coin's price stands against other providers' prices of the same moment (market_data's cross-check)."""
+
+    CONFIRMED = "confirmed"  # another source priced it, and every source is within the threshold
+    DISPUTED = "disputed"  # the sources' prices spread over the threshold
+    UNCONFIRMED = "unconfirmed"  # no other source priced it at the same moment: shown, never silently trusted

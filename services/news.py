@@ -9,6 +9,11 @@ One story is one article: two items are the same when their links agree once nor
 ``www.``, trailing slash, tracking parameters) or, failing that, when their headlines agree word for word. The
 first feed (in order of preference) to carry a story is credited with it.
 
+Age cap: an article dated more than :data:`MAX_ARTICLE_AGE` before its feed was read is left out (and one kept
+from earlier runs leaves once it is that old), and one dated more than :data:`FUTURE_TOLERANCE` after it is
+dropped, not pinned on top of the list. In replay "when its feed was read" is when the feed was captured
+(``recorded_at``), so a recorded feed shows what it showed then.
+
 An optional ``annotate`` callable (the sentiment runner's) labels headlines that have no sentiment yet; it may be
 slow or fail, and the news goes out regardless.
 """
@@ -17,14 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from models.messages import now_iso
+from models.messages import epoch, now_iso
 from models.payloads import Article, ArticleSentiment, NewsPayload
 from services.base import BuildContext, Service, Tracker
 from sources.fetcher import Fetcher
+from sources.limits import Clock
 from sources.pools import GatherResult, Pool
 from sources.providers.news import FEEDS, CryptoPanic, NewsProvider, title_key
 
@@ -33,6 +40,10 @@ log = logging.getLogger(__name__)
 Annotate = Callable[[list[str]], Awaitable[Sequence[ArticleSentiment | None]]]
 
 MAX_PAYLOAD_CATEGORIES = 40
+#: News older than a week is history, not news (dated by the publisher, against when its feed was read).
+MAX_ARTICLE_AGE = 7 * 86400.0
+#: A publisher's clock may run a little ahead of ours; an item dated further ahead has a wrong date.
+FUTURE_TOLERANCE = 600.0
 
 
 class NewsService(Service):
@@ -40,7 +51,7 @@ class NewsService(Service):
 
     def __init__(self, pool: Pool[NewsProvider], fetcher: Fetcher, *, max_articles: int,
                  data_source: Literal["live", "replay"], annotate: Annotate | None = None,
-                 annotate_timeout: float = 20.0) -> None:
+                 annotate_timeout: float = 20.0, clock: Clock = time.time) -> None:
         self.pool = pool
         self.fetcher = fetcher
         self.max_articles = max_articles
@@ -52,13 +63,28 @@ class NewsService(Service):
         self._articles: dict[str, Article] = {}  # by id, i.e. by normalised link
         self._titles: dict[str, str] = {}  # title_key -> id
         self._annotator_failing = False
+        self._clock = clock
+        self._feed_read: dict[str, float] = {}  # replay: feed id -> when its answer was captured
 
     async def collect(self) -> Mapping[str, Any]:
         result = await self.pool.gather(lambda p: p.fetch_articles(self.fetcher))
         _, freshness = self.tracker.observe(result)
-        for articles in result.values.values():  # in order of preference
-            self._merge(articles)
-        self._prune()
+        for feed in result.values:
+            state = result.sources.get(feed)
+            if (captured := epoch(state.recorded_at) if state is not None else None) is not None:
+                self._feed_read[feed] = captured
+        now = self._clock()
+        left_out: Counter[str] = Counter()
+        for feed, articles in result.values.items():  # in order of preference
+            current = [a for a in articles if self._current(a, now)]
+            if len(current) < len(articles):
+                left_out[feed] = len(articles) - len(current)
+            self._merge(current)
+        self._prune(now)
+        if left_out:
+            freshness = freshness.with_note(
+                f"left out as older than {MAX_ARTICLE_AGE / 86400:.0f} days or dated ahead of their feed: "
+                + ", ".join(f"{count} from {feed}" for feed, count in left_out.items()))
         await self._annotate()
         shown = self.latest_articles()
         payload = NewsPayload(timestamp=freshness.fetched_at or now_iso(), articles=shown,
@@ -105,10 +131,21 @@ class NewsService(Service):
             self._articles[article.id] = article
             self._titles[key] = article.id
 
-    def _prune(self) -> None:
-        if len(self._articles) <= self.keep:
+    def _current(self, article: Article, now: float) -> bool:
+        """Whether an article is news: dated neither more than :data:`MAX_ARTICLE_AGE` before its feed was read
+        (now, or in replay when the feed was captured) nor more than :data:`FUTURE_TOLERANCE` after. Undated
+        articles are kept (they sort last)."""
+        published = epoch(article.published_at)
+        if published is None:
+            return True
+        read = self._feed_read.get(article.feed or "", now)
+        return read - MAX_ARTICLE_AGE <= published <= read + FUTURE_TOLERANCE
+
+    def _prune(self, now: float) -> None:
+        aged = [a for a in self._articles.values() if not self._current(a, now)]
+        if not aged and len(self._articles) <= self.keep:
             return
-        kept = self._newest_first()[:self.keep]
+        kept = [a for a in self._newest_first() if self._current(a, now)][:self.keep]
         self._articles = {a.id: a for a in kept}
         self._titles = {title_key(a.title): a.id for a in kept}
 

@@ -1,4 +1,7 @@
-"""persistence: what the history store holds, from its real figures (the spec's keys, plus per service)."""
+"""persistence: what the history store holds, from its real figures (the spec's keys, plus per service).
+
+The figures are those of the current mode's history only (``data_source``, ``history_file``): live and replayed
+updates are kept in separate files, and replay has no Hub backup (``backup.reason`` says so)."""
 
 from __future__ import annotations
 
@@ -41,8 +44,15 @@ class PersistenceService(Service):
             records_by_service=dict(sorted(stats.records_by_service.items())),
             oldest_record=iso(stats.oldest),
             retention={"max_age_days": self.store.retention_days, "max_per_service": self.store.retention_per_service},
-            backup=self.backup.status() if self.backup else {"enabled": False},
+            backup=self.backup.status() if self.backup else self._no_backup(),
+            data_source=self.store.mode,
+            history_file=self.store.path.name,
         ).model_dump(mode="json")
+
+    def _no_backup(self) -> dict[str, str | bool | None]:
+        if self.store.mode == "replay":
+            return {"enabled": False, "reason": "replayed updates are never backed up to the Hub"}
+        return {"enabled": False}
 
 
 def build(ctx: BuildContext) -> list[Service]:

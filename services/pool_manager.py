@@ -29,8 +29,9 @@ class PoolManagerService(Service):
             statuses = {p.id: self.fetcher.runtime(p.id).status(now)[0] for p in pool.providers}
             healthy = [pid for pid, status in statuses.items() if status is HealthStatus.HEALTHY]
             enabled = [pid for pid, status in statuses.items() if status is not HealthStatus.DISABLED]
-            health: Literal["healthy", "degraded", "unhealthy"] = (
-                "healthy" if healthy and len(healthy) == len(enabled) else "degraded" if healthy else "unhealthy")
+            health: Literal["healthy", "degraded", "unhealthy", "missing_api_key"] = (
+                "missing_api_key" if not enabled  # every member needs a key nobody set: nothing failed
+                else "healthy" if healthy and len(healthy) == len(enabled) else "degraded" if healthy else "unhealthy")
             current = pool.active if pool.last_ok else None
             views[pool.name] = PoolView(
                 active_source=current,

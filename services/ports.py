@@ -4,8 +4,10 @@ Streams never reach into one another's objects; a stream that needs another's fi
 latest update that stream published (the same bytes every client got), so renaming a field inside a stream
 cannot silently break another, and a restored snapshot or a stale update is read with its own time and status.
 
-- :func:`hub_prices`: market_data's USD prices by symbol, for valuing whale transfers.
+- :func:`hub_prices`: market_data's USD prices by symbol (and who gave them, and when), for valuing whale
+  transfers.
 - :class:`HubHeadlines`: the headlines news published and how current they are, for the sentiment stream.
+- :func:`hub_price_alerts`: the prices market_data's cross-check does not trust, for health_checker's events.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from models.messages import LatestUpdates, epoch
-from models.payloads import Article, MarketDataPayload, NewsPayload
+from models.payloads import Article, MarketDataPayload, NewsPayload, PriceAlert
 from models.states import DataStatus
 from sources.limits import Clock
 
@@ -31,6 +33,8 @@ M = TypeVar("M", bound=BaseModel)
 PRICE_MAX_AGE = 3600.0
 #: The symbols whale_tracking values, by market_data's (CoinGecko) coin ids.
 COIN_IDS: Mapping[str, str] = {"BTC": "bitcoin", "ETH": "ethereum"}
+#: The USD stablecoins whale_tracking reads ERC-20 transfers of, valued at market_data's price where it has one.
+STABLECOIN_IDS: Mapping[str, str] = {"USDT": "tether", "USDC": "usd-coin"}
 
 
 def read_latest(latest: LatestUpdates, service: str, model: type[M]) -> M | None:
@@ -48,12 +52,19 @@ def read_latest(latest: LatestUpdates, service: str, model: type[M]) -> M | None
 
 @dataclass(frozen=True)
 class Prices:
-    """USD prices by symbol (``BTC``, ``ETH``) and when they were fetched."""
+    """USD prices by symbol (``BTC``, ``ETH``, and ``USDT``/``USDC`` where market_data has them), when they were
+    fetched and who gave them."""
 
     usd: dict[str, float] = field(default_factory=dict)
     fetched_at: float | None = None
     #: "USDT" when market_data's answer came from an exchange quoting in Tether, taken as the dollar's proxy.
     currency: str = "USD"
+    #: The market provider that gave the prices (market_data's ``source``), e.g. "coingecko".
+    source: str | None = None
+    #: The market provider's own time of the prices (market_data's ``data_time``), where it gives one.
+    data_time: float | None = None
+    #: Replay only: when market_data's recording was captured.
+    recorded_at: float | None = None
 
 
 PriceSource = Callable[[], Prices]
@@ -68,9 +79,10 @@ def hub_prices(latest: LatestUpdates, *, max_age: float = PRICE_MAX_AGE, clock: 
         fetched_at = epoch(market.fetched_at)
         if fetched_at is None or clock() - fetched_at > max_age:
             return Prices()
-        usd = {symbol: price for symbol, coin_id in COIN_IDS.items()
+        usd = {symbol: price for symbol, coin_id in {**COIN_IDS, **STABLECOIN_IDS}.items()
                if (price := market.prices.get(coin_id)) is not None and price > 0}
-        return Prices(usd, fetched_at, market.quote_currency or "USD")
+        return Prices(usd, fetched_at, market.quote_currency or "USD", source=market.source,
+                      data_time=epoch(market.data_time), recorded_at=epoch(market.recorded_at))
     return read
 
 
@@ -100,3 +112,26 @@ class HubHeadlines:
             return None, None
         failing_since = epoch(news.stale_since) if news.status is not DataStatus.OK else None
         return epoch(news.fetched_at), failing_since
+
+
+@dataclass(frozen=True)
+class PriceAlerts:
+    """The alerts of market_data's latest cross-check (a spread over the threshold, a de-peg), and the time of the
+    update that carries them."""
+
+    alerts: tuple[PriceAlert, ...] = ()
+    at: str | None = None
+
+
+def hub_price_alerts(latest: LatestUpdates, *, max_age: float = PRICE_MAX_AGE,
+                     clock: Clock = time.time) -> Callable[[], PriceAlerts]:
+    """The alerts of market_data's latest update, as long as its prices are recent; none otherwise."""
+    def read() -> PriceAlerts:
+        market = read_latest(latest, "market_data", MarketDataPayload)
+        if market is None or market.consensus is None:
+            return PriceAlerts()
+        fetched_at = epoch(market.fetched_at)
+        if fetched_at is None or clock() - fetched_at > max_age:
+            return PriceAlerts()
+        return PriceAlerts(tuple(market.consensus.alerts), market.timestamp)
+    return read

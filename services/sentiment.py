@@ -4,9 +4,15 @@ Texts are the news service's headlines (its latest articles, credited to their p
 posts where Reddit answers (credited to ``reddit``). Every text is scored by the runner (the configured Hub
 model, or VADER while it loads or without it; cached by text, so a headline seen before costs nothing), and:
 
-- ``sentiment_score`` is the mean of the texts' scores (-1 bearish .. 1 bullish), ``overall_sentiment`` says
-  which side of the neutral band it falls, ``sentiment_by_source`` is the same mean per source, and
-  ``social_volume`` is the number of texts scored. No texts, no score: those stay None and the message says why.
+- One mean per backend, never mixed: VADER's compound score and a model's probability margin are different
+  scales, and the runner answers with VADER while the model loads or for a batch the model failed on, so one run
+  may hold both. ``sentiment_by_backend`` has each backend's mean, verdict, count, model, means by source and
+  label counts. ``sentiment_score`` (-1 bearish .. 1 bullish), ``overall_sentiment`` (which side of the neutral
+  band it falls), ``sentiment_by_source``, ``label_counts`` and ``model`` are one backend's, named in
+  ``backend``: the model's when it scored any text, else the lexicon's. ``social_volume`` is the number of texts
+  scored. No texts, no score: those stay None (``social_volume`` too, not 0) and the message says why.
+- ``fetched_at`` is when the texts scored were fetched (the news update's fetch time for headlines, Reddit's
+  for posts; the oldest of them, each in ``texts_fetched_at``), never the time they were scored.
 - ``trending_topics``: the coins (names, symbols, cashtags of :data:`~sources.providers.coins.COINS`) and
   market topics (:data:`TOPICS`) mentioned by the most texts.
 - ``fear_greed``: alternative.me's daily index, fetched every ten minutes, reported beside the score (it is not
@@ -29,7 +35,7 @@ from typing import Any, Literal
 from inference.backends import LexiconBackend
 from models.freshness import Freshness
 from models.messages import iso, now_iso
-from models.payloads import ArticleSentiment, FearGreed, SentimentPayload
+from models.payloads import ArticleSentiment, BackendSentiment, FearGreed, SentimentPayload
 from models.states import DataStatus
 from services.base import BuildContext, Service, combined_status
 from services.cadence import Cadence, PacedSection
@@ -150,7 +156,7 @@ class SentimentService(Service):
         # Each on its own cadence while it answers; tried again on the next run after a failure.
         self._fear_greed: PacedSection[FearGreed] = PacedSection(
             fear_greed, lambda p: p.fetch_index(fetcher), Cadence(FEAR_GREED_EVERY, clock=clock),
-            data_source=data_source, clock=wall)
+            data_source=data_source, clock=wall, max_age=AlternativeMe.MAX_AGE, data_time=AlternativeMe.data_time)
         self._reddit: PacedSection[tuple[RedditPost, ...]] = PacedSection(
             social, lambda p: p.fetch_posts(fetcher), Cadence(REDDIT_EVERY, clock=clock), data_source=data_source,
             clock=wall)
@@ -165,51 +171,60 @@ class SentimentService(Service):
         texts = headlines + reddit
         verdicts = await self._score(texts, notes)
 
-        texts_status, texts_fetched, texts_stale_since = DataStatus.NO_DATA, None, None
+        texts_status: DataStatus = DataStatus.NO_DATA
+        texts_fetched: dict[str, float] = {}
+        texts_stale_since: str | None = None
         if verdicts:
             texts_status, texts_fetched, texts_stale_since = self._texts_freshness(
                 bool(headlines), posts if reddit else None, reddit_fields, notes)
         if fg_fields.status in (DataStatus.STALE, DataStatus.NO_DATA):
             notes.append(f"Fear & Greed: {fg_fields.message}")
         status = combined_status([texts_status, fg_fields.status])
-        now = now_iso()
         fetched_at: str | None
         age: float | None
-        if texts_status is DataStatus.OK:
-            fetched_at, age = now, 0.0
-        elif texts_status is DataStatus.STALE and texts_fetched is not None:
-            fetched_at, age = iso(texts_fetched), round(max(0.0, self._wall() - texts_fetched), 1)
-        else:
+        if texts_status is DataStatus.NO_DATA:
             fetched_at, age = fg_fields.fetched_at, fg_fields.age_seconds
+        elif texts_fetched:  # the texts are as old as the oldest of them
+            oldest = min(texts_fetched.values())
+            fetched_at, age = iso(oldest), round(max(0.0, self._wall() - oldest), 1)
+        else:  # scored, but their source did not say when it fetched them: not made up
+            fetched_at, age = None, None
+        by_backend = _by_backend(texts, verdicts) if verdicts else {}
         payload = SentimentPayload(
-            timestamp=now, status=status, data_source=self.data_source,
+            timestamp=now_iso(), status=status, data_source=self.data_source,
             fetched_at=fetched_at, age_seconds=age,
             stale_since=fg_fields.stale_since or texts_stale_since,
-            message=" ".join(notes) or None,
             providers={**fg_fields.providers, **reddit_fields.providers},
-            fear_greed=fg.value if fg is not None else None)
-        if verdicts:
-            scores = [v.score for v in verdicts]
-            mean = sum(scores) / len(scores)
-            payload.sentiment_score = round(mean, 4)
-            payload.overall_sentiment = overall(mean)
+            fear_greed=fg.value if fg is not None else None,
+            texts_fetched_at={name: iso(at) or "" for name, at in texts_fetched.items()},
+            sentiment_by_backend=by_backend)
+        if by_backend:
+            # The model's verdicts when it scored any text: VADER only stands in for it.
+            backend: Literal["transformers", "lexicon"] = "transformers" if "transformers" in by_backend \
+                else "lexicon"
+            chosen = by_backend[backend]
+            payload.sentiment_score = chosen.mean
+            payload.overall_sentiment = chosen.overall
             payload.social_volume = len(verdicts)
             payload.trending_topics = trending(t.text for t in texts)
-            payload.sentiment_by_source = _mean_by_source(texts, verdicts)
-            payload.label_counts = dict(Counter(v.label for v in verdicts))
-            models = sorted({v.model for v in verdicts})
-            payload.model = ", ".join(models)
-            payload.backend = "+".join(sorted({"lexicon" if m == LexiconBackend.name else "transformers"
-                                               for m in models}))
+            payload.sentiment_by_source = chosen.by_source
+            payload.label_counts = chosen.label_counts
+            payload.model = chosen.model
+            payload.backend = backend
+            if "lexicon" in by_backend and backend != "lexicon":
+                notes.append(f"{by_backend['lexicon'].count} of {len(verdicts)} texts were scored by VADER, not "
+                             f"the model: their mean is kept apart (sentiment_by_backend), not in the score.")
+        payload.message = " ".join(notes) or None
         return payload.model_dump(mode="json")
 
     def _texts_freshness(self, scored_headlines: bool, posts: PoolResult[tuple[RedditPost, ...]] | None,
                          reddit_fields: Freshness, notes: list[str]
-                         ) -> tuple[DataStatus, float | None, str | None]:
-        """Whether the texts scored are current: ``ok`` when one of their sources (the news feeds, Reddit)
-        answers now; else ``stale``, with when the newest of them was fetched and since when their sources fail.
-        Headlines kept by the news service while every feed fails are not today's news."""
-        fresh, fetched, failing_since = False, [], []
+                         ) -> tuple[DataStatus, dict[str, float], str | None]:
+        """Whether the texts scored are current, and when each of their sources fetched them (``news``: the news
+        update's fetch time, ``reddit``: Reddit's). ``ok`` when one of their sources (the news feeds, Reddit)
+        answers now; else ``stale``, with since when their sources fail. Headlines kept by the news service while
+        every feed fails are not today's news."""
+        fresh, fetched, failing_since = False, {}, []
         if scored_headlines and self.news is not None:
             news_fetched, news_failing = self.news.headlines_fetched()
             if news_failing is None:
@@ -219,16 +234,16 @@ class SentimentService(Service):
                 notes.append(f"Every news feed has failed since {iso(news_failing)}: the headlines scored are "
                              f"those fetched at {iso(news_fetched)}.")
             if news_fetched is not None:
-                fetched.append(news_fetched)
+                fetched["news"] = news_fetched
         if posts is not None and posts.fetched_at is not None:
             if reddit_fields.status is DataStatus.OK:
                 fresh = True
             else:
                 failing_since.append(reddit_fields.stale_since)
-            fetched.append(posts.fetched_at)
+            fetched["reddit"] = posts.fetched_at
         if fresh:
-            return DataStatus.OK, None, None
-        return DataStatus.STALE, max(fetched, default=None), min((s for s in failing_since if s), default=None)
+            return DataStatus.OK, fetched, None
+        return DataStatus.STALE, fetched, min((s for s in failing_since if s), default=None)
 
     def _headlines(self, notes: list[str]) -> list[Text]:
         if self.news is None:
@@ -279,11 +294,28 @@ class SentimentService(Service):
         return self._lexicon.score_batch(lines)
 
 
-def _mean_by_source(texts: Sequence[Text], verdicts: Sequence[ArticleSentiment]) -> dict[str, float]:
-    by_source: dict[str, list[float]] = defaultdict(list)
+def backend_of(verdict: ArticleSentiment) -> Literal["transformers", "lexicon"]:
+    """The backend a verdict came from: VADER names itself, every other name is a model's."""
+    return "lexicon" if verdict.model == LexiconBackend.name else "transformers"
+
+
+def _by_backend(texts: Sequence[Text], verdicts: Sequence[ArticleSentiment]) -> dict[str, BackendSentiment]:
+    """Each backend's own mean, verdict, means by source and label counts, over the texts it scored."""
+    groups: dict[str, list[tuple[Text, ArticleSentiment]]] = defaultdict(list)
     for text, v in zip(texts, verdicts, strict=True):
-        by_source[text.source].append(v.score)
-    return {source: round(sum(s) / len(s), 4) for source, s in by_source.items()}
+        groups[backend_of(v)].append((text, v))
+    result = {}
+    for backend, scored in sorted(groups.items()):
+        mean = sum(v.score for _, v in scored) / len(scored)
+        by_source: dict[str, list[float]] = defaultdict(list)
+        for text, v in scored:
+            by_source[text.source].append(v.score)
+        result[backend] = BackendSentiment(
+            mean=round(mean, 4), overall=overall(mean), count=len(scored),
+            model=", ".join(sorted({v.model for _, v in scored})),
+            by_source={source: round(sum(s) / len(s), 4) for source, s in by_source.items()},
+            label_counts=dict(Counter(v.label for _, v in scored)))
+    return result
 
 
 def build(ctx: BuildContext) -> list[Service]:

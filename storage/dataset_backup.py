@@ -10,6 +10,11 @@ status: huggingface_hub sends it only in the ``Authorization`` header, and error
 The snapshot comes from sqlite3's online backup API over a read connection: one read transaction copies every
 page, so it is consistent while the store's writer thread goes on committing (WAL lets both run at once).
 Older snapshots stay in the dataset repo's commit history.
+
+Live history only: replayed updates are never uploaded. In replay mode there is no backup at all
+(:func:`from_settings` gives None; the replay history has its own file, see :mod:`storage.history`), and an upload
+sends only a file marked as live-only (``PRAGMA user_version``, :data:`~storage.history.MARKS`), nor does a
+restore put a replay file in the live file's place.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundE
 
 from config import Redactor
 from models.messages import iso
+from storage.history import MARKS
 
 if TYPE_CHECKING:
     from config import Settings
@@ -168,7 +174,10 @@ class DatasetBackup:
         try:
             with tempfile.TemporaryDirectory(prefix=f"{_TEMP_PREFIX}upload-", dir=self.db_path.parent) as folder:
                 snapshot = Path(folder) / self.db_path.name
-                rows = _snapshot(self.db_path, snapshot)
+                rows, mark = _snapshot(self.db_path, snapshot)
+                if mark != MARKS["live"]:
+                    raise BackupError(f"{self.db_path.name} is not marked as live-only history (user_version "
+                                      f"{mark}): not uploaded, so replayed updates never reach the Hub")
                 if not rows:
                     # Never replace a good snapshot with an empty one (say, after a start-up that could not
                     # restore): there is nothing worth keeping yet.
@@ -205,8 +214,9 @@ def _local_rows(path: Path) -> int | None:
         return None
 
 
-def _snapshot(source_path: Path, target_path: Path) -> int:
-    """A consistent copy of the live database at ``target_path``; returns its number of updates."""
+def _snapshot(source_path: Path, target_path: Path) -> tuple[int, int]:
+    """A consistent copy of the live database at ``target_path``; returns its number of updates and its mark
+    (``PRAGMA user_version``)."""
     source = sqlite3.connect(f"{source_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         target = sqlite3.connect(target_path)
@@ -214,7 +224,8 @@ def _snapshot(source_path: Path, target_path: Path) -> int:
             source.backup(target)  # all pages in one step: one read transaction, never restarted by writes
             target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
             rows: int = target.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
-            return rows
+            mark: int = target.execute("PRAGMA user_version").fetchone()[0]
+            return rows, mark
         finally:
             target.close()
     finally:
@@ -228,6 +239,9 @@ def _snapshot_rows(path: Path) -> int:
         try:
             if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise BackupError("the snapshot on the Hub failed SQLite's integrity check")
+            mark = conn.execute("PRAGMA user_version").fetchone()[0]
+            if mark not in (0, MARKS["live"]):  # 0: of before the split; the store sorts it out when it opens it
+                raise BackupError(f"the snapshot on the Hub is not live history (user_version {mark})")
             rows: int = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
             return rows
         finally:
@@ -237,11 +251,17 @@ def _snapshot_rows(path: Path) -> int:
 
 
 def from_settings(settings: Settings, db_path: Path) -> DatasetBackup | None:
-    """The backup when ``HF_TOKEN`` and ``HF_BACKUP_REPO`` are both set; otherwise None (backups off).
+    """The backup when ``HF_TOKEN`` and ``HF_BACKUP_REPO`` are both set, in live mode; otherwise None (backups
+    off). Replay has no backup: replayed updates are never uploaded, and the live snapshot on the Hub must not be
+    restored into (or replaced by) a replay history.
 
     ``HF_BACKUP_REPO`` is already a valid repo id (:data:`config.REPO_ID`) or None: :class:`~config.Settings`
     strips and checks it, refusing to start on a malformed one."""
     token = settings.key("hf_token")
     if not token or not settings.hf_backup_repo:
+        return None
+    if settings.data_source != "live":
+        log.info("replay mode: the history is not backed up to the Hub (%s holds live history only)",
+                 settings.hf_backup_repo)
         return None
     return DatasetBackup(db_path, settings.hf_backup_repo, token, settings.hf_backup_interval)

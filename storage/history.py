@@ -8,6 +8,16 @@ sent to clients, zlib-compressed (about 3x smaller for market data).
 
 A database that fails SQLite's integrity check at start-up is set aside (renamed, never deleted) and a new one
 begun, so a damaged file neither stops the server nor gets overwritten.
+
+History by mode: live and replayed updates never share a file. Each mode has its own database in ``DATA_DIR``
+(:data:`FILES`: ``history.sqlite3`` for live, ``history-replay.sqlite3`` for replay), chosen once by
+:meth:`Store.for_mode`. Separate files rather than a mode column every read would have to filter on: no query
+can forget the filter (history, export, charts, the snapshots and ``seq`` a restart continues from all read one
+mode's file), retention in one mode never prunes the other's, and the Hub backup, which uploads a file, is
+live-only by construction. ``PRAGMA user_version`` marks which mode's updates a file holds (:data:`MARKS`); a
+store never opens a file marked for the other mode (it is set aside, not lost). A file of before the split
+(``user_version`` 0: the live file, where both modes wrote) keeps working as the live history: the first start
+of either mode moves its replayed updates, once, to the replay file (:func:`split_legacy`).
 """
 
 from __future__ import annotations
@@ -20,10 +30,10 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -47,6 +57,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS updates_service_seq ON updates(service, seq);
 PRUNE_INTERVAL = 60.0
 _STOP = object()
 
+Mode = Literal["live", "replay"]
+#: Each mode's history file in ``DATA_DIR``. The live one keeps the name it always had, so an existing history
+#: goes on as it is.
+FILES: dict[Mode, str] = {"live": "history.sqlite3", "replay": "history-replay.sqlite3"}
+#: ``PRAGMA user_version`` of a history file: the mode whose updates it holds. 0 is a file of before the split
+#: (or one a store without a mode wrote), which may hold both.
+MARKS: dict[Mode, int] = {"live": 1, "replay": 2}
+_MODE_IN_BODY: dict[bytes, Mode] = {b'"data_source":"replay"': "replay", b'"data_source":"live"': "live"}
+
+
+class OtherModeError(Exception):
+    """A history file marked as holding the other mode's updates."""
+
 
 def _seconds(update: Update) -> float:
     """The update's time as Unix seconds, the ``ts`` its row is found by. The hub stamps every update itself
@@ -60,6 +83,18 @@ def _seconds(update: Update) -> float:
 def decode(body: bytes) -> dict[str, Any]:
     message: dict[str, Any] = orjson.loads(zlib.decompress(body))
     return message
+
+
+def coin_quote(market: Mapping[str, Any], coin: str) -> tuple[str | None, str | None]:
+    """The quote currency and source of ``coin``'s figures in a market_data payload: its own entry's, where the
+    payload has per-coin entries that say them (``coins``), else the payload's; None where neither says."""
+    coins = market.get("coins") or ()
+    entry = (coins.get(coin) if isinstance(coins, Mapping) else
+             next((c for c in coins if isinstance(c, Mapping) and c.get("id") == coin), None))
+    entry = entry if isinstance(entry, Mapping) else {}
+    currency = entry.get("quote_currency") or entry.get("currency") or market.get("quote_currency")
+    source = entry.get("source") or market.get("source")
+    return (currency if isinstance(currency, str) else None), (source if isinstance(source, str) else None)
 
 
 @dataclass
@@ -85,14 +120,25 @@ class StoreStats:
 
 class Store:
     def __init__(self, path: Path, *, retention_days: float, retention_per_service: int,
-                 flush_interval: float = 0.25) -> None:
+                 flush_interval: float = 0.25, mode: Mode | None = None) -> None:
+        """``mode``: the file is that mode's history in a data dir laid out as :data:`FILES` says (see
+        :meth:`for_mode`); it is marked so, and a file of before the split is sorted out first. None: a file of
+        its own, left unmarked."""
         self.path = path
+        self.mode = mode
         self.retention_days = retention_days
         self.retention_per_service = retention_per_service
         self.flush_interval = flush_interval
         self.stats = StoreStats(path)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+
+    @classmethod
+    def for_mode(cls, data_dir: Path, mode: Mode, *, retention_days: float, retention_per_service: int,
+                 flush_interval: float = 0.25) -> Store:
+        """The history of ``mode`` in ``data_dir``: its own file, which only that mode's updates ever enter."""
+        return cls(data_dir / FILES[mode], retention_days=retention_days,
+                   retention_per_service=retention_per_service, flush_interval=flush_interval, mode=mode)
 
     # -- life -----------------------------------------------------------------------------------------
     async def __aenter__(self) -> Store:
@@ -123,9 +169,14 @@ class Store:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() and not self._intact():
+        if self.path.exists() and not _intact(self.path):
             self._set_aside("failed its integrity check")
+        if self.mode is not None:
+            split_legacy(self.path.parent)  # before either mode's file is read: a shared file of before the split
         try:
+            self._load()
+        except OtherModeError as error:
+            self._set_aside(str(error))
             self._load()
         except sqlite3.DatabaseError as error:  # intact, but not a history database we can use (an old schema)
             self._set_aside(f"cannot be used ({error})")
@@ -135,29 +186,36 @@ class Store:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         log.error("history database %s %s; kept as %s, starting a new one", self.path, why, aside)
         self.path.rename(aside)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        wal = Path(f"{self.path}-wal")
+        if wal.exists():  # committed updates may still be in it: kept with the file (SQLite reads it from there)
+            wal.rename(f"{aside}-wal")
+        Path(f"{self.path}-shm").unlink(missing_ok=True)
 
     def _load(self) -> None:
         conn = self._connect()
         try:
+            if self.mode is not None:
+                self._check_mark(conn)
             with conn:
                 conn.executescript(SCHEMA)
                 rows = conn.execute("SELECT service, COUNT(*) FROM updates GROUP BY service").fetchall()
                 self.stats.records_by_service = {service: count for service, count in rows}
                 self.stats.oldest = conn.execute("SELECT MIN(ts) FROM updates").fetchone()[0]
+                if self.mode is not None and _mark(conn) == 0 and (not rows or self.mode == "replay"):
+                    # A new file (or a replay file, which only replay or the split ever wrote): this mode's now.
+                    conn.execute(f"PRAGMA user_version = {MARKS[self.mode]}")
         finally:
             conn.close()
 
-    def _intact(self) -> bool:
-        try:
-            conn = sqlite3.connect(self.path, timeout=10)
-            try:
-                return bool(conn.execute("PRAGMA quick_check").fetchone()[0] == "ok")
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError:
-            return False
+    def _check_mark(self, conn: sqlite3.Connection) -> None:
+        assert self.mode is not None
+        mark = _mark(conn)
+        if mark not in (0, MARKS[self.mode]):
+            holds = next((m for m, n in MARKS.items() if n == mark), f"unknown (user_version {mark})")
+            raise OtherModeError(f"holds {holds} updates, not {self.mode} ones")
+        if mark == 0 and self.mode == "live" and _table_rows(conn):
+            log.warning("%s is a history of before the split by mode whose replayed updates could not be sorted "
+                        "out: served as it is, and never backed up", self.path)
 
     # -- writing --------------------------------------------------------------------------------------
     def append(self, update: Update) -> None:
@@ -298,14 +356,16 @@ class Store:
 
     async def coin_series(self, coin: str, since: float | None, until: float | None,
                           limit: int) -> dict[str, list[Any]]:
-        """A coin's price, volume and market cap over time, oldest first, one point per fetch."""
+        """A coin's price, volume and market cap over time, oldest first, one point per fetch; each point with
+        the quote currency its figures are in and the provider that gave them (``quote_currencies``,
+        ``sources``: None where the stored update does not say)."""
         return await asyncio.to_thread(self._coin_series, coin, since, until, limit)
 
     def _coin_series(self, coin: str, since: float | None, until: float | None,
                      limit: int) -> dict[str, list[Any]]:
         texts = self._texts(*self._history_sql("market_data", since, until, limit))
         series: dict[str, list[Any]] = {"timestamps": [], "prices": [], "volumes": [], "market_caps": [],
-                                        "sources": []}
+                                        "quote_currencies": [], "sources": []}
         seen: set[str] = set()
         for text in reversed(texts):  # parsed one at a time: thousands of parsed updates at once strain the GC
             message = orjson.loads(text)
@@ -315,11 +375,13 @@ class Store:
             if price is None or when in seen:  # a stale update repeats values already in the series
                 continue
             seen.add(when)
+            currency, source = coin_quote(data, coin)
             series["timestamps"].append(when)
             series["prices"].append(price)
             series["volumes"].append((data.get("volumes") or {}).get(coin))
             series["market_caps"].append((data.get("market_caps") or {}).get(coin))
-            series["sources"].append(data.get("source"))
+            series["quote_currencies"].append(currency)
+            series["sources"].append(source)
         return series
 
     async def export(self, service: str, since: float | None, until: float | None,
@@ -350,3 +412,128 @@ class Store:
             sql += " AND ts <= ?"
             params.append(until)
         return sql, tuple(params)
+
+
+# -- files and the split by mode --------------------------------------------------------------------------
+
+def _intact(path: Path) -> bool:
+    try:
+        conn = sqlite3.connect(path, timeout=10)
+        try:
+            return bool(conn.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
+
+
+def _mark(conn: sqlite3.Connection) -> int:
+    """The file's :data:`MARKS` value (``PRAGMA user_version``)."""
+    mark: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return mark
+
+
+def _table_rows(conn: sqlite3.Connection) -> int:
+    """How many updates the database holds; 0 when it has no ``updates`` table."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").fetchone() is None:
+        return 0
+    count: int = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+    return count
+
+
+def split_legacy(data_dir: Path) -> None:
+    """Once, on the first start of either mode after the split by mode: move the replayed updates of the live
+    file of before it (where both modes wrote) to the replay file, and mark the live file as live-only.
+
+    Nothing is lost: the moved rows are committed in the replay file (or, when that already holds updates, in a
+    file of their own beside it, ``history-replay.split-<time>.sqlite3``) before they leave the live file. A file
+    that is missing, already marked, or damaged is left as it is (the live store sets a damaged one aside)."""
+    live = data_dir / FILES["live"]
+    if not live.exists():
+        return
+    try:
+        conn = sqlite3.connect(live, timeout=10)
+        try:
+            if _mark(conn) != 0:
+                return
+            if not _table_rows(conn):
+                return  # the live store marks it when it opens it
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                log.error("%s failed its integrity check: its replayed updates are not sorted out", live)
+                return
+            _split(conn, live, data_dir)
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        log.error("the replayed updates of %s could not be sorted out (%s): the file is left as it is", live, error)
+
+
+def _split(conn: sqlite3.Connection, live: Path, data_dir: Path) -> None:
+    started = time.monotonic()
+    replayed = _replayed_ids(conn)
+    if replayed:
+        target = data_dir / FILES["replay"]
+        if target.exists():
+            try:
+                probe = sqlite3.connect(target, timeout=10)
+                try:
+                    taken = _table_rows(probe) > 0
+                finally:
+                    probe.close()
+            except sqlite3.DatabaseError:
+                taken = True
+            if taken:  # never mixed into a replay history begun since: kept apart, whole
+                target = data_dir / f"history-replay.split-{int(time.time())}.sqlite3"
+        _copy(conn, replayed, target)
+    with conn:
+        conn.executemany("DELETE FROM updates WHERE id = ?", ((row_id,) for row_id in replayed))
+        conn.execute(f"PRAGMA user_version = {MARKS['live']}")
+    if replayed:
+        log.warning("moved %d replayed updates out of the live history %s to %s (%.1f s): live and replay no "
+                    "longer share a file", len(replayed), live, target, time.monotonic() - started)
+
+
+def _body_mode(body: bytes) -> Mode | None:
+    """The mode an update says it was made in (data payloads carry ``data_source``), or None when it does not."""
+    try:
+        text = zlib.decompress(body)
+    except zlib.error:
+        return None
+    for marker, mode in _MODE_IN_BODY.items():
+        if marker in text:  # compact JSON as the hub serialises it; inside a string the quotes would be escaped
+            return mode
+    return None
+
+
+def _replayed_ids(conn: sqlite3.Connection) -> list[int]:
+    """The ids of the replayed updates. Updates that do not say their mode (scheduler, pool_manager, persistence)
+    belong to the run around them: one server writes a file at a time, so a run's rows are consecutive, and the
+    mode of the nearest update before (else after) that says one is theirs. None says one: all are live."""
+    ids: list[int] = []
+    modes: list[Mode | None] = []
+    for row_id, body in conn.execute("SELECT id, body FROM updates ORDER BY id"):
+        ids.append(row_id)
+        modes.append(_body_mode(body))
+    first = next((m for m in modes if m is not None), "live")
+    replayed, current = [], first
+    for row_id, mode in zip(ids, modes, strict=True):
+        current = mode or current
+        if current == "replay":
+            replayed.append(row_id)
+    return replayed
+
+
+def _copy(conn: sqlite3.Connection, ids: list[int], target: Path) -> None:
+    """The rows ``ids`` of ``conn`` into ``target`` (a replay file), in one committed transaction."""
+    out = sqlite3.connect(target, timeout=10)
+    try:
+        out.executescript(SCHEMA)
+        with out:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows = conn.execute(f"SELECT service, seq, ts, body FROM updates WHERE id IN "
+                                    f"({','.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall()
+                out.executemany("INSERT INTO updates(service, seq, ts, body) VALUES (?, ?, ?, ?)", rows)
+            out.execute(f"PRAGMA user_version = {MARKS['replay']}")
+    finally:
+        out.close()

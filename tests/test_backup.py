@@ -20,7 +20,7 @@ import pytest
 from huggingface_hub import HfApi
 
 from storage.dataset_backup import SNAPSHOT_PATH, BackupError, DatasetBackup, from_settings
-from storage.history import Store
+from storage.history import FILES, MARKS, Mode, Store
 from tests.support.fake_hf_hub import FakeHfHub, loopback_only_session, running
 from tests.support.settings import make_settings
 from ws.hub import Hub
@@ -42,9 +42,8 @@ def backup_at(data_dir: Path, hf: FakeHfHub, **overrides: Any) -> DatasetBackup:
     return DatasetBackup(data_dir / "history.sqlite3", **values)
 
 
-def open_store(data_dir: Path) -> Store:
-    return Store(data_dir / "history.sqlite3", retention_days=30, retention_per_service=100_000,
-                 flush_interval=0.01)
+def open_store(data_dir: Path, mode: Mode = "live") -> Store:
+    return Store.for_mode(data_dir, mode, retention_days=30, retention_per_service=100_000, flush_interval=0.01)
 
 
 def rows(path: Path) -> list[tuple[Any, ...]]:
@@ -300,10 +299,58 @@ def test_a_malformed_repo_id_stops_start_up(tmp_path: Path) -> None:
 
 
 def test_from_settings(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, hf_token=TOKEN, hf_backup_repo=REPO, hf_backup_interval=600)
+    settings = make_settings(tmp_path, hf_token=TOKEN, hf_backup_repo=REPO, hf_backup_interval=600,
+                             data_source="live")
     backup = from_settings(settings, tmp_path / "history.sqlite3")
     assert backup is not None
     assert (backup.repo_id, backup.interval, backup.busy) == (REPO, 600, False)
     assert backup.status() == {"enabled": True, "repo": REPO, "last_upload": None, "last_error": None,
                                "restored_from_hub": False}
     assert_no_token(str(backup.status()), repr(backup.status()))
+
+
+# -- live history only ------------------------------------------------------------------------------------
+
+def test_replay_has_no_backup(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, hf_token=TOKEN, hf_backup_repo=REPO, data_source="replay")
+    assert from_settings(settings, tmp_path / FILES["replay"]) is None
+
+
+async def test_only_a_file_marked_live_is_uploaded(fake_hf: FakeHfHub, tmp_path: Path) -> None:
+    async with open_store(tmp_path / "replay", "replay") as store:  # a replay history, wherever it is pointed at
+        hub = Hub()
+        hub.add_listener(store.append)
+        hub.publish("market_data", {"n": 1, "data_source": "replay"})
+        await until(lambda: store.stats.written == 1)
+    unmarked = tmp_path / "unmarked"  # written by a store without a mode: of before the split, may hold both
+    async with Store(unmarked / "history.sqlite3", retention_days=30, retention_per_service=10,
+                     flush_interval=0.01) as store:
+        hub = Hub()
+        hub.add_listener(store.append)
+        hub.publish("market_data", {"n": 1, "data_source": "replay"})
+        await until(lambda: store.stats.written == 1)
+    for data_dir, path in ((tmp_path / "replay", FILES["replay"]), (unmarked, "history.sqlite3")):
+        backup = DatasetBackup(data_dir / path, REPO, TOKEN, 3600, endpoint=fake_hf.base_url)
+        with pytest.raises(BackupError, match="not marked as live-only history"):
+            await backup.upload()
+    assert fake_hf.repos == {}  # nothing reached the Hub
+
+
+async def test_a_replay_snapshot_on_the_hub_is_never_restored_as_live(fake_hf: FakeHfHub, tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    await store_with_rows(tmp_path / "live", 3)
+    backup = backup_at(tmp_path / "live", fake_hf)
+    assert await backup.upload() == "done"
+    # The snapshot on the Hub turns out to be a replay history (put there by hand, say).
+    replay_file = tmp_path / "replayed.sqlite3"
+    replay_file.write_bytes(fake_hf.file(REPO, SNAPSHOT_PATH))
+    conn = sqlite3.connect(replay_file)
+    conn.execute(f"PRAGMA user_version = {MARKS['replay']}")
+    conn.close()
+    await asyncio.to_thread(HfApi(endpoint=fake_hf.base_url, token=TOKEN).upload_file,
+                            path_or_fileobj=replay_file, path_in_repo=SNAPSHOT_PATH, repo_id=REPO,
+                            repo_type="dataset")
+    restorer = backup_at(tmp_path / "empty", fake_hf)
+    assert await restorer.restore_if_needed() is False
+    assert "not live history (user_version 2)" in caplog.text
+    assert not (tmp_path / "empty" / FILES["live"]).exists()

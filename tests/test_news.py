@@ -18,6 +18,7 @@ from services.news import NewsService, build
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher
 from sources.http import http_client
+from sources.pools import Pool
 from sources.providers.news import (
     FEEDS,
     BitcoinistFeed,
@@ -27,6 +28,7 @@ from sources.providers.news import (
     CryptoPanic,
     CryptoSlateFeed,
     DecryptFeed,
+    NewsProvider,
     RssFeed,
     TheBlockFeed,
     article_id,
@@ -36,6 +38,7 @@ from sources.providers.news import (
     title_key,
     url_key,
 )
+from sources.replay import RECORDED_AT
 from tests.support.context import build_context
 from tests.support.paths import REPLAY
 from tests.support.recordings import recorded, routes_transport
@@ -56,8 +59,18 @@ def parse(cls: type[RssFeed], body: bytes | str) -> list[Any]:
     return cls.normalize_feed(body, source=cls.name, feed=cls.id, url=cls.base_url)
 
 
+def captured(name: str) -> str:
+    """When a replay recording was captured, as its ``routes.json`` says."""
+    folder, file = name.split("/", 1)
+    routes = json.loads((REPLAY / folder / "routes.json").read_text())
+    return str(next(entry["recorded_at"] for entry in routes if entry["file"] == file))
+
+
 def feed_response(name: str, content_type: str = "application/rss+xml") -> httpx.Response:
-    return httpx.Response(200, content=recorded(name), headers={"content-type": content_type})
+    """A recorded feed as its provider answered, saying when it was captured (as replay does), so the articles'
+    ages count from then and not from today."""
+    return httpx.Response(200, content=recorded(name),
+                          headers={"content-type": content_type, RECORDED_AT: captured(name)})
 
 
 # -- pure helpers ---------------------------------------------------------------------------------------
@@ -238,13 +251,16 @@ async def test_every_feed_at_once_newest_first(tmp_path: Path) -> None:
     json.dumps(payload)
     assert payload.keys() >= SPEC_KEYS and payload["status"] == "ok" and payload["timestamp"].endswith("Z")
     articles = payload["articles"]
-    assert len(articles) == 38  # 4 + 4 + 10 + 10 + 10 recorded items, no duplicates among them
+    # 4 + 4 + 10 + 10 recorded items, no duplicates among them; Blockworks' 10 are left out: the republisher built
+    # its file on 2026-02-15 from items of 2025-12-31 to 2026-01-07, all over a week old by then.
+    assert len(articles) == 28
+    assert "10 from blockworks_rss" in payload["message"]
     stamps = [a["published_at"] for a in articles]
     assert stamps == sorted(stamps, reverse=True) and all(s.endswith("Z") for s in stamps)
     assert articles[0]["title"].startswith("Crypto market makers") and articles[0]["source"] == "CoinDesk"
     assert all({"title", "source", "url", "published_at", "categories"} <= a.keys() for a in articles)
-    assert set(payload["sources"]) == {"CoinDesk", "The Block", "Cointelegraph", "Decrypt", "Blockworks"}
-    assert payload["sources"][0] in ("Cointelegraph", "Decrypt", "Blockworks")  # 10 articles each
+    assert set(payload["sources"]) == {"CoinDesk", "The Block", "Cointelegraph", "Decrypt"}
+    assert payload["sources"][0] in ("Cointelegraph", "Decrypt")  # 10 articles each
     assert "Finance" in payload["categories"] and "News" not in payload["categories"]
     providers = payload["providers"]
     assert providers["cryptoslate_rss"]["status"] == "error" and "HTTP 404" in providers["cryptoslate_rss"]["error"]
@@ -272,7 +288,7 @@ async def test_one_story_from_two_sources_is_one_article(tmp_path: Path) -> None
     ctx = news_ctx(tmp_path, routes, cryptopanic_token="cp-test-token-123")
     payload = await news_service(ctx).collect()
     # all three CryptoPanic posts repeat stories the feeds carry: by link (CoinDesk, Decrypt) or headline (The Block)
-    assert len(payload["articles"]) == 38
+    assert len(payload["articles"]) == 28
     hack = [a for a in payload["articles"] if a["title"].startswith("A $1.1 million crypto card hack")]
     assert len(hack) == 1 and hack[0]["feed"] == "coindesk_rss"  # the publisher's own feed is preferred
     assert payload["providers"]["cryptopanic"]["status"] == "ok"
@@ -287,7 +303,7 @@ async def test_a_story_seen_again_keeps_its_first_copy(tmp_path: Path) -> None:
         body = (f"<?xml version='1.0'?><rss version='2.0'><channel><title>x</title><item>"
                 f"<title>Here’s what happened in crypto today</title><link>{link}</link><pubDate>{date}</pubDate>"
                 f"</item></channel></rss>")
-        return httpx.Response(200, content=body.encode())
+        return httpx.Response(200, content=body.encode(), headers={RECORDED_AT: "2026-02-15T02:00:00Z"})
 
     link = "https://cointelegraph.com/news/what-happened-in-crypto-today?utm_source=rss_feed"
     routes: dict[str, Any] = {CointelegraphFeed.base_url: feed("Fri, 06 Feb 2026 20:07:13 +0000", link)}
@@ -389,7 +405,7 @@ async def test_a_broken_annotator_never_stops_the_news(tmp_path: Path, behaviour
     service = news_service(news_ctx(tmp_path, feed_routes(), sentiment=sentiment))
     service.annotate_timeout = 0.05
     payload = await service.collect()
-    assert payload["status"] == "ok" and len(payload["articles"]) == 38
+    assert payload["status"] == "ok" and len(payload["articles"]) == 28
     assert all(a["sentiment"] is None for a in payload["articles"]) and sentiment.calls
 
 
@@ -411,7 +427,10 @@ async def test_replay_mode_serves_the_recorded_feeds(tmp_path: Path) -> None:
         fetcher = Fetcher(http, retries=0, budgets=False)
         payload = await news_service(build_context(settings, fetcher)).collect()
     assert payload["status"] == "ok" and payload["data_source"] == "replay"
-    assert len(payload["articles"]) >= 38  # the five feeds first recorded carry 38 distinct stories
+    # the five feeds first recorded carry 38 distinct stories, 28 of them under a week old when captured; CryptoSlate
+    # and Bitcoinist add theirs
+    assert len(payload["articles"]) >= 28
+    assert all(a["published_at"] is None or a["published_at"] >= "2009-01-03" for a in payload["articles"])
     # every feed with a recording answers; one without answers 404, said as its error, never made up
     recorded_feeds = {cls.id for cls in FEEDS if (REPLAY / cls.id / "routes.json").exists()}
     assert {"coindesk_rss", "theblock_rss", "cointelegraph_rss", "decrypt_rss", "blockworks_rss"} <= recorded_feeds
@@ -435,3 +454,52 @@ async def test_feeds_are_parsed_off_the_event_loop(tmp_path: Path) -> None:
     await WatchedFeed().probe(ctx.fetcher)
     assert articles and len(parsed_in) == 2
     assert threading.get_ident() not in parsed_in
+
+
+# -- provider time: the age cap, future dates ----------------------------------------------------------------
+
+def dated_feed(*items: tuple[str, str]) -> bytes:
+    """Hand-written in the RSS 2.0 format: one item per (title, pubDate)."""
+    body = "".join(f"<item><title>{title}</title><link>https://decrypt.co/{n}/story</link><pubDate>{date}</pubDate>"
+                   f"</item>" for n, (title, date) in enumerate(items))
+    return f"<?xml version='1.0'?><rss version='2.0'><channel><title>x</title>{body}</channel></rss>".encode()
+
+
+def test_a_date_no_provider_can_have_is_not_read() -> None:
+    articles = parse(DecryptFeed, dated_feed(("Fresh", "Sun, 15 Feb 2026 01:00:00 +0000"),
+                                             ("Epoch", "Thu, 01 Jan 1970 00:00:00 +0000"),
+                                             ("Far ahead", "Sat, 01 Jan 2100 00:00:00 +0000")))
+    assert [a.title for a in articles] == ["Fresh"]  # a 1970 or 2100 date is a wrong date: never shown, never on top
+    post = {"title": "Old", "url": "https://example.org/a", "published_at": "1970-01-01T00:00:00Z"}
+    assert CryptoPanic.normalize_posts({"results": [post, {**post, "title": "New", "url": "https://example.org/b",
+                                                             "published_at": "2026-02-14T10:00:00"}]})[0].title == "New"
+
+
+async def test_old_and_future_dated_articles_are_left_out(tmp_path: Path) -> None:
+    """Against when the feed was read (here: captured at 2026-02-15T02:00Z): a week-old item is gone, one dated an
+    hour ahead is dropped rather than pinned on top; an undated one is kept, last."""
+    body = dated_feed(("Ahead", "Sun, 15 Feb 2026 03:00:00 +0000"), ("Today", "Sun, 15 Feb 2026 01:30:00 +0000"),
+                      ("Six days", "Mon, 09 Feb 2026 03:00:00 +0000"),
+                      ("Eight days", "Sat, 07 Feb 2026 01:00:00 +0000"),
+                      ("Slightly ahead", "Sun, 15 Feb 2026 02:05:00 +0000"))
+    undated = b"<item><title>Undated</title><link>https://decrypt.co/9/undated</link></item></channel>"
+    routes = {DecryptFeed.base_url: httpx.Response(200, content=body.replace(b"</channel>", undated),
+                                                   headers={RECORDED_AT: "2026-02-15T02:00:00Z"})}
+    payload = await news_service(news_ctx(tmp_path, routes)).collect()
+    assert [a["title"] for a in payload["articles"]] == ["Slightly ahead", "Today", "Six days", "Undated"]
+    assert "2 from decrypt_rss" in payload["message"]
+
+
+async def test_kept_articles_leave_once_a_week_old(tmp_path: Path) -> None:
+    """Live: articles kept from earlier runs age with the clock, and leave the store at a week."""
+    now = [1_771_120_800.0]  # 2026-02-15T02:00:00Z
+    routes = {DecryptFeed.base_url: httpx.Response(200, content=dated_feed(
+        ("Monday", "Mon, 09 Feb 2026 03:00:00 +0000"), ("Sunday", "Sun, 15 Feb 2026 01:30:00 +0000")))}
+    ctx = news_ctx(tmp_path, routes)
+    pool: Pool[NewsProvider] = ctx.pool("news", [DecryptFeed()])
+    service = NewsService(pool, ctx.fetcher, max_articles=10, data_source="live", clock=lambda: now[0])
+    assert [a["title"] for a in (await service.collect())["articles"]] == ["Sunday", "Monday"]
+    routes[DecryptFeed.base_url] = httpx.Response(503)
+    now[0] += 2 * 86400  # Monday's item is now eight days old
+    payload = await service.collect()
+    assert payload["status"] == "stale" and [a["title"] for a in payload["articles"]] == ["Sunday"]

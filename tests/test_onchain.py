@@ -13,13 +13,14 @@ import pytest
 
 from config import Settings
 from services.cadence import Cadence, PacedSection
-from services.onchain import GAS_CHAINS, OnchainService, build
+from services.onchain import DEFILLAMA_MAX_AGE, GAS_CHAINS, OnchainService, build
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher
 from sources.http import http_client
 from sources.pools import Pool
 from sources.providers.onchain import DefiLlama, DefiLlamaStablecoins
 from sources.providers.rpc import nodes_for, normalize_gas, rpc_result
+from sources.replay import RECORDED_AT
 from tests.support.context import build_context
 from tests.support.recordings import recorded, routes_transport
 
@@ -95,10 +96,26 @@ def test_protocols_top_by_tvl_ties_in_listed_order() -> None:
 
 
 def test_stablecoins_documented_format() -> None:
+    """Each coin's supply is valued at the price DefiLlama gives beside it, not at $1; a coin without a price
+    (BUSD here) is not valued at all, and counted apart."""
     snapshot = DefiLlamaStablecoins.normalize_stablecoins(body("defillama/stablecoins.json"))
     assert [c.symbol for c in snapshot.top] == ["USDT", "USDC", "BUSD"]
-    assert snapshot.top[0].circulating_usd == 67543810674.76325 and snapshot.top[0].peg_type == "peggedUSD"
-    assert snapshot.total_circulating_usd == pytest.approx(67543810674.76325 + 51484074698.56335 + 19387083553.21001)
+    usdt, usdc, busd = snapshot.top
+    assert usdt.circulating_usd is not None and usdc.circulating_usd is not None
+    assert usdt.circulating == 67543810674.76325 and usdt.price_usd == 1.0000646 and usdt.peg_type == "peggedUSD"
+    assert usdt.circulating_usd == pytest.approx(67543810674.76325 * 1.0000646)
+    assert usdc.circulating_usd == pytest.approx(51484074698.56335 * 0.99995875)
+    assert busd.price_usd is None and busd.circulating_usd is None and busd.circulating == 19387083553.21001
+    assert snapshot.total_circulating_usd == pytest.approx(usdt.circulating_usd + usdc.circulating_usd)
+    assert (snapshot.unpriced_count, snapshot.unpriced_circulating) == (1, 19387083553.21001)
+
+
+def test_a_de_pegged_coin_is_worth_its_price() -> None:
+    coin = {"name": "TerraUSD", "symbol": "UST", "pegType": "peggedUSD", "circulating": {"peggedUSD": 1e9},
+            "price": 0.1}
+    snapshot = DefiLlamaStablecoins.normalize_stablecoins({"peggedAssets": [coin, {**coin, "symbol": "Z", "price": 0}]})
+    assert snapshot.total_circulating_usd == pytest.approx(1e8)  # not 1e9: at its price, not at its peg
+    assert snapshot.unpriced_count == 1  # a 0 price is no price
 
 
 def test_stablecoins_error_body_and_changed_shape() -> None:
@@ -113,10 +130,23 @@ def test_stablecoins_error_body_and_changed_shape() -> None:
 
 
 def test_gas_recorded() -> None:
-    block = rpc_result(body("ethereum/eth_getBlockByNumber-latest-full.json"))
+    block = rpc_result(body("rpc/eth_getBlockByNumber-ethereum-latest.json"))  # mainnet, 2025-03-26
     reading = normalize_gas(rpc_result(body("ethereum/eth_gasPrice.json")), block)
     assert reading.gas_price_gwei == pytest.approx(1.671530653)
-    assert reading.base_fee_gwei == pytest.approx(0.027399063) and reading.block_number == 0x36
+    assert reading.base_fee_gwei == pytest.approx(0.631063844) and reading.block_number == 22130747
+    assert reading.block_time == "2025-03-26T11:21:47.000Z"
+    # the hive test chain's block is dated 540 s after 1970: no time is read from it, never a 1970 date
+    test_chain = normalize_gas("0x1", rpc_result(body("ethereum/eth_getBlockByNumber-latest-full.json")))
+    assert test_chain.block_number == 0x36 and test_chain.block_time is None
+
+
+def test_gas_without_a_gas_price_keeps_the_base_fee() -> None:
+    block = rpc_result(body("rpc/eth_getBlockByNumber-base-latest.json"))
+    reading = normalize_gas(None, block, gas_price_error="HTTP 404")
+    assert reading.gas_price_gwei is None and reading.gas_price_error == "eth_gasPrice: HTTP 404"
+    assert reading.base_fee_gwei == 0.005 and reading.block_number == 50546271
+    with pytest.raises(AnswerError, match="no gas price"):  # a legacy block and no price: nothing to show
+        normalize_gas(None, rpc_result(body("rpc/eth_getBlockByNumber-optimism-latest.json")), gas_price_error="x")
 
 
 def test_gas_error_bodies_and_changed_shape() -> None:
@@ -131,14 +161,22 @@ def test_gas_error_bodies_and_changed_shape() -> None:
 
 # -- the service ----------------------------------------------------------------------------------------
 
-def rpc_node(gas_price: str = "0x63a1889d") -> Any:
-    block = rpc_result(body("ethereum/eth_getBlockByNumber-latest-full.json"))
+#: The replayed mainnet block 22130747 (made 2025-03-26T11:21:47Z), and when its answer was captured.
+ETH_BLOCK = "rpc/eth_getBlockByNumber-ethereum-latest.json"
+CAPTURED = "2025-03-26T11:21:56Z"
+
+
+def rpc_node(gas_price: str = "0x63a1889d", captured: str = CAPTURED) -> Any:
+    """A node answering the mainnet block (with a test chain's gas price: only its format matters), saying when the
+    answer was captured, as replay does, so the block's age counts from then."""
+    block = rpc_result(body(ETH_BLOCK))
 
     def handle(request: httpx.Request) -> httpx.Response:
         call = json.loads(request.content)
         result = gas_price if call["method"] == "eth_gasPrice" else block
         assert call["method"] in ("eth_gasPrice", "eth_getBlockByNumber")
-        return httpx.Response(200, json={"jsonrpc": "2.0", "id": call["id"], "result": result})
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": call["id"], "result": result},
+                              headers={RECORDED_AT: captured})
     return handle
 
 
@@ -183,9 +221,25 @@ async def test_every_section_answers() -> None:
     assert payload["stablecoins"]["source"] == "defillama_stablecoins"
     assert set(payload["gas"]) == set(GAS_CHAINS)
     eth = payload["gas"]["ethereum"]
-    assert (eth["gas_price_gwei"], eth["base_fee_gwei"]) == (pytest.approx(1.671530653), pytest.approx(0.027399063))
-    assert eth["source"] == "rpc_eth_publicnode" and eth["block_number"] == 54 and eth["fetched_at"].endswith("Z")
+    assert (eth["gas_price_gwei"], eth["base_fee_gwei"]) == (pytest.approx(1.671530653), pytest.approx(0.631063844))
+    assert eth["source"] == "rpc_eth_publicnode" and eth["block_number"] == 22130747 and eth["fetched_at"].endswith("Z")
+    # dated by its block: 9 s old when captured, of the 120 s an Ethereum head may be
+    assert eth["status"] == "ok" and eth["age_seconds"] == 9 and eth["max_age_seconds"] == 120
+    assert eth["block_time"] == "2025-03-26T11:21:47.000Z" and eth["recorded_at"] == "2025-03-26T11:21:56.000Z"
     assert payload["gas_errors"] == {}
+    assert payload["stablecoins"]["unpriced_count"] == 1 and "without a price" in payload["stablecoins"]["message"]
+
+
+async def test_a_stuck_node_publishes_its_gas_as_stale() -> None:
+    """A node that answers, but from a block minutes old, gives yesterday's gas: shown, but stale, not ok."""
+    routes = llama_routes()
+    routes[nodes_for("ethereum")[0].base_url] = rpc_node(captured="2025-03-26T11:31:47Z")  # 600 s after the block
+    service, _ = onchain_service(routes)
+    payload = await service.collect()
+    eth = payload["gas"]["ethereum"]
+    assert eth["status"] == "stale" and eth["age_seconds"] == 600 and "over the 120 s" in eth["message"]
+    assert eth["gas_price_gwei"] == pytest.approx(1.671530653)  # still shown, with its age
+    assert payload["status"] == "stale"
 
 
 async def test_sections_are_fetched_at_their_own_pace() -> None:
@@ -245,6 +299,8 @@ async def test_build_declares_defillama_and_gas_pools(tmp_path: Path) -> None:
     assert {"onchain_tvl", "onchain_protocols", "onchain_stablecoins"} <= set(ctx.pools)
     assert {f"gas_{chain}" for chain in GAS_CHAINS} <= set(ctx.pools)
     assert service.tvl.cadence.every == 300 and service.protocols.cadence.every == 600
+    sections = (service.tvl, service.protocols, service.stablecoins)
+    assert all(section.tracker.max_age == DEFILLAMA_MAX_AGE for section in sections)
 
 
 async def test_replay_recordings_serve_the_defillama_sections(tmp_path: Path) -> None:
@@ -255,8 +311,14 @@ async def test_replay_recordings_serve_the_defillama_sections(tmp_path: Path) ->
     payload: Any = await service.collect()
     assert payload["data_source"] == "replay"
     assert payload["tvl"]["status"] == "ok" and len(payload["tvl"]["chains"]) == 20
-    assert payload["protocols"]["top"][0]["name"] == "Uniswap"
-    assert payload["stablecoins"]["total_circulating_usd"] > 0
+    assert payload["tvl"]["recorded_at"] == "2022-09-28T00:00:00.000Z"
+    # /protocols has no recording of the moment /v2/chains was recorded: left out, and said so
+    assert payload["protocols"]["status"] == "no_data" and "no recording" in payload["protocols"]["message"]
+    assert payload["stablecoins"]["total_circulating_usd"] > 0 and payload["stablecoins"]["unpriced_count"] == 1
+    gas = payload["gas"]
+    assert gas["base"]["gas_price_gwei"] >= gas["base"]["base_fee_gwei"]  # one block of one moment
+    assert gas["ethereum"]["gas_price_gwei"] is None and gas["ethereum"]["base_fee_gwei"] == pytest.approx(0.631063844)
+    assert set(payload["gas_errors"]) == {"bsc", "optimism"}  # no recording of a head (BSC) or of a gas figure
     await fetcher.http.aclose()
 
 

@@ -153,13 +153,14 @@ def test_history_routes_and_restart_continue_seq(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/api/export/news?format=xml").status_code == 422
         assert httpx.get(f"{base}/api/history/bogus").status_code == 404
         assert httpx.get(f"{base}/api/history/market_data/nocoin").status_code == 404
-    # A new server on the same data dir, whose providers never answer (so no poll can publish first): the
-    # snapshot subscribers get is the last stored update, and seq goes on from it.
+    # A new server on the same data dir, in the same mode (replay: a live one has a history of its own, see
+    # tests/test_history_modes.py), whose providers never answer (so no poll can publish first): the snapshot
+    # subscribers get is the last stored update, and seq goes on from it.
     async def never(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(60)
         raise httpx.ReadTimeout("never", request=request)
 
-    settings = make_settings(tmp_path, data_source="live")
+    settings = make_settings(tmp_path, data_source="replay")
     with serve(lambda: create_app(settings, transport=httpx.MockTransport(never)), settings) as server:
         hub = server.app.state.hub
         assert hub.seq("market_data") == last_seq

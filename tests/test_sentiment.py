@@ -31,11 +31,14 @@ from sources.errors import AnswerError
 from sources.fetcher import Fetcher
 from sources.pools import Pool
 from sources.providers.social import AlternativeMe, Reddit
+from sources.replay import RECORDED_AT
 from tests.support.clock import FakeClock
 from tests.support.context import build_context
 from tests.support.recordings import recorded, routes_transport
 from tests.support.settings import make_settings
 from tests.support.tiny_model import build_tiny_model
+from ui.tabs.sentiment import render_sentiment
+from ui.widgets import View
 from ws.hub import Hub
 
 FNG = "https://api.alternative.me/fng/"
@@ -49,6 +52,12 @@ HEADLINES = [
     ("Bitcoin Mining Profits Hit 14-Month Low After Winter Storm Rocks Miners: CryptoQuant", "CoinDesk"),
     ("Trump Media files for two new crypto ETFs tied to Bitcoin, Ether, Cronos", "The Block"),
 ]
+
+
+def fng() -> httpx.Response:
+    """The recorded index as replay serves it: with its capture time, from which its age counts (it is a daily
+    index; counted from today, a 2022 recording would be years past its 36 h)."""
+    return httpx.Response(200, content=recorded(FNG_BODY), headers={RECORDED_AT: "2022-09-12T11:44:58Z"})
 
 
 def ok(body: bytes) -> httpx.Response:
@@ -174,7 +183,7 @@ def test_overall_band() -> None:
 # -- the service ----------------------------------------------------------------------------------------
 
 async def test_headlines_and_reddit_scored_by_the_lexicon_without_a_runner() -> None:
-    svc, _ = service({FNG: ok(recorded(FNG_BODY)), REDDIT: ok(recorded(REDDIT_BODY))}, news=FakeNews(HEADLINES))
+    svc, _ = service({FNG: fng(), REDDIT: ok(recorded(REDDIT_BODY))}, news=FakeNews(HEADLINES))
     payload = await svc.collect()
     SentimentPayload.model_validate(payload)
     json.dumps(payload)
@@ -198,7 +207,7 @@ async def test_texts_scored_by_the_runners_model(tmp_path: Path) -> None:
     model = build_tiny_model(tmp_path / "model", ("NEGATIVE", "POSITIVE"), "NEGATIVE")
     async with SentimentRunner(make_settings(tmp_path, sentiment_model=str(model))) as runner:
         await asyncio.wait_for(runner.loaded.wait(), 30)
-        svc, _ = service({FNG: ok(recorded(FNG_BODY))}, news=FakeNews(HEADLINES), score=runner.score)
+        svc, _ = service({FNG: fng()}, news=FakeNews(HEADLINES), score=runner.score)
         payload = await svc.collect()
     assert (payload["model"], payload["backend"]) == (str(model), "transformers")
     assert payload["overall_sentiment"] == "bearish" and payload["sentiment_score"] < -0.1
@@ -208,10 +217,11 @@ async def test_texts_scored_by_the_runners_model(tmp_path: Path) -> None:
 
 
 async def test_reddit_refused_and_no_news_means_no_score_never_zero() -> None:
-    svc, _ = service({FNG: ok(recorded(FNG_BODY)), REDDIT: httpx.Response(403, json=FORBIDDEN)})
+    svc, _ = service({FNG: fng(), REDDIT: httpx.Response(403, json=FORBIDDEN)})
     payload = await svc.collect()
     assert payload["sentiment_score"] is None and payload["overall_sentiment"] is None
-    assert payload["social_volume"] == 0 and payload["sentiment_by_source"] == {} and payload["trending_topics"] == []
+    assert payload["social_volume"] is None  # not 0: nothing was scored
+    assert payload["sentiment_by_source"] == {} and payload["trending_topics"] == []
     assert payload["model"] is None
     assert payload["status"] == "partial" and payload["fear_greed"]["value"] == 25
     assert "news service is not running" in payload["message"] and "No texts to score" in payload["message"]
@@ -226,7 +236,7 @@ async def test_everything_down_is_no_data() -> None:
 
 
 async def test_fear_greed_and_reddit_are_not_fetched_every_run() -> None:
-    svc, calls = service({FNG: ok(recorded(FNG_BODY)), REDDIT: ok(recorded(REDDIT_BODY))}, news=FakeNews(HEADLINES))
+    svc, calls = service({FNG: fng(), REDDIT: ok(recorded(REDDIT_BODY))}, news=FakeNews(HEADLINES))
     first = await svc.collect()
     second = await svc.collect()
     assert calls == [FNG, REDDIT] or calls == [REDDIT, FNG]  # once each
@@ -234,7 +244,7 @@ async def test_fear_greed_and_reddit_are_not_fetched_every_run() -> None:
 
 
 async def test_fear_greed_failing_later_is_shown_stale() -> None:
-    routes = {FNG: ok(recorded(FNG_BODY))}
+    routes = {FNG: fng()}
     clock = FakeClock()
     svc, _ = service(routes, news=FakeNews(HEADLINES), clock=clock)
     await svc.collect()
@@ -255,7 +265,7 @@ async def test_old_reddit_posts_are_not_passed_off_as_current() -> None:
     clock.advance(REDDIT_EVERY)  # due again: Reddit no longer answers
     wall.advance(REDDIT_MAX_AGE + 1)
     payload = await svc.collect()
-    assert payload["social_volume"] == 0 and "too old" in payload["message"]
+    assert payload["social_volume"] is None and "too old" in payload["message"]
 
 
 async def test_a_slow_scorer_costs_this_run_not_the_stream() -> None:
@@ -272,16 +282,16 @@ async def test_a_failing_scorer_costs_the_score_not_the_update() -> None:
     async def broken(texts: list[str]) -> list[ArticleSentiment]:
         raise RuntimeError("the sentiment runner stopped")
 
-    svc, _ = service({FNG: ok(recorded(FNG_BODY))}, news=FakeNews(HEADLINES), score=broken)
+    svc, _ = service({FNG: fng()}, news=FakeNews(HEADLINES), score=broken)
     payload = await svc.collect()  # published, not raised out of collect()
-    assert payload["sentiment_score"] is None and payload["social_volume"] == 0
+    assert payload["sentiment_score"] is None and payload["social_volume"] is None
     assert payload["fear_greed"]["value"] == 25 and payload["status"] == "partial"
     assert "Scoring the texts failed (RuntimeError: the sentiment runner stopped)" in payload["message"]
 
 
 async def test_headlines_kept_while_every_feed_fails_are_stale_not_current() -> None:
     news = FakeNews(HEADLINES)
-    svc, _ = service({FNG: ok(recorded(FNG_BODY))}, news=news)
+    svc, _ = service({FNG: fng()}, news=news)
     assert (await svc.collect())["status"] == "ok"
     fetched = time.time() - 3600
     news.fetched_at, news.failing_since = fetched, fetched + 60
@@ -294,7 +304,7 @@ async def test_headlines_kept_while_every_feed_fails_are_stale_not_current() -> 
 
 async def test_build_uses_the_news_service_and_the_runner(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, data_source="live")
-    routes = routes_transport({FNG: ok(recorded(FNG_BODY))})
+    routes = routes_transport({FNG: fng()})
     hub = Hub()  # sentiment reads the headlines news published there
     ctx = build_context(settings, Fetcher(httpx.AsyncClient(transport=routes), retries=0), hub=hub)
     hub.publish("news", NewsPayload(timestamp=now_iso(), fetched_at=now_iso(),
@@ -308,3 +318,81 @@ async def test_build_uses_the_news_service_and_the_runner(tmp_path: Path) -> Non
     assert payload is not None
     assert payload["social_volume"] == 3 and payload["model"] == "vader"
     assert payload["fear_greed"]["value"] == 25
+
+
+# -- one backend's mean, the texts' own fetch time --------------------------------------------------------
+
+MODEL = "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis"
+
+
+async def test_model_and_lexicon_scores_are_never_averaged_together() -> None:
+    """The runner answers with VADER for a batch the model failed on: the score is the model's alone, VADER's
+    mean is kept apart, and by-source means are the model's too."""
+    async def half_model(texts: list[str]) -> list[ArticleSentiment]:
+        return [ArticleSentiment(label="bullish", score=0.8, model=MODEL),
+                ArticleSentiment(label="bearish", score=-0.5, model="vader"),
+                ArticleSentiment(label="bullish", score=0.6, model=MODEL)][:len(texts)]
+
+    svc, _ = service({FNG: fng()}, news=FakeNews(HEADLINES), score=half_model)
+    payload = await svc.collect()
+    SentimentPayload.model_validate(payload)
+    assert payload["sentiment_score"] == 0.7 and payload["overall_sentiment"] == "bullish"  # not (0.8-0.5+0.6)/3
+    assert (payload["backend"], payload["model"]) == ("transformers", MODEL)
+    assert payload["sentiment_by_source"] == {"CoinDesk": 0.8, "The Block": 0.6}  # CoinDesk's VADER -0.5 left out
+    assert payload["label_counts"] == {"bullish": 2} and payload["social_volume"] == 3
+    assert payload["sentiment_by_backend"] == {
+        "lexicon": {"mean": -0.5, "overall": "bearish", "count": 1, "model": "vader",
+                    "by_source": {"CoinDesk": -0.5}, "label_counts": {"bearish": 1}},
+        "transformers": {"mean": 0.7, "overall": "bullish", "count": 2, "model": MODEL,
+                         "by_source": {"CoinDesk": 0.8, "The Block": 0.6}, "label_counts": {"bullish": 2}},
+    }
+    assert "1 of 3 texts were scored by VADER" in payload["message"]
+
+
+async def test_the_lexicon_makes_the_score_only_when_no_model_scored() -> None:
+    svc, _ = service({FNG: fng()}, news=FakeNews(HEADLINES))
+    payload = await svc.collect()
+    assert payload["backend"] == "lexicon" and set(payload["sentiment_by_backend"]) == {"lexicon"}
+    lexicon = payload["sentiment_by_backend"]["lexicon"]
+    assert (lexicon["mean"], lexicon["count"], lexicon["by_source"]) == (
+        payload["sentiment_score"], 3, payload["sentiment_by_source"])
+
+
+async def test_fetched_at_is_when_the_texts_were_fetched_not_when_they_were_scored() -> None:
+    news = FakeNews(HEADLINES)
+    news.fetched_at = time.time() - 600  # the news update of ten minutes ago; its feeds still answer
+    svc, _ = service({FNG: fng()}, news=news)
+    payload = await svc.collect()
+    assert payload["status"] == "ok" and payload["fetched_at"] == iso(news.fetched_at)
+    assert payload["age_seconds"] >= 600 and payload["texts_fetched_at"] == {"news": iso(news.fetched_at)}
+
+    svc, _ = service({FNG: fng(), REDDIT: ok(recorded(REDDIT_BODY))}, news=news)
+    before = time.time()
+    payload = await svc.collect()
+    reddit = payload["texts_fetched_at"]["reddit"]
+    assert iso(before) <= reddit and set(payload["texts_fetched_at"]) == {"news", "reddit"}
+    assert payload["fetched_at"] == iso(news.fetched_at)  # the oldest of the texts scored
+
+
+async def test_texts_whose_fetch_time_is_unknown_have_none_made_up() -> None:
+    news = FakeNews(HEADLINES)
+    news.fetched_at = None  # a news update that does not say when it was fetched
+    svc, _ = service({FNG: fng()}, news=news)
+    payload = await svc.collect()
+    assert payload["sentiment_score"] is not None and payload["social_volume"] == 3
+    assert payload["fetched_at"] is None and payload["age_seconds"] is None and payload["texts_fetched_at"] == {}
+
+
+async def test_the_tab_shows_one_backends_score_and_the_other_apart() -> None:
+    async def half_model(texts: list[str]) -> list[ArticleSentiment]:
+        return [ArticleSentiment(label="bullish", score=0.8, model=MODEL),
+                ArticleSentiment(label="bearish", score=-0.5, model="vader"),
+                ArticleSentiment(label="bullish", score=0.6, model=MODEL)][:len(texts)]
+
+    svc, _ = service({FNG: fng()}, news=FakeNews(HEADLINES), score=half_model)
+    html = render_sentiment(dict(await svc.collect()), None, View(now=time.time()))
+    assert "+0.70" in html and "mean of 2 texts" in html  # the model's two, not all three
+    assert "1 text was scored by <b>vader</b> (lexicon) instead, mean -0.50" in html
+    svc, _ = service({FNG: fng()}, news=FakeNews([]))
+    html = render_sentiment(dict(await svc.collect()), None, View(now=time.time()))
+    assert "no score" in html and "0 texts" not in html

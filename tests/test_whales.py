@@ -14,7 +14,7 @@ import pytest
 
 from config import Redactor, Settings
 from models.messages import iso
-from models.payloads import MarketDataPayload
+from models.payloads import MarketDataPayload, WhaleCoverage, WhalePrice, WhaleTrackingPayload, WhaleTransaction
 from services.ports import Prices, hub_prices
 from services.whale_tracking import WhalePools, WhaleTrackingService, build
 from sources.errors import AnswerError
@@ -31,6 +31,8 @@ from sources.providers.whales import (
 from tests.support.clock import FakeClock
 from tests.support.context import build_context
 from tests.support.recordings import recorded, routes_transport
+from ui.tabs.whales import render_whales
+from ui.widgets import View
 from ws.hub import Hub
 
 BLOCKCHAIN_INFO = "https://blockchain.info/unconfirmed-transactions"
@@ -51,12 +53,53 @@ def ok(payload: Any) -> httpx.Response:
 
 # -- normalisers ----------------------------------------------------------------------------------------
 
+SMALL_TX = "whales/unconfirmed-tx-bdbd6859-2021-05-30.json"  # one input, one output, no change
+
+
 def test_blockchain_info_recorded() -> None:
-    [tx] = BlockchainInfoUnconfirmed.normalize_unconfirmed(body("blockchain_info_whales/unconfirmed-transactions.json"))
+    [tx] = BlockchainInfoUnconfirmed.normalize_unconfirmed(body(SMALL_TX))
     assert tx.hash == "bdbd6859ac5c310fc2e302af6bdd2b758cf45c82495527aedbaee6b3b05defe9"
     assert tx.amount == pytest.approx(0.00362267) and (tx.chain, tx.symbol) == ("bitcoin", "BTC")
     assert tx.sender == "3Gd4ZqZQCuZqGbD6DBBXfqVk3AHpWr1uDT" and tx.receiver == "1P5Jb58TY2o7aP6o4qLsvDAWVP8w6Wrc6R"
     assert tx.timestamp == 1622415879 and tx.value_usd is None
+    assert tx.amount_kind == "transferred" and tx.total_output == pytest.approx(0.00362267)
+
+
+def test_bitcoin_change_back_to_an_input_address_is_not_transferred() -> None:
+    """The recorded 300 BTC transaction: 50 BTC to another address, 250 BTC back to the spent P2PK output's own
+    script and address. The transfer is the 50 BTC, to the other address; the total output is said apart."""
+    tx = BlockchainInfoUnconfirmed.normalize_tx(body("whales/rawtx-1db6251a-300btc-p2pk-change-2011-08-11.json"))
+    assert tx is not None and tx.hash.startswith("1db6251a")
+    assert tx.amount == 50 and tx.total_output == 300 and tx.amount_kind == "transferred"
+    assert tx.sender == "1PJJygLB42VsaTgo2twFPgRT8CNz1bpGNE" and tx.receiver == "15WvMGm9qG1wDb54TMcvgzZsfvz9KdxzoN"
+    assert tx.sender_addresses == ("1PJJygLB42VsaTgo2twFPgRT8CNz1bpGNE",)
+    assert tx.timestamp == 1313042188  # 2011-08-11: after Bitcoin's genesis, kept
+
+
+def test_bitcoin_four_inputs_change_to_one_of_them() -> None:
+    """The recorded 4-input transaction: the receiver is the largest output that is not change, the change (to
+    one of the input addresses) is left out, and both input addresses are the sender's wallet."""
+    tx = BlockchainInfoUnconfirmed.normalize_tx(body("whales/rawtx-4a367acd-4in-2out-change-2025-06-05.json"))
+    assert tx is not None and tx.amount == pytest.approx(1.418) and tx.total_output == pytest.approx(1.42702483)
+    assert tx.receiver == "bc1qwqdg6squsna38e46795at95yu9atm8azzmyvckulcc7kytlcckxswvvzej"
+    assert tx.sender == "bc1qyy30guv6m5ez7ntj0ayr08u23w3k5s8vg3elmxdzlh8a3xskupyqn2lp5w"
+    assert set(tx.sender_addresses) == {"bc1qyy30guv6m5ez7ntj0ayr08u23w3k5s8vg3elmxdzlh8a3xskupyqn2lp5w",
+                                        "3G2W5fwfsXfgVJrBc9gxTYfHi6C9zUdtVd"}
+
+
+def test_bitcoin_inputs_without_addresses_give_the_total_output_labelled() -> None:
+    """Hand-written, blockchain.info's shape: an input that says neither address nor script cannot be matched
+    against the outputs, so nothing is taken for change and the amount says it is the total output."""
+    tx = {"hash": "h", "time": 1_700_000_000, "inputs": [{"prev_out": {"value": 10**9}}],
+          "out": [{"addr": "1A", "value": 6 * 10**8}, {"addr": "1B", "value": 4 * 10**8}]}
+    read = BlockchainInfoUnconfirmed.normalize_tx(tx)
+    assert read is not None and read.amount == 10 and read.amount_kind == "total_output" and read.receiver == "1A"
+    every_output_back = {"hash": "self", "inputs": [{"prev_out": {"addr": "1A", "value": 10**9}}],
+                         "out": [{"addr": "1A", "value": 10**9 - 500}]}
+    self_transfer = BlockchainInfoUnconfirmed.normalize_tx(every_output_back)
+    assert self_transfer is not None and self_transfer.amount == 0 and self_transfer.receiver is None
+    before_genesis = BlockchainInfoUnconfirmed.normalize_tx({**tx, "time": 540})  # a 1970 time is no time
+    assert before_genesis is not None and before_genesis.timestamp is None
 
 
 def test_blockchain_info_error_body_and_changed_shape() -> None:
@@ -65,7 +108,7 @@ def test_blockchain_info_error_body_and_changed_shape() -> None:
     with pytest.raises(AnswerError):
         BlockchainInfoUnconfirmed.normalize_unconfirmed({"txs": [{"hash": 1}, "x"]})
     assert BlockchainInfoUnconfirmed.normalize_unconfirmed({"txs": []}) == []
-    good = body("blockchain_info_whales/unconfirmed-transactions.json")["txs"][0]
+    good = body(SMALL_TX)["txs"][0]
     no_addresses = {"hash": "ab", "inputs": [{"prev_out": {"value": 5}}], "out": [{"value": 4}]}
     bad_value = {"hash": "cd", "out": [{"addr": "x", "value": "4"}]}
     odd_lists = {"hash": "ef", "inputs": 7, "out": {"addr": "x"}}
@@ -82,8 +125,9 @@ def test_mempool_recent_recorded() -> None:
     first = transfers[0]
     assert first.hash == "a8d826af0027ecf5bfe180fadff4b0bdd07e451c53a8a48efbb89d8219adf8b6"
     assert first.amount == pytest.approx(0.0138647)
-    # mempool.space gives no addresses and no time: they stay empty, never guessed
+    # mempool.space gives no addresses and no time: they stay empty, never guessed; its value is the total output
     assert all(t.sender is None and t.receiver is None and t.timestamp is None for t in transfers)
+    assert all(t.amount_kind == "total_output" and t.total_output == t.amount for t in transfers)
 
 
 def test_mempool_recent_error_body_and_changed_shape() -> None:
@@ -134,7 +178,8 @@ def test_whale_alert_error_body_and_changed_shape() -> None:
 
 def test_eth_block_recorded() -> None:
     block = normalize_eth_block(rpc_result(body("ethereum/eth_getBlockByNumber-latest-full.json")), "node")
-    assert block.number == 0x36 and block.timestamp == 0x21C
+    # the test chain's block time is 540 s after 1970: no time, rather than a 1970 date (issue 10)
+    assert block.number == 0x36 and block.timestamp is None and block.transactions == 4
     # three contract creations move no Ether; the fourth moves 2 wei
     [transfer] = block.transfers
     assert transfer.hash.startswith("0x42bbb5422d") and transfer.amount == 2 / 10**18
@@ -160,7 +205,7 @@ def test_eth_block_error_bodies_and_changed_shape() -> None:
 
 def big_btc(hash_: str, btc: float) -> dict[str, Any]:
     """The recorded transaction, re-used as a test input with another hash and a whale-sized output."""
-    tx = copy.deepcopy(body("blockchain_info_whales/unconfirmed-transactions.json")["txs"][0])
+    tx = copy.deepcopy(body(SMALL_TX)["txs"][0])
     tx["hash"] = hash_
     tx["out"][0]["value"] = int(btc * 10**8)
     return tx
@@ -192,8 +237,14 @@ class EthNode:
         return ok({"jsonrpc": "2.0", "id": call["id"], "result": self.blocks.get(number)})
 
 
+#: The recorded small transaction's own time: the service's clock in these tests stands a few seconds after it,
+#: so the transactions built from it are as fresh as a mempool's newest (ages count from the sources' own times).
+SMALL_TX_TIME = 1_622_415_879
+
+
 def whale_service(routes: dict, *, prices: Prices = PRICES, key: str | None = None,
                   **kwargs: Any) -> WhaleTrackingService:
+    kwargs.setdefault("wall", FakeClock(SMALL_TX_TIME + 5))
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, backoff=0.001,
                       budgets=False, redact=Redactor([key]))
     pools = WhalePools(
@@ -206,7 +257,7 @@ def whale_service(routes: dict, *, prices: Prices = PRICES, key: str | None = No
 
 
 async def test_large_transfers_valued_windowed_and_ranked() -> None:
-    btc = {"txs": [big_btc("b1", 2000), *body("blockchain_info_whales/unconfirmed-transactions.json")["txs"]]}
+    btc = {"txs": [big_btc("b1", 2000), *body(SMALL_TX)["txs"]]}
     node = EthNode({100: eth_block(100, 1000)})
     service = whale_service({BLOCKCHAIN_INFO: ok(btc), ETH_NODE: node})
     payload = await service.collect()
@@ -257,6 +308,10 @@ async def test_bitcoin_fails_over_to_mempool_without_addresses() -> None:
     [tx] = payload["large_transactions"]
     assert tx["hash"] == "m1" and tx["value"] == 3_000_000 and tx["source"] == "mempool_recent"
     assert tx["from"] is None and tx["to"] is None and tx["timestamp"] is None
+    # no addresses: the figure is the transaction's total output, change included, and says so
+    assert tx["amount_kind"] == "total_output" and payload["coverage"]["bitcoin"]["amount_kind"] == "total_output"
+    assert payload["coverage"]["bitcoin"]["source"] == "mempool_recent"
+    assert payload["coverage"]["bitcoin"]["transactions_seen"] == 2
     assert payload["whale_wallets"] == []  # no address is known: no wallet is made up
     assert payload["providers"]["blockchain_info_unconfirmed"]["status"] == "error"
     assert payload["providers"]["mempool_recent"]["status"] == "ok"
@@ -351,7 +406,7 @@ async def test_whale_alert_error_is_redacted() -> None:
 def market_update(fetched_at: float, *, quote_currency: str = "USD", status: str = "ok") -> dict[str, Any]:
     """A market_data payload as the stream publishes it."""
     return MarketDataPayload(timestamp=iso(fetched_at) or "", fetched_at=iso(fetched_at), status=status,
-                             quote_currency=quote_currency,
+                             quote_currency=quote_currency, source="coingecko", data_time=iso(1_700_000_000),
                              prices={"bitcoin": 64000.0, "ethereum": 3200.0, "tether": 1.0}).model_dump(mode="json")
 
 
@@ -360,7 +415,9 @@ def test_hub_prices_read_market_data_and_refuse_old_prices() -> None:
     read = hub_prices(hub)
     assert read() == Prices()  # market_data has published nothing yet
     hub.publish("market_data", market_update(time.time()))
-    assert read().usd == {"BTC": 64000.0, "ETH": 3200.0}
+    # the USD stablecoins too, for valuing ERC-20 transfers at their market price (issue 10)
+    assert read().usd == {"BTC": 64000.0, "ETH": 3200.0, "USDT": 1.0}
+    assert read().source == "coingecko" and read().data_time == 1_700_000_000
     hub.publish("market_data", market_update(time.time(), quote_currency="USDT"))
     assert read().currency == "USDT"
     hub.publish("market_data", market_update(time.time() - 7200))
@@ -380,7 +437,7 @@ async def test_build_declares_pools_and_reads_market_data_through_the_hub(tmp_pa
     assert not fetcher.runtime("whale_alert").provider.enabled  # no key: never called
     assert service.prices() == Prices()  # market_data published nothing: nothing is valued
     hub.publish("market_data", market_update(time.time()))
-    assert service.prices().usd == {"BTC": 64000.0, "ETH": 3200.0}
+    assert service.prices().usd == {"BTC": 64000.0, "ETH": 3200.0, "USDT": 1.0}
 
 
 async def test_replay_recordings_serve_bitcoin(tmp_path: Path) -> None:
@@ -391,10 +448,30 @@ async def test_replay_recordings_serve_bitcoin(tmp_path: Path) -> None:
     assert isinstance(service, WhaleTrackingService)
     service.prices = lambda: PRICES
     payload = await service.collect()
-    assert payload["status"] == "ok" and payload["data_source"] == "replay"
+    assert payload["data_source"] == "replay"
     assert payload["providers"]["blockchain_info_unconfirmed"]["status"] == "ok"
-    # the recorded transactions are real and small: nothing crosses the threshold, and the total says 0
-    assert payload["large_transactions"] == [] and payload["total_volume"] == 0
+    # a real recorded transfer over the threshold (issue 10): 50 BTC of the 300 BTC transaction, the 250 BTC
+    # change left out, valued at the price of the moment
+    [whale] = payload["large_transactions"]
+    assert whale["hash"].startswith("1db6251a") and whale["amount"] == 50 and whale["total_output"] == 300
+    assert whale["value"] == 50 * 60_000 and whale["amount_kind"] == "transferred"
+    assert whale["from"] == "1PJJygLB42VsaTgo2twFPgRT8CNz1bpGNE" and whale["to"] == "15WvMGm9qG1wDb54TMcvgzZsfvz9KdxzoN"
+    assert payload["total_volume"] == 3_000_000
+    # sender and change address are one wallet, counted once: two wallets of $3M each, not $18M
+    assert [(w["address"], w["volume_usd"]) for w in payload["whale_wallets"]] == [
+        ("15WvMGm9qG1wDb54TMcvgzZsfvz9KdxzoN", 3_000_000), ("1PJJygLB42VsaTgo2twFPgRT8CNz1bpGNE", 3_000_000)]
+    # the update says when its data was captured, and how old the transaction was then (2011): stale, not "ok"
+    assert payload["recorded_at"] == "2025-06-26T19:41:18.000Z"
+    assert payload["data_time"] == whale["timestamp"] == "2011-08-11T05:56:28.000Z"
+    assert payload["status"] == "stale" and "over the 900 s" in payload["message"]
+    assert payload["coverage"]["bitcoin"] == {**payload["coverage"]["bitcoin"], "status": "ok",
+                                              "source": "blockchain_info_unconfirmed", "transactions_seen": 1,
+                                              "amount_kind": "transferred"}
+    # no recorded full Ethereum block (with its transactions) exists for the replayed moment: the scan says so,
+    # and its failures are the scanners' own, not the nodes' that rpc_nodes, explorers and onchain read
+    assert payload["coverage"]["ethereum"]["status"] == "failed"
+    assert all(pid.endswith("_whales") for pid in payload["providers"] if pid.startswith("rpc_"))
+    assert "rpc_eth_publicnode" not in fetcher.runtimes  # whale_tracking never calls the nodes as rpc_nodes does
     await fetcher.http.aclose()
 
 
@@ -405,3 +482,96 @@ async def test_a_key_echoed_in_a_200_error_body_is_never_published(caplog: pytes
     payload = await service.collect()
     assert "invalid api_key ***" in payload["providers"]["whale_alert"]["error"]
     assert key not in json.dumps(payload) and key not in caplog.text
+
+
+# -- wallets, coverage and freshness ----------------------------------------------------------------------
+
+def spend(hash_: str, inputs: list[tuple[str, float]], outputs: list[tuple[str, float]]) -> dict[str, Any]:
+    """A transaction in blockchain.info's shape (hand-written), dated at the test clock's time."""
+    return {"hash": hash_, "time": SMALL_TX_TIME,
+            "inputs": [{"prev_out": {"addr": a, "value": int(btc * 10**8)}} for a, btc in inputs],
+            "out": [{"addr": a, "value": int(btc * 10**8)} for a, btc in outputs]}
+
+
+async def test_wallets_join_addresses_spent_together_and_count_each_transfer_once() -> None:
+    txs = [spend("t1", [("1P", 300), ("1Q", 10)], [("1R", 100), ("1Q", 209.9)]),  # 100 BTC to R, change to Q
+           spend("t2", [("1Q", 50)], [("1S", 40), ("1Q", 9.9)])]  # Q is P's wallet: 40 BTC to S
+    service = whale_service({BLOCKCHAIN_INFO: ok({"txs": txs}), ETH_NODE: EthNode({1: eth_block(1, 0)})})
+    payload = await service.collect()
+    amounts = {t["hash"]: (t["amount"], t["to"], t["total_output"]) for t in payload["large_transactions"]}
+    assert amounts == {"t1": (100, "1R", 309.9), "t2": (40, "1S", 49.9)}
+    wallets = {w["address"]: w for w in payload["whale_wallets"]}
+    # P and Q are one wallet (spent together in t1): both transfers once each, $8.4M, not $8.4M + change
+    assert wallets["1P"]["volume_usd"] == 140 * 60_000 and wallets["1P"]["transactions"] == 2
+    assert wallets["1P"]["addresses"] == ["1Q"] and "1Q" not in wallets
+    assert wallets["1R"]["volume_usd"] == 100 * 60_000 and wallets["1S"]["volume_usd"] == 40 * 60_000
+    assert payload["total_volume"] == 140 * 60_000
+
+
+async def test_every_update_says_its_coverage_and_the_prices_with_their_source_and_time() -> None:
+    prices = Prices({"BTC": 60_000.0, "ETH": 3_000.0}, SMALL_TX_TIME - 40, source="kraken",
+                    data_time=SMALL_TX_TIME - 60)
+    txs = [spend("b1", [("1P", 30)], [("1R", 29.9)]), *body(SMALL_TX)["txs"]]
+    service = whale_service({BLOCKCHAIN_INFO: ok({"txs": txs}), ETH_NODE: EthNode({7: eth_block(7, 1)})},
+                            prices=prices)
+    payload = await service.collect()
+    bitcoin, ethereum, whale_alert = (payload["coverage"][k] for k in ("bitcoin", "ethereum", "whale_alert"))
+    assert (bitcoin["status"], bitcoin["source"], bitcoin["transactions_seen"]) == (
+        "ok", "blockchain_info_unconfirmed", 2)
+    assert (ethereum["source"], ethereum["blocks_scanned"], ethereum["last_block"]) == ("rpc_eth_publicnode", 1, 7)
+    assert ethereum["transactions_seen"] == 4 and ethereum["token_logs"] == "not_in_bloom"
+    assert whale_alert == {**whale_alert, "status": "not_asked", "note": "needs an API key"}
+    assert payload["prices_used"] == {"BTC": 60_000.0, "ETH": 3_000.0}
+    assert payload["prices_detail"]["BTC"] == {
+        "usd": 60_000.0, "source": "market_data/kraken", "quote_currency": "USD",
+        "fetched_at": iso(SMALL_TX_TIME - 40), "data_time": iso(SMALL_TX_TIME - 60), "recorded_at": None}
+    [tx] = payload["large_transactions"]
+    assert tx["price_usd"] == 60_000.0 and tx["price_source"] == "market_data/kraken"
+
+
+async def test_a_chain_without_a_price_is_not_asked_and_says_why() -> None:
+    service = whale_service({}, prices=Prices({"ETH": 3_000.0}, 0.0))
+    payload = await service.collect()
+    assert payload["coverage"]["bitcoin"] == {**payload["coverage"]["bitcoin"], "status": "not_asked",
+                                              "note": "no recent BTC price from market_data"}
+    assert payload["coverage"]["ethereum"]["status"] == "failed"  # asked, and nothing answered
+    assert "every provider failed" in payload["coverage"]["ethereum"]["note"]
+
+
+async def test_freshness_counts_from_the_newest_transaction_the_sources_gave() -> None:
+    wall = FakeClock(SMALL_TX_TIME + 5)
+    routes = {BLOCKCHAIN_INFO: ok({"txs": [big_btc("b1", 100)]}), ETH_NODE: EthNode({1: eth_block(1, 0)})}
+    service = whale_service(routes, wall=wall)
+    payload = await service.collect()
+    assert payload["status"] == "ok" and payload["data_time"] == iso(SMALL_TX_TIME)
+    assert payload["age_seconds"] == 5 and payload["max_age_seconds"] == 900
+    # the source keeps answering, but with the same old transactions: stuck, so stale however it answers
+    wall.advance(1000)
+    stuck = await service.collect()
+    assert stuck["status"] == "stale" and "over the 900 s" in stuck["message"]
+    assert stuck["large_transactions"] == payload["large_transactions"]
+
+
+def test_the_whales_tab_says_what_amounts_are_what_was_looked_at_and_the_prices_origin() -> None:
+    txs = [WhaleTransaction(hash="1db6", value=3e6, from_="1PJJ", to="15Wv", timestamp=iso(SMALL_TX_TIME),
+                            chain="bitcoin", symbol="BTC", amount=50, total_output=300, source="blockchain_info"),
+           WhaleTransaction(hash="m1", value=3e6, timestamp=None, chain="bitcoin", symbol="BTC", amount=50,
+                            amount_kind="total_output", total_output=50, source="mempool_recent"),
+           WhaleTransaction(hash="0x7", value=5e6, timestamp=None, chain="ethereum", symbol="USDT", amount=5e6,
+                            source="rpc_eth_publicnode_whales", price_usd=1.0, price_source="usd_peg")]
+    coverage = {"bitcoin": WhaleCoverage(source="blockchain_info_unconfirmed", transactions_seen=1),
+                "ethereum": WhaleCoverage(source="rpc_eth_publicnode_whales", transactions_seen=350,
+                                          blocks_scanned=2, first_block=104, last_block=105, blocks_skipped=3,
+                                          token_logs="read", token_transfers_seen=12),
+                "whale_alert": WhaleCoverage(status="not_asked", note="needs an API key")}
+    detail = {"BTC": WhalePrice(usd=60_000, source="market_data/coingecko", data_time=iso(SMALL_TX_TIME)),
+              "USDT": WhalePrice(usd=1.0, source="usd_peg")}
+    data = WhaleTrackingPayload(large_transactions=txs, total_volume=11e6, alert_threshold=1e6, timestamp=iso(1),
+                                fetched_at=iso(1), window_seconds=3600, prices_used={"BTC": 60_000, "USDT": 1.0},
+                                prices_detail=detail, coverage=coverage).model_dump(mode="json")
+    html = render_whales(data, View(now=SMALL_TX_TIME + 60))
+    assert "of 300 out, change excluded" in html and "total output, change included" in html
+    assert "USDT at $1 (a USD stablecoin; no market price)" in html and "from coingecko" in html
+    assert "Bitcoin: 1 transaction from blockchain_info_unconfirmed" in html
+    assert "blocks 104–105, 3 skipped" in html and "12 USDT/USDC transfers" in html
+    assert "Whale Alert: needs an API key" in html

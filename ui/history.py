@@ -1,5 +1,8 @@
 """Price series for the dashboard's chart: read from the history store once per coin, then extended in memory
-from each new market update, so a page refresh every few seconds never re-reads the database."""
+from each new market update, so a page refresh every few seconds never re-reads the database.
+
+Each point keeps the quote currency and the provider of its price (None where its update did not say), read as
+:func:`storage.history.coin_quote` reads them; the store is the current mode's history only."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from models.states import DataStatus
+from storage.history import coin_quote
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,7 @@ class Series:
     timestamps: deque[str]
     prices: deque[float]
     sources: deque[str | None]
+    currencies: deque[str | None]  # each price's quote currency
     loaded_from_store: int = 0
     last_error: str | None = None
     #: The market update (its ``timestamp``) last folded in, so the same one is never added twice.
@@ -59,9 +64,11 @@ class PriceHistory:
             return
         if series.timestamps and when < series.timestamps[-1]:
             return
+        currency, source = coin_quote(market, coin)
         series.timestamps.append(when)
         series.prices.append(float(value))
-        series.sources.append(market.get("source"))
+        series.sources.append(source)
+        series.currencies.append(currency)
         series.seen.add(when)
         if len(series.seen) > 2 * self.points:  # keep the set as small as the window
             series.seen = set(series.timestamps)
@@ -73,7 +80,8 @@ class PriceHistory:
         future: asyncio.Future[Series] = asyncio.get_running_loop().create_future()
         self._loading[coin] = future
         try:
-            series = Series(deque(maxlen=self.points), deque(maxlen=self.points), deque(maxlen=self.points))
+            series = Series(deque(maxlen=self.points), deque(maxlen=self.points), deque(maxlen=self.points),
+                            deque(maxlen=self.points))
             if self.store is not None:
                 try:
                     stored = await self.store.coin_series(coin, None, None, self.points)
@@ -81,12 +89,15 @@ class PriceHistory:
                     log.warning("price history of %s could not be read: %s", coin, error)
                     series.last_error = f"{type(error).__name__}: {error}"
                 else:
-                    for when, value, source in zip(stored.get("timestamps", []), stored.get("prices", []),
-                                                   stored.get("sources", []), strict=False):
+                    stamps, prices = stored.get("timestamps", []), stored.get("prices", [])
+                    sources = stored.get("sources") or [None] * len(stamps)
+                    currencies = stored.get("quote_currencies") or [None] * len(stamps)  # never guessed
+                    for when, value, source, currency in zip(stamps, prices, sources, currencies, strict=False):
                         if isinstance(when, str) and isinstance(value, int | float) and when not in series.seen:
                             series.timestamps.append(when)
                             series.prices.append(float(value))
                             series.sources.append(source)
+                            series.currencies.append(currency)
                             series.seen.add(when)
                     series.loaded_from_store = len(series.timestamps)
             self._series[coin] = series

@@ -73,6 +73,14 @@ BY_SYMBOL: dict[str, Coin] = {c.symbol: c for c in COINS}
 #: Table order (roughly by market cap), for providers that give no rank of their own.
 TABLE_ORDER: dict[str, int] = {c.id: i for i, c in enumerate(COINS)}
 
+#: Stablecoins meant to trade at one US dollar (CoinGecko ids): a price far from $1 is a de-peg, or a figure in
+#: another currency. Left out: former stablecoins (terrausd), tokens that were renamed
+#: into something else (frax), and ones whose peg is to another currency or to gold.
+USD_STABLECOINS: frozenset[str] = frozenset({
+    "tether", "usd-coin", "dai", "usds", "true-usd", "first-digital-usd", "binance-usd", "paypal-usd",
+    "paxos-standard", "gemini-dollar", "liquity-usd", "usdd", "ethena-usde",
+})
+
 
 def from_paprika(paprika_id: str, symbol: str) -> str:
     """Our (CoinGecko) id for a CoinPaprika id."""

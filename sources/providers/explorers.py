@@ -5,14 +5,15 @@ Bitcoin comes from mempool.space, Blockchair or blockchain.info; Ethereum from t
 class attributes; its ``fetch_*`` makes the requests through the fetcher and hands the raw answers to pure
 ``normalize_*`` functions, which the tests exercise with recorded bodies. A figure a provider does not give is
 left out (None), never zero: Blockchair has no fee ladder, blockchain.info no mempool, Etherscan no block time.
+Every provider time is read by :func:`~sources.providers.values.provider_time`, so no 1970 date gets through.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from models.messages import iso
@@ -22,7 +23,7 @@ from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
 from sources.pools import SHAPE_ERRORS
 from sources.providers.rpc import JsonRpcNode, fetch_gas, normalize_gas, rpc_result
-from sources.providers.values import count, number, positive, require_object
+from sources.providers.values import count, json_number, number, positive, provider_time, require_object
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,9 @@ log = logging.getLogger(__name__)
 # -- small readers shared by the normalisers ---------------------------------------------------------------
 
 def _utc_time(text: Any) -> str | None:
-    """Blockchair's ``"2023-04-03 14:04:50"`` (UTC) as an ISO-8601 time; None when it is not one."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return iso(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
-    except ValueError:
-        return None
+    """Blockchair's ``"2023-04-03 14:04:50"`` (UTC) as an ISO-8601 time; None when it is not one (or not a time a
+    provider's data can have)."""
+    return iso(provider_time(text)) if isinstance(text, str) else None
 
 
 # -- provider families -------------------------------------------------------------------------------------
@@ -61,15 +58,19 @@ FEE_KEYS = {"fastestFee": "fastest", "halfHourFee": "half_hour", "hourFee": "hou
             "minimumFee": "minimum"}
 
 
+_BLOCK_HASH = re.compile(r"[0-9a-f]{64}")
+
+
 class MempoolSpace(BitcoinExplorer):
-    """Fees, mempool and tip height on every run; hashrate and difficulty (``/v1/mining/hashrate/3d``) at most
-    every :attr:`MINING_REFRESH` seconds, since a 3-day average moves slowly and every call counts against an
-    unpublished limit."""
+    """Fees, mempool and the tip's hash on every run, and the tip block itself (``/block/:hash``: height and time)
+    once per new tip, so the figures are dated by the chain's newest block at no more calls than a bare height;
+    hashrate and difficulty (``/v1/mining/hashrate/3d``) at most every :attr:`MINING_REFRESH` seconds, since a
+    3-day average moves slowly and every call counts against an unpublished limit."""
 
     id = "mempool_space"
     name = "mempool.space"
     base_url = "https://mempool.space/api"
-    endpoints = ("/v1/fees/recommended", "/mempool", "/blocks/tip/height", "/v1/mining/hashrate/3d")
+    endpoints = ("/v1/fees/recommended", "/mempool", "/blocks/tip/hash", "/block/{hash}", "/v1/mining/hashrate/3d")
     docs = "https://mempool.space/docs/api/rest"
     # The limit is not published (a 429 says "Sign Up for Mempool Enterprise"): three calls a run every 10 s
     # is 18 a minute, so 20 a minute leaves room for the occasional mining call and a probe.
@@ -84,12 +85,15 @@ class MempoolSpace(BitcoinExplorer):
         super().__init__(key)
         self._mining: tuple[float, tuple[float | None, float | None]] | None = None  # (fetched at, figures)
         self._mining_tried: float | None = None  # a failed refresh also waits its turn, not every run
+        self._tip: tuple[str, Any] | None = None  # (hash, its /block answer): read again only for a new tip
 
     async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinFigures:
         fees = await fetcher.get_json(self, "/v1/fees/recommended", max_wait=max_wait)
         mempool = await fetcher.get_json(self, "/mempool", max_wait=max_wait)
-        height = await fetcher.get_text(self, "/blocks/tip/height", max_wait=max_wait)
-        stats = self.normalize(fees, mempool, height)
+        tip_hash = self.normalize_tip_hash(await fetcher.get_text(self, "/blocks/tip/hash", max_wait=max_wait))
+        if self._tip is None or self._tip[0] != tip_hash:
+            self._tip = (tip_hash, await fetcher.get_json(self, f"/block/{tip_hash}", max_wait=max_wait))
+        stats = self.normalize(fees, mempool, self._tip[1], tip_hash)
         hashrate, difficulty = await self._mining_figures(fetcher, max_wait)
         return stats.model_copy(update={"hashrate": hashrate, "difficulty": difficulty})
 
@@ -110,10 +114,11 @@ class MempoolSpace(BitcoinExplorer):
         return self._mining[1]
 
     @classmethod
-    def normalize(cls, fees: Any, mempool: Any, height: Any) -> BitcoinFigures:
+    def normalize(cls, fees: Any, mempool: Any, tip_block: Any, tip_hash: str | None = None) -> BitcoinFigures:
         count, vsize = cls.normalize_mempool(mempool)
-        return BitcoinFigures(height=cls.normalize_tip_height(height), fees=cls.normalize_fees(fees),
-                            mempool_count=count, mempool_vsize=vsize)
+        height, block_time = cls.normalize_block(tip_block, tip_hash)
+        return BitcoinFigures(height=height, fees=cls.normalize_fees(fees), mempool_count=count,
+                              mempool_vsize=vsize, last_block_time=iso(block_time))
 
     @staticmethod
     def normalize_fees(raw: Any) -> dict[str, float]:
@@ -135,12 +140,24 @@ class MempoolSpace(BitcoinExplorer):
         return transactions, count(body.get("vsize"))
 
     @staticmethod
-    def normalize_tip_height(text: Any) -> int:
-        """``/blocks/tip/height`` answers a bare decimal number as text."""
-        height = count(text) if isinstance(text, str) else None
+    def normalize_tip_hash(text: Any) -> str:
+        """``/blocks/tip/hash`` answers the tip's hash as bare text (64 hex digits)."""
+        tip = text.strip() if isinstance(text, str) else ""
+        if not _BLOCK_HASH.fullmatch(tip):
+            raise AnswerError(f"mempool.space tip hash: expected 64 hex digits, got {str(text)[:80]!r}")
+        return tip
+
+    @staticmethod
+    def normalize_block(raw: Any, tip_hash: str | None = None) -> tuple[int, float | None]:
+        """``/block/:hash`` (Esplora's block format): ``id``, ``height`` and ``timestamp`` (Unix seconds, the
+        block's own time), among others."""
+        body = require_object(raw, "mempool.space block")
+        height = count(body.get("height")) if isinstance(body.get("height"), int) else None
         if height is None:
-            raise AnswerError(f"mempool.space tip height: expected a number, got {str(text)[:80]!r}")
-        return height
+            raise AnswerError(f"mempool.space block without a height: {str(raw)[:120]}")
+        if tip_hash is not None and body.get("id") not in (None, tip_hash):
+            raise AnswerError(f"mempool.space block {str(body.get('id'))[:16]}... is not the tip {tip_hash[:16]}...")
+        return height, provider_time(json_number(body.get("timestamp")))
 
     @staticmethod
     def normalize_hashrate(raw: Any) -> tuple[float | None, float | None]:
@@ -190,15 +207,16 @@ class Blockchair(BitcoinExplorer, EthereumExplorer):
 
     @classmethod
     def normalize_bitcoin(cls, raw: Any) -> BitcoinFigures:
-        """``mempool_size`` is in bytes, not vbytes, so it is not reported as ``mempool_vsize``."""
+        """``mempool_size`` is in bytes, not vbytes, so it is not reported as ``mempool_vsize``; likewise the
+        suggested fee is per byte (``suggested_transaction_fee_per_byte_sat``), not per vbyte, so it is not one of
+        the sat/vB ``fees``."""
         data = cls._data(raw)
         height = count(data.get("best_block_height"))
         if height is None:
             raise AnswerError("blockchair bitcoin stats without best_block_height")
-        suggested = number(data.get("suggested_transaction_fee_per_byte_sat"))
         return BitcoinFigures(
             height=height,
-            fees={"suggested": suggested} if suggested is not None else {},
+            suggested_fee_sat_per_byte=number(data.get("suggested_transaction_fee_per_byte_sat")),
             mempool_count=count(data.get("mempool_transactions")),
             hashrate=positive(data.get("hashrate_24h")),
             difficulty=positive(data.get("difficulty")),
@@ -237,14 +255,16 @@ class BlockchainInfo(BitcoinExplorer):
     @staticmethod
     def normalize_stats(raw: Any) -> BitcoinFigures:
         """``n_blocks_total`` is the tip height (as Bitcoin Core's ``getblockcount``); ``hash_rate`` is in
-        GH/s."""
+        GH/s; ``timestamp`` (milliseconds) is when the figures were computed."""
         body = require_object(raw, "blockchain.info stats")
         height = count(body.get("n_blocks_total"))
         if height is None:
             raise AnswerError(f"blockchain.info stats without n_blocks_total: {str(raw)[:120]}")
         hashrate = positive(body.get("hash_rate"))
+        millis = json_number(body.get("timestamp"))
         return BitcoinFigures(height=height, hashrate=hashrate * 1e9 if hashrate is not None else None,
-                            difficulty=positive(body.get("difficulty")))
+                              difficulty=positive(body.get("difficulty")),
+                              stats_time=iso(provider_time(millis / 1000)) if millis is not None else None)
 
 
 # -- Etherscan (keyed) -------------------------------------------------------------------------------------
@@ -309,7 +329,8 @@ def _from_gas(reading: GasFigures) -> EthereumFigures:
     if reading.block_number is None:
         raise AnswerError("eth_getBlockByNumber: a block without its number")
     return EthereumFigures(block_number=reading.block_number, gas_price_gwei=reading.gas_price_gwei,
-                           base_fee_gwei=reading.base_fee_gwei, last_block_time=reading.block_time)
+                           base_fee_gwei=reading.base_fee_gwei, last_block_time=reading.block_time,
+                           gas_price_error=reading.gas_price_error)
 
 
 async def ethereum_from_node(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> EthereumFigures:

@@ -1,37 +1,40 @@
-"""Market data providers: prices, 24 h volumes, market caps and changes, normalised to :class:`MarketSnapshot`;
-and the whole-market figures and trending coins some of them publish, normalised to the payload's own models
-(:class:`~models.payloads.GlobalMarket`, :class:`~models.payloads.TrendingCoin`).
+"""Market data providers: the contract every one of them honours, and the aggregators (CoinGecko, CoinPaprika,
+CoinCap, CryptoCompare); the exchanges (Kraken, Coinbase, Binance) are in :mod:`sources.providers.exchanges`.
 
-Each provider declares itself with class attributes; ``fetch_*`` makes its requests through the fetcher and hands
-the raw answer to a pure ``normalize_*`` classmethod, which is what the tests exercise with recorded bodies.
-Values a provider does not give are left out, never filled with zero: the exchanges (Kraken, Coinbase, Binance)
-know no market caps, and Coinbase's public statistics give no volume in dollars.
+The contract: a :class:`MarketProvider` has ``fetch_quotes(fetcher, limit, max_wait)``, which makes one batched
+request through the fetcher and hands the raw answer to a pure ``normalize_*`` classmethod (what the tests
+exercise with recorded bodies), giving a :class:`MarketSnapshot`: quotes, the currency they are counted in, and
+each quote's own time as the provider put it on the data (null where it gives none). Some also publish
+whole-market figures and trending coins, normalised to the payload's own models
+(:class:`~models.payloads.GlobalMarket`, :class:`~models.payloads.TrendingCoin`).
+Values a provider does not give are left out, never filled with zero; a provider time before 2009-01-03 (or
+a day ahead of our clock) is no time and is dropped (:func:`quote_time`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Mapping
+import statistics
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from models.messages import iso
 from models.payloads import GlobalMarket, TrendingCoin
-from sources.errors import AnswerError, ProviderBadResponse, ProviderError
+from sources.errors import AnswerError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
-from sources.providers.coins import (
-    BY_BINANCE,
-    BY_COINBASE,
-    BY_ID,
-    BY_KRAKEN,
-    BY_SYMBOL,
-    COINS,
-    TABLE_ORDER,
-    from_paprika,
-)
-from sources.providers.values import count, number, positive, require_list, require_object
+from sources.providers.coins import BY_ID, BY_SYMBOL, COINS, TABLE_ORDER, from_paprika
+from sources.providers.values import count, number, positive, provider_time, require_list, require_object
+
+
+def quote_time(value: Any, *, millis: bool = False) -> float | None:
+    """A provider's own time of a quote, as Unix seconds, through the one reader of provider times
+    (:func:`~sources.providers.values.provider_time`: none before 2009-01-03 or a day ahead of our clock);
+    ``millis`` for providers that send Unix milliseconds (Binance, CoinCap)."""
+    if millis:
+        moment = number(value)
+        return provider_time(moment / 1000) if moment is not None else None
+    return provider_time(value)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Quote:
     volume_24h: float | None = None
     market_cap: float | None = None
     change_24h: float | None = None
+    #: The provider's own time of this quote (Unix seconds), where it gives one.
+    time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,14 @@ class MarketSnapshot:
     #: What prices and volumes are counted in. Binance trades our coins against USDT: its figures are in USDT,
     #: shown as they are (taken as the dollar's proxy, never converted), and the payload says so.
     quote_currency: Literal["USD", "USDT"] = "USD"
+    #: True for an exchange: each price is one market (a pair), not an aggregate over many.
+    single_market: bool = False
+
+    def data_time(self) -> float | None:
+        """The median of the quotes' own times: the time of the data as a whole, which neither one freshly
+        traded coin nor one that has not moved for days can pass for. None when the provider gives no times."""
+        times = [q.time for q in self.quotes if q.time is not None]
+        return statistics.median(times) if times else None
 
 
 def _by_table_order(quotes: list[Quote]) -> list[Quote]:
@@ -116,7 +129,8 @@ class CoinGecko(GlobalMarketProvider):
                 id=str(item["id"]), symbol=str(item.get("symbol", "")).upper(), name=str(item.get("name", "")),
                 price=price, rank=int(rank) if isinstance(rank, int) else None,
                 volume_24h=positive(item.get("total_volume")), market_cap=positive(item.get("market_cap")),
-                change_24h=number(item.get("price_change_percentage_24h"))))
+                change_24h=number(item.get("price_change_percentage_24h")),
+                time=quote_time(item.get("last_updated"))))
         if not quotes:
             raise AnswerError("coingecko returned no priced coins")
         return MarketSnapshot(tuple(quotes[:limit]), "24h")
@@ -137,7 +151,8 @@ class CoinGecko(GlobalMarketProvider):
     @classmethod
     def normalize_global(cls, raw: Any) -> GlobalMarket:
         """``data.total_market_cap.usd``, ``data.total_volume.usd``, ``data.market_cap_percentage.{btc,eth}``,
-        ``data.market_cap_change_percentage_24h_usd``, ``data.active_cryptocurrencies``."""
+        ``data.market_cap_change_percentage_24h_usd``, ``data.active_cryptocurrencies``, ``data.updated_at``
+        (Unix seconds: the figures' own time)."""
         data = cls._raise_for_error(raw)["data"]
         caps = data.get("total_market_cap") or {}
         volumes = data.get("total_volume") or {}
@@ -146,7 +161,8 @@ class CoinGecko(GlobalMarketProvider):
             total_market_cap_usd=positive(caps.get("usd")), total_volume_usd=positive(volumes.get("usd")),
             btc_dominance=number(shares.get("btc")), eth_dominance=number(shares.get("eth")),
             market_cap_change_24h=number(data.get("market_cap_change_percentage_24h_usd")),
-            active_cryptocurrencies=count(data.get("active_cryptocurrencies"))), "coingecko")
+            active_cryptocurrencies=count(data.get("active_cryptocurrencies")),
+            updated_at=iso(quote_time(data.get("updated_at")))), "coingecko")
 
     @classmethod
     def normalize_trending(cls, raw: Any) -> tuple[TrendingCoin, ...]:
@@ -193,7 +209,8 @@ class CoinPaprika(GlobalMarketProvider):
             ranked.append(Quote(
                 id=from_paprika(str(item["id"]), symbol), symbol=symbol.upper(), name=str(item.get("name", "")),
                 price=price, rank=rank, volume_24h=positive(usd.get("volume_24h")),
-                market_cap=positive(usd.get("market_cap")), change_24h=number(usd.get("percent_change_24h"))))
+                market_cap=positive(usd.get("market_cap")), change_24h=number(usd.get("percent_change_24h")),
+                time=quote_time(item.get("last_updated"))))
         if not ranked:
             raise AnswerError("coinpaprika returned no ranked coins")
         ranked.sort(key=lambda q: q.rank or 0)
@@ -205,7 +222,7 @@ class CoinPaprika(GlobalMarketProvider):
     @classmethod
     def normalize_global(cls, raw: Any) -> GlobalMarket:
         """``market_cap_usd``, ``volume_24h_usd``, ``bitcoin_dominance_percentage``, ``market_cap_change_24h``
-        (percent), ``cryptocurrencies_number``; no ether dominance."""
+        (percent), ``cryptocurrencies_number``, ``last_updated`` (Unix seconds); no ether dominance."""
         body = require_object(raw, "coinpaprika")
         if "error" in body:
             raise AnswerError(f"coinpaprika error: {body['error']}")
@@ -214,169 +231,8 @@ class CoinPaprika(GlobalMarketProvider):
             total_volume_usd=positive(body.get("volume_24h_usd")),
             btc_dominance=number(body.get("bitcoin_dominance_percentage")),
             market_cap_change_24h=number(body.get("market_cap_change_24h")),
-            active_cryptocurrencies=count(body.get("cryptocurrencies_number"))), "coinpaprika")
-
-
-class Kraken(MarketProvider):
-    id = "kraken"
-    name = "Kraken"
-    base_url = "https://api.kraken.com/0/public"
-    endpoints = ("/Ticker", "/Time")
-    docs = "https://docs.kraken.com/api/docs/rest-api/get-ticker-information"
-    rate = Rate(1, 2, burst=3)  # public endpoints: about one call a second per IP
-    probe_path = "/Time"
-    probe_interval = 60.0
-
-    async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
-        # Without ``pair`` Kraken lists every pair: one unknown pair in a list would fail the whole request.
-        raw = await fetcher.get_json(self, "/Ticker", max_wait=max_wait)
-        return self.normalize_ticker(raw, limit)
-
-    @staticmethod
-    def _pair_keys(base: str) -> tuple[str, ...]:
-        return (f"X{base}ZUSD", f"{base}USD", f"{base}ZUSD")
-
-    @classmethod
-    def normalize_ticker(cls, raw: Any, limit: int = 250) -> MarketSnapshot:
-        """``result.<PAIR>``: ``c[0]`` last price, ``v[1]`` 24 h volume in the base asset, ``p[1]`` its
-        volume-weighted average price, ``o`` the opening price of the UTC day."""
-        if not isinstance(raw, dict):
-            raise AnswerError(f"kraken: expected an object, got {type(raw).__name__}")
-        if raw.get("error"):
-            raise AnswerError(f"kraken error: {', '.join(map(str, raw['error']))}")
-        result = raw["result"]
-        quotes = []
-        for base, coin in BY_KRAKEN.items():
-            ticker = next((result[k] for k in cls._pair_keys(base) if k in result), None)
-            if ticker is None:
-                continue
-            price = positive(ticker["c"][0])
-            if price is None:
-                continue
-            volume, vwap, opening = positive(ticker["v"][1]), positive(ticker["p"][1]), positive(ticker.get("o"))
-            quotes.append(Quote(
-                id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
-                volume_24h=volume * vwap if volume is not None and vwap is not None else None,
-                change_24h=(price - opening) / opening * 100 if opening else None))
-        if not quotes:
-            raise AnswerError("kraken listed none of the USD pairs we follow")
-        quotes.sort(key=lambda q: -(q.volume_24h or 0))
-        return MarketSnapshot(tuple(quotes[:limit]), "utc_day")
-
-
-class Coinbase(MarketProvider):
-    """Coinbase Exchange: one ``/products/<BASE>-USD/stats`` call per coin of the table it lists."""
-
-    id = "coinbase"
-    name = "Coinbase Exchange"
-    base_url = "https://api.exchange.coinbase.com"
-    endpoints = ("/products/{BASE}-USD/stats",)
-    docs = "https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproductstats"
-    # Public endpoints: 10 requests a second per IP, bursts up to 15. A round over its ~35 products spreads
-    # over about five seconds at 6 a second, leaving room for anything else on the same address.
-    rate = Rate(6, 1, burst=10)
-    probe_path = "/products/BTC-USD/stats"
-    probe_interval = 120.0
-    #: A product that answered 404 (delisted, renamed) is not asked for again for this long: each 404 counts
-    #: against the provider's health and circuit breaker like any failed call.
-    UNLISTED_FOR = 6 * 3600.0
-
-    def __init__(self, key: str | None = None) -> None:
-        super().__init__(key)
-        self.unlisted: dict[str, float] = {}  # base currency -> when (fetcher clock) it answered 404
-
-    async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
-        now = fetcher.now()
-        bases = [base for base in (c.coinbase for c in COINS[:limit] if c.coinbase)
-                 if now - self.unlisted.get(base, -self.UNLISTED_FOR) >= self.UNLISTED_FOR]
-        answers = await asyncio.gather(
-            *(fetcher.get_json(self, f"/products/{base}-USD/stats", max_wait=max_wait) for base in bases),
-            return_exceptions=True)
-        bodies, failures = {}, []
-        for base, answer in zip(bases, answers, strict=True):
-            if not isinstance(answer, BaseException):
-                bodies[base] = answer
-            elif not isinstance(answer, ProviderError):
-                raise answer  # not a provider's failure (a bug, a cancellation): never swallowed
-            else:  # one product failing (delisted, a timeout) costs that coin only
-                failures.append(answer)
-                if isinstance(answer, ProviderBadResponse) and answer.status == 404:
-                    self.unlisted[base] = now
-        if not bodies:
-            # Nothing answered: the first failure is the provider's (a 451, a 429, a timeout ...).
-            raise failures[0] if failures else AnswerError("coinbase: no product left to ask for")
-        return self.normalize_stats(bodies)
-
-    @classmethod
-    def normalize_stats(cls, bodies: Mapping[str, Any]) -> MarketSnapshot:
-        """``/stats`` bodies by base currency: ``last`` price and ``open`` of the last 24 hours, in USD;
-        ``volume`` is in the base currency only, so no dollar volume is given."""
-        quotes, errors = [], []
-        for base, raw in bodies.items():
-            coin = BY_COINBASE.get(base)
-            if coin is None:
-                continue
-            if not isinstance(raw, dict) or "message" in raw:  # {"message": "NotFound"}
-                errors.append(f"{base}: {raw.get('message') if isinstance(raw, dict) else type(raw).__name__}")
-                continue
-            price, opening = positive(raw.get("last")), positive(raw.get("open"))
-            if price is None:
-                continue
-            quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
-                                change_24h=(price - opening) / opening * 100 if opening else None))
-        if not quotes:
-            raise AnswerError("coinbase: no product answered with a price"
-                              + (f" ({'; '.join(errors[:3])})" if errors else ""))
-        return MarketSnapshot(tuple(_by_table_order(quotes)), "24h")
-
-
-class Binance(MarketProvider):
-    """Binance spot ``/ticker/24hr`` for the table's ``<BASE>USDT`` pairs, from its market-data-only host.
-
-    Binance refuses US and many cloud addresses with HTTP 451: the fetcher reports that as unavailable and the
-    pool passes on to the next provider, as for any failure.
-    """
-
-    id = "binance"
-    name = "Binance"
-    base_url = "https://data-api.binance.vision/api/v3"
-    endpoints = ("/ticker/24hr",)
-    docs = ("https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints"
-            "#24hr-ticker-price-change-statistics")
-    # 6,000 request weight a minute per IP; a call for 21-100 symbols weighs 40, so 20 calls use 800.
-    rate = Rate(20, 60, burst=3)
-    probe_path = "/ticker/24hr"
-    probe_params = MappingProxyType({"symbol": "BTCUSDT"})
-    probe_interval = 300.0
-
-    async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
-        # One unknown symbol fails the whole call (HTTP 400, code -1121): only the table's pairs are asked for.
-        symbols = [f"{c.binance}USDT" for c in COINS[:limit] if c.binance]
-        raw = await fetcher.get_json(self, "/ticker/24hr", {"symbols": json.dumps(symbols, separators=(",", ":"))},
-                                     max_wait=max_wait)
-        return self.normalize_tickers(raw, limit)
-
-    @classmethod
-    def normalize_tickers(cls, raw: Any, limit: int = 250) -> MarketSnapshot:
-        """A list of tickers (one object for a single ``symbol``): ``lastPrice``, ``priceChangePercent`` over
-        the last 24 hours, ``quoteVolume`` (in USDT)."""
-        if isinstance(raw, dict):
-            if "code" in raw and "msg" in raw:  # {"code": -1121, "msg": "Invalid symbol."}
-                raise AnswerError(f"binance error {raw['code']}: {raw['msg']}")
-            raw = [raw]
-        quotes = []
-        for item in require_list(raw, "tickers"):
-            symbol = item.get("symbol") if isinstance(item, dict) else None
-            coin = BY_BINANCE.get(symbol[:-4]) if isinstance(symbol, str) and symbol.endswith("USDT") else None
-            price = positive(item.get("lastPrice")) if coin else None
-            if coin is None or price is None:  # 0 is the last price of a halted pair
-                continue
-            quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
-                                volume_24h=positive(item.get("quoteVolume")),
-                                change_24h=number(item.get("priceChangePercent"))))
-        if not quotes:
-            raise AnswerError("binance listed none of the USDT pairs we follow")
-        return MarketSnapshot(tuple(_by_table_order(quotes)[:limit]), "24h", "USDT")
+            active_cryptocurrencies=count(body.get("cryptocurrencies_number")),
+            updated_at=iso(quote_time(body.get("last_updated")))), "coinpaprika")
 
 
 class CoinCap(MarketProvider):
@@ -405,8 +261,9 @@ class CoinCap(MarketProvider):
     @classmethod
     def normalize_assets(cls, raw: Any, limit: int = 250) -> MarketSnapshot:
         """``data[]``: numbers as strings (``priceUsd``, ``marketCapUsd``, ``volumeUsd24Hr``,
-        ``changePercent24Hr``, ``rank``). CoinCap ids are its own (``binance-coin``): coins of our table are
-        found by CoinGecko id or symbol, others keep CoinCap's id."""
+        ``changePercent24Hr``, ``rank``); the envelope's ``timestamp`` (Unix milliseconds) is every quote's time.
+        CoinCap ids are its own (``binance-coin``): coins of our table are found by CoinGecko id or symbol, others
+        keep CoinCap's id."""
         body = require_object(raw, "coincap")
         if body.get("error"):
             raise AnswerError(f"coincap error: {body['error']}")
@@ -414,6 +271,7 @@ class CoinCap(MarketProvider):
         if not isinstance(data, list):  # e.g. v2's farewell: {"data": {"message": "We are deprecating ..."}}
             message = data.get("message") if isinstance(data, dict) else None
             raise AnswerError(f"coincap: expected a list of assets, got {message or type(data).__name__}")
+        moment = quote_time(body.get("timestamp"), millis=True)
         quotes = []
         for item in data:
             price = positive(item.get("priceUsd")) if isinstance(item, dict) else None
@@ -425,7 +283,7 @@ class CoinCap(MarketProvider):
                 id=coin.id if coin else str(item["id"]), symbol=coin.symbol if coin else symbol,
                 name=coin.name if coin else str(item.get("name", "")), price=price, rank=count(item.get("rank")),
                 volume_24h=positive(item.get("volumeUsd24Hr")), market_cap=positive(item.get("marketCapUsd")),
-                change_24h=number(item.get("changePercent24Hr"))))
+                change_24h=number(item.get("changePercent24Hr")), time=moment))
         if not quotes:
             raise AnswerError("coincap returned no priced assets")
         quotes.sort(key=lambda q: q.rank if q.rank is not None else 1 << 30)
@@ -465,7 +323,8 @@ class CryptoCompare(MarketProvider):
     @classmethod
     def normalize_pricemultifull(cls, raw: Any, limit: int = 250) -> MarketSnapshot:
         """``RAW.<SYMBOL>.USD``: ``PRICE``, ``TOTALVOLUME24HTO`` (every market, in USD), ``MKTCAP``,
-        ``CHANGEPCT24HOUR``. Errors come as HTTP 200 with ``{"Response": "Error", "Message": ...}``."""
+        ``CHANGEPCT24HOUR``, ``LASTUPDATE`` (Unix seconds). Errors come as HTTP 200 with
+        ``{"Response": "Error", "Message": ...}``."""
         body = require_object(raw, "cryptocompare")
         if body.get("Response") == "Error":
             raise AnswerError(f"cryptocompare error: {body.get('Message')}")
@@ -478,7 +337,8 @@ class CryptoCompare(MarketProvider):
             quotes.append(Quote(id=coin.id, symbol=coin.symbol, name=coin.name, price=price,
                                 volume_24h=positive(usd.get("TOTALVOLUME24HTO")),
                                 market_cap=positive(usd.get("MKTCAP")),
-                                change_24h=number(usd.get("CHANGEPCT24HOUR"))))
+                                change_24h=number(usd.get("CHANGEPCT24HOUR")),
+                                time=quote_time(usd.get("LASTUPDATE"))))
         if not quotes:
             raise AnswerError("cryptocompare priced none of the coins we follow")
         quotes = _by_table_order(quotes)

@@ -31,6 +31,7 @@ from models.payloads import Article
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
+from sources.providers.values import provider_time
 
 SUMMARY_CHARS = 300
 MAX_ITEMS_PER_FEED = 100  # feeds carry 10 to 50; a runaway feed must not flood the store
@@ -247,11 +248,14 @@ class RssFeed(NewsProvider):
         if not title or urlsplit(link).scheme not in ("http", "https"):
             return None
         moment = entry.get("published_parsed") or entry.get("updated_parsed")
+        published = provider_time(calendar.timegm(moment)) if moment else None
+        if moment and published is None:
+            return None  # dated before 2009 or days ahead: a wrong date, which would pin the item on top or bottom
         summary = plain_text(str(entry.get("summary") or ""))
         url = clean_url(link)
         return Article(
             id=article_id(url, title), title=title, source=source, url=url,
-            published_at=iso(calendar.timegm(moment)) if moment else None,
+            published_at=iso(published),
             categories=clean_categories(tag.get("label") or tag.get("term") for tag in entry.get("tags") or []),
             summary=clip(summary) if summary else None, feed=feed)
 
@@ -395,13 +399,13 @@ class CryptoPanic(NewsProvider):
         coins = post.get("currencies") or post.get("instruments") or []
         description = plain_text(str(post.get("description") or ""))
         url = clean_url(link)
+        stated = parse_iso(post.get("published_at"))  # ISO, UTC when it names no zone
+        published = provider_time(stated.isoformat()) if stated is not None else None
+        if stated is not None and published is None:
+            return None  # a date we cannot believe (see RssFeed._article)
         return Article(
             id=article_id(url, title), title=title, source=str(publisher), url=url,
-            published_at=cls._moment(post.get("published_at")),
+            published_at=iso(published),
             categories=clean_categories(c.get("code") for c in coins if isinstance(c, dict)),
             summary=clip(description) if description else None, feed=cls.id)
 
-    @staticmethod
-    def _moment(value: Any) -> str | None:
-        """CryptoPanic's ISO time (UTC when it names no zone), in our format."""
-        return iso(parse_iso(value))

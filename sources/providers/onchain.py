@@ -35,8 +35,14 @@ class TvlSnapshot:
 
 @dataclass(frozen=True)
 class StablecoinSnapshot:
-    total_circulating_usd: float  # USD-pegged assets only
-    top: tuple[Stablecoin, ...]
+    """USD-pegged assets only. A coin's supply is counted in units of its peg; its value is that supply at the
+    coin's own price, which DefiLlama gives beside it (a de-pegged coin is not worth its peg). Coins it gives no
+    price for are not valued: they are counted apart, never at an assumed $1."""
+
+    total_circulating_usd: float | None  # the priced coins' value; None when none has a price
+    top: tuple[Stablecoin, ...]  # largest supply first
+    unpriced_count: int = 0
+    unpriced_circulating: float = 0.0  # supply of the coins without a price, in units of the peg
 
 
 T = TypeVar("T")
@@ -146,8 +152,9 @@ class DefiLlamaStablecoins(Provider):
 
     @classmethod
     def normalize_stablecoins(cls, raw: Any, limit: int = 10) -> StablecoinSnapshot:
-        """``{"peggedAssets": [{name, symbol, pegType, circulating: {peggedUSD: ...}, price, ...}]}``. Only
-        USD-pegged assets count: ``circulating.peggedUSD`` is their supply in dollars."""
+        """``{"peggedAssets": [{name, symbol, pegType, circulating: {peggedUSD: ...}, price, ...}]}``
+        (``includePrices=true``). Only USD-pegged assets count: ``circulating.peggedUSD`` is their supply in units
+        of the peg, ``price`` their price in USD (null, or absent, when DefiLlama has none)."""
         if not isinstance(raw, dict) or not isinstance(raw.get("peggedAssets"), list):
             raise AnswerError(f"defillama: expected an object with peggedAssets, got {str(raw)[:120]}")
         coins = []
@@ -159,8 +166,15 @@ class DefiLlamaStablecoins(Provider):
             name, symbol = _text(item.get("name")), _text(item.get("symbol"))
             if name is None or symbol is None or supply is None or supply <= 0:
                 continue
-            coins.append(Stablecoin(name=name, symbol=symbol, circulating_usd=supply, peg_type="peggedUSD"))
+            price = json_number(item.get("price"))
+            price = price if price is not None and price > 0 else None
+            coins.append(Stablecoin(name=name, symbol=symbol, circulating=supply, price_usd=price,
+                                    circulating_usd=supply * price if price is not None else None,
+                                    peg_type="peggedUSD"))
         if not coins:
             raise AnswerError("defillama: no USD stablecoin with a circulating supply")
-        coins.sort(key=lambda c: c.circulating_usd, reverse=True)
-        return StablecoinSnapshot(sum(c.circulating_usd for c in coins), tuple(coins[:limit]))
+        coins.sort(key=lambda c: c.circulating or 0.0, reverse=True)
+        priced = [c.circulating_usd for c in coins if c.circulating_usd is not None]
+        unpriced = [c.circulating or 0.0 for c in coins if c.circulating_usd is None]
+        return StablecoinSnapshot(sum(priced) if priced else None, tuple(coins[:limit]),
+                                  unpriced_count=len(unpriced), unpriced_circulating=sum(unpriced))

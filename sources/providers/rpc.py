@@ -3,6 +3,9 @@ a node's gas figures (the explorers' Ethereum section and onchain's gas both use
 
 Each node is its own provider (its own budget, breaker and health), declared in :data:`NODES`. Ankr now needs a
 key and polygon-rpc.com closed its public access (``providers-and-models.md``), so neither is listed.
+
+A node's head is its ``latest`` block: number and time in one answer, so the time is that very block's. A head
+older than its chain's :attr:`ChainSpec.head_max_age` is stale, however far the node is from its peers.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from typing import Any
 
 from models.messages import iso
 from models.payloads import GasFigures
-from sources.errors import AnswerError
+from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
-from sources.providers.values import SAFE_INTEGER, unix_seconds
+from sources.providers.values import SAFE_INTEGER, provider_time
 
 _ids = itertools.count(1)
 
@@ -62,23 +65,60 @@ def _gwei(wei: int) -> float:
     return round(wei / WEI_PER_GWEI, 9)
 
 
-def normalize_gas(gas_price: Any, block: Any) -> GasFigures:
-    """The results of ``eth_gasPrice`` and ``eth_getBlockByNumber("latest", false)`` (number, timestamp and,
-    since London, ``baseFeePerGas``): quantities in wei as hex strings."""
+@dataclass(frozen=True)
+class BlockHead:
+    """What a block header says of the chain's head: its number, its own time (None when the block has none we
+    can believe, e.g. a test chain's 1970 timestamp) and, since London, its base fee."""
+
+    number: int
+    time: float | None
+    base_fee_wei: int | None
+
+
+def normalize_block_head(block: Any) -> BlockHead:
+    """The result of ``eth_getBlockByNumber("latest", false)``: ``number``, ``timestamp`` (Unix seconds) and
+    ``baseFeePerGas``, quantities as hex strings."""
     if not isinstance(block, dict):
         raise AnswerError(f"eth_getBlockByNumber: no block in the answer ({str(block)[:60]})")
-    number, base_fee, timestamp = block.get("number"), block.get("baseFeePerGas"), block.get("timestamp")
-    return GasFigures(block_number=hex_int(number) if number is not None else None,
-                      gas_price_gwei=_gwei(hex_int(gas_price)),
-                      base_fee_gwei=_gwei(hex_int(base_fee)) if base_fee is not None else None,
-                      block_time=iso(unix_seconds(hex_int(timestamp))) if timestamp is not None else None)
+    number, timestamp, base_fee = block.get("number"), block.get("timestamp"), block.get("baseFeePerGas")
+    if number is None:
+        raise AnswerError("eth_getBlockByNumber: a block without its number")
+    return BlockHead(number=hex_int(number),
+                     time=provider_time(hex_int(timestamp)) if timestamp is not None else None,
+                     base_fee_wei=hex_int(base_fee) if base_fee is not None else None)
+
+
+def normalize_gas(gas_price: Any, block: Any, *, gas_price_error: str | None = None) -> GasFigures:
+    """The results of ``eth_gasPrice`` and ``eth_getBlockByNumber("latest", false)``: quantities in wei as hex
+    strings. ``gas_price`` None: the node gave no gas price (``gas_price_error`` says why); the block's base fee
+    is still a real figure, so it is shown alone. Without either there is no gas figure at all."""
+    head = normalize_block_head(block)
+    price = _gwei(hex_int(gas_price)) if gas_price is not None else None
+    if price is None and head.base_fee_wei is None:
+        raise AnswerError(f"no gas price ({gas_price_error or 'not given'}) and no base fee in block {head.number}")
+    return GasFigures(block_number=head.number, gas_price_gwei=price,
+                      base_fee_gwei=_gwei(head.base_fee_wei) if head.base_fee_wei is not None else None,
+                      block_time=iso(head.time),
+                      gas_price_error=f"eth_gasPrice: {gas_price_error}" if price is None and gas_price_error
+                      else None)
 
 
 async def fetch_gas(node: JsonRpcNode, fetcher: Fetcher, max_wait: float) -> GasFigures:
-    """One reading of a node's gas: what the explorers' Ethereum section and onchain's gas figures show."""
-    gas_price = await node.call(fetcher, "eth_gasPrice", max_wait=max_wait)
+    """One reading of a node's gas: what the explorers' Ethereum section and onchain's gas figures show. The gas
+    price first, then the block, so the figures are dated by the block they were read at (and, in replay, by its
+    capture). A node that answers the gas price with an error but gives the block still gives its base fee (one
+    that times out or limits us is not asked again this run)."""
+    gas_price: Any = None
+    failure: ProviderBadResponse | AnswerError | None = None
+    try:
+        gas_price = await node.call(fetcher, "eth_gasPrice", max_wait=max_wait)
+    except (ProviderBadResponse, AnswerError) as exc:
+        failure = exc
     block = await node.call(fetcher, "eth_getBlockByNumber", ["latest", False], max_wait=max_wait)
-    return normalize_gas(gas_price, block)
+    if failure is not None and normalize_block_head(block).base_fee_wei is None:
+        raise failure  # nothing to show without the gas price: the node failed as its gas price call did
+    error = failure.message if isinstance(failure, ProviderBadResponse) else str(failure) if failure else None
+    return normalize_gas(gas_price, block, gas_price_error=error)
 
 
 class JsonRpcNode(Provider):
@@ -109,11 +149,24 @@ class JsonRpcNode(Provider):
         await self.call(fetcher, "eth_blockNumber", probe=True)
 
 
+#: A head may be this many of its chain's block intervals old before it counts as stale (a few missed slots or a
+#: slow block are normal), and never less than :data:`HEAD_MAX_AGE_FLOOR` seconds: a fast chain's head is read a
+#: few seconds after it was made, and clocks differ by seconds.
+HEAD_MAX_AGE_BLOCKS = 10
+HEAD_MAX_AGE_FLOOR = 60.0
+
+
 @dataclass(frozen=True)
 class ChainSpec:
     name: str
     chain_id: int
     block_seconds: float  # the chain's usual block interval, to judge how far behind a node may fall
+
+    @property
+    def head_max_age(self) -> float:
+        """How old (by its own block time) a head may be before it is stale: 120 s on Ethereum, 60 s on the
+        others."""
+        return max(HEAD_MAX_AGE_FLOOR, HEAD_MAX_AGE_BLOCKS * self.block_seconds)
 
 
 #: The chains :data:`NODES` covers. Block intervals: Ethereum 12 s slots, BNB Chain 0.75 s since its Maxwell

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from models.messages import iso
+from models.messages import epoch, iso
 from models.payloads import FearGreed
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
-from sources.providers.values import unix_seconds
+from sources.pools import PoolResult
+from sources.providers.values import provider_time
 
 
 class AlternativeMe(Provider):
@@ -31,6 +32,14 @@ class AlternativeMe(Provider):
     probe_path = "/fng/"
     probe_params = MappingProxyType({"limit": "1"})
     probe_interval = 1800.0
+    #: The index is one reading a day, dated 00:00 UTC: past 36 hours from its own timestamp a newer one should
+    #: long exist, so an older reading is stale however freshly it was fetched.
+    MAX_AGE = 36 * 3600.0
+
+    @staticmethod
+    def data_time(result: PoolResult[FearGreed]) -> float | None:
+        """The reading's own time, to date a Fear & Greed answer by (``Tracker(data_time=...)``)."""
+        return epoch(result.value.timestamp) if result.value is not None else None
 
     async def fetch_index(self, fetcher: Fetcher, max_wait: float = 0.0) -> FearGreed:
         raw = await fetcher.get_json(self, "/fng/", {"limit": "1"}, max_wait=max_wait)
@@ -52,7 +61,7 @@ class AlternativeMe(Provider):
         if not classification:
             raise AnswerError("alternative.me: the reading has no classification")
         return FearGreed(value=value, classification=classification,
-                         timestamp=iso(unix_seconds(latest.get("timestamp"))), source=cls.id)
+                         timestamp=iso(provider_time(latest.get("timestamp"))), source=cls.id)
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,6 @@ class Reddit(Provider):
                 title=title, subreddit=str(post.get("subreddit") or ""),
                 score=score if isinstance(score, int) and not isinstance(score, bool) else None,
                 num_comments=comments if isinstance(comments, int) and not isinstance(comments, bool) else None,
-                created_at=iso(unix_seconds(post.get("created_utc"))),
+                created_at=iso(provider_time(post.get("created_utc"))),
                 url=f"https://www.reddit.com{permalink}" if isinstance(permalink, str) else None))
         return tuple(posts)

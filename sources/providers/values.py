@@ -7,8 +7,12 @@ field is absent or not what it should be: a strange field is left out, never tur
 from __future__ import annotations
 
 import math
+import re
+import time
+from datetime import UTC, datetime
 from typing import Any
 
+from models.messages import parse_iso
 from sources.errors import AnswerError
 
 
@@ -28,6 +32,9 @@ def positive(value: Any) -> float | None:
     result = number(value)
     return result if result is not None and result > 0 else None
 
+
+#: A plain decimal number as text ("1662940800", "1.5e9"), as opposed to ISO-8601 text.
+_NUMERIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 #: The largest whole number every JSON reader (JavaScript's too) keeps exactly; orjson cannot even write one
 #: above 2**64, so a larger "count" would make the whole payload unpublishable. No real count comes near it.
@@ -52,6 +59,30 @@ def unix_seconds(value: Any) -> float | None:
     """A Unix time in seconds (number or numeric string). 1e11 s is the year 5138: that would be milliseconds."""
     result = number(value)
     return result if result is not None and 0 < result < 1e11 else None
+
+
+#: Bitcoin's genesis block (2009-01-03 18:15:05 UTC) opened the day before which no crypto provider's data can be
+#: dated: an earlier time is a bug (a block time of a test chain, a 0 read as 1970), not data.
+EARLIEST_DATA_TIME = datetime(2009, 1, 3, tzinfo=UTC).timestamp()
+#: How far ahead of our clock a provider's time may be (clock skew, a publisher's time zone slip); beyond it the
+#: time is wrong, and a wrong time must not make old data look new.
+MAX_FUTURE_SECONDS = 86400.0
+
+
+def provider_time(value: Any, *, now: float | None = None) -> float | None:
+    """A provider's own time of its data, as Unix seconds: a number of seconds (or a numeric string), or ISO-8601
+    text (a time without a zone is UTC). None when it is neither, falls before 2009-01-03 or lies more than a day
+    after ``now`` (wall time by default). The one reader of provider times: milliseconds (``1.7e12``) are not
+    seconds and give None, so a normaliser that gets them must divide first."""
+    if isinstance(value, str) and not _NUMERIC.fullmatch(value.strip()):
+        moment = parse_iso(value)
+        seconds = moment.timestamp() if moment is not None else None
+    else:
+        seconds = number(value)
+    if seconds is None:
+        return None
+    latest = (time.time() if now is None else now) + MAX_FUTURE_SECONDS
+    return seconds if EARLIEST_DATA_TIME <= seconds <= latest else None
 
 
 def json_number(value: Any) -> float | None:

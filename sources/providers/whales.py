@@ -1,29 +1,39 @@
-"""Large-transaction sources: Bitcoin from blockchain.info and mempool.space, Ether from public JSON-RPC nodes,
-and Whale Alert when its key is set. Each normalises to :class:`Transfer`.
+"""Large-transaction sources: Bitcoin from blockchain.info and mempool.space, Ether and USD stablecoins (USDT,
+USDC) from public JSON-RPC nodes, and Whale Alert when its key is set. Each normalises to :class:`Transfer`.
 
-Only Whale Alert values a transfer itself; the others give amounts in the chain's unit, which the service
-values at market_data's prices. A value a source does not give (mempool.space has no addresses and no time) is
-left out, never guessed.
+Only Whale Alert values a transfer itself; the others give amounts in the asset's unit, which the service values
+at market_data's prices. A value a source does not give (mempool.space has no addresses and no time) is left out,
+never guessed.
+
+Bitcoin amounts: a transaction's outputs include its change. An output paying back to an address (or script) one
+of its inputs spent from is change; the amount transferred is the sum of the other outputs, and the receiver the
+largest of them. Change sent to a fresh address of the sender cannot be told apart from a payment, and nothing
+here guesses it. Where the inputs cannot be identified (mempool.space's recent list has no addresses at all) the
+amount is the transaction's total output, and says so (``amount_kind``).
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
-from sources.providers.rpc import UINT256_MAX, JsonRpcNode, hex_int
-from sources.providers.values import json_count, json_number, objects, unix_seconds
+from sources.providers.rpc import NODES, UINT256_MAX, JsonRpcNode, NodeSpec, hex_int
+from sources.providers.values import json_count, json_number, objects, provider_time
 
 SATOSHI_PER_BTC = 100_000_000
 WEI_PER_ETH = 10**18
 #: Whale Alert's name for several senders or receivers: not an address, so it is not shown as one.
 MULTIPLE_ADDRESSES = "Multiple Addresses"
+
+AmountKind = Literal["transferred", "total_output"]
+TokenLogs = Literal["read", "not_in_bloom"]
 
 
 @dataclass(frozen=True)
@@ -34,15 +44,29 @@ class Transfer:
     amount: float  # in the asset's own unit
     sender: str | None
     receiver: str | None
-    timestamp: float | None  # Unix seconds, as the source gives it
+    timestamp: float | None  # Unix seconds, as the source gives it (never before 2009-01-03)
     source: str
     value_usd: float | None = None  # only when the source values it (Whale Alert)
+    #: "transferred": what went to others (Bitcoin: change left out); "total_output": every output, change
+    #: included, because the source gives nothing to tell change apart by.
+    amount_kind: AmountKind = "transferred"
+    total_output: float | None = None  # Bitcoin: every output, change included, where known
+    #: Bitcoin: every address the inputs spent from. Spent together, they are one owner's: one wallet.
+    sender_addresses: tuple[str, ...] = ()
+    block_number: int | None = None
+    log_index: int | None = None  # ERC-20: the Transfer log's index in its block
+    contract: str | None = None  # ERC-20: the token contract
+
+    @property
+    def tx_key(self) -> str:
+        """One transaction's movement of one asset, across sources (Whale Alert writes Ethereum hashes without
+        their 0x, and reports a token transfer by its transaction)."""
+        return f"{self.chain}:{self.symbol}:{self.hash.lower().removeprefix('0x')}"
 
     @property
     def key(self) -> str:
-        """The identity of a transfer across sources: one transaction may move Ether and a token (Whale Alert
-        reports the token), and Whale Alert writes Ethereum hashes without their 0x."""
-        return f"{self.chain}:{self.symbol}:{self.hash.lower().removeprefix('0x')}"
+        """The identity of a transfer: a transaction may hold several transfers of one token (one log each)."""
+        return self.tx_key if self.log_index is None else f"{self.tx_key}:{self.log_index}"
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,8 @@ class EthBlock:
     number: int
     timestamp: float | None
     transfers: tuple[Transfer, ...]
+    transactions: int = 0  # every transaction of the block, moving Ether or not
+    logs_bloom: str | None = None  # "0x" + 512 hex digits; None when the node left it out
 
 
 def _address(value: Any) -> str | None:
@@ -77,6 +103,17 @@ class BitcoinSource(WhaleProvider):
     """A source of recent Bitcoin transactions (the ``whales_bitcoin`` pool fails over between them)."""
 
 
+@dataclass(frozen=True)
+class _Output:
+    address: str | None
+    script: str | None
+    value: int
+
+
+def _script(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) and value else None
+
+
 class BlockchainInfoUnconfirmed(BitcoinSource):
     id = "blockchain_info_unconfirmed"
     name = "Blockchain.com unconfirmed transactions"
@@ -97,14 +134,13 @@ class BlockchainInfoUnconfirmed(BitcoinSource):
 
     @classmethod
     def normalize_unconfirmed(cls, raw: Any) -> list[Transfer]:
-        """``txs[]``: ``hash``, ``time`` (when blockchain.com's node saw it), ``inputs[].prev_out.{addr, value}``
-        and ``out[].{addr, value}``, values in satoshi. The amount is the total output (change included); the
-        sender is the input address that paid the most, the receiver the output address that got the most."""
+        """``txs[]``, each in the shape of ``/rawtx``: ``hash``, ``time`` (when blockchain.com's node saw it),
+        ``inputs[].prev_out.{addr, script, value}`` and ``out[].{addr, script, value}``, values in satoshi."""
         if not isinstance(raw, dict) or not isinstance(raw.get("txs"), list):
             raise AnswerError(f"blockchain.info: expected an object with txs, got {str(raw)[:120]}")
         transfers = []
         for tx in raw["txs"]:
-            transfer = cls._transfer(tx)
+            transfer = cls.normalize_tx(tx)
             if transfer is not None:
                 transfers.append(transfer)
         if raw["txs"] and not transfers:
@@ -112,20 +148,38 @@ class BlockchainInfoUnconfirmed(BitcoinSource):
         return transfers
 
     @classmethod
-    def _transfer(cls, tx: Any) -> Transfer | None:
+    def normalize_tx(cls, tx: Any) -> Transfer | None:
+        """One transaction (an item of ``txs``, or a ``/rawtx`` answer): change excluded where the inputs say
+        where they came from; the sender is the input address that paid the most."""
         if not isinstance(tx, dict) or not isinstance(tx.get("hash"), str):
             return None
-        outputs = [(_address(o.get("addr")), json_count(o.get("value"))) for o in objects(tx.get("out"))]
-        if not outputs or any(value is None or value < 0 for _, value in outputs):
+        outputs = [_Output(_address(o.get("addr")), _script(o.get("script")), value)
+                   for o in objects(tx.get("out")) if (value := json_count(o.get("value"))) is not None]
+        if not outputs or len(outputs) != len(objects(tx.get("out"))):
             return None
-        previous = [i.get("prev_out") for i in objects(tx.get("inputs"))]
-        inputs = [(_address(p.get("addr")), json_count(p.get("value"))) for p in previous if isinstance(p, dict)]
-        paid = [(addr, value) for addr, value in inputs if value is not None]
-        received = [(addr, value) for addr, value in outputs if value is not None]
+        raw_inputs = objects(tx.get("inputs"))
+        previous = [p for p in (i.get("prev_out") for i in raw_inputs) if isinstance(p, dict)]
+        from_addresses = {a for p in previous if (a := _address(p.get("addr")))}
+        from_scripts = {s for p in previous if (s := _script(p.get("script")))}
+        # Change can only be told apart when every input says what it spent from.
+        inputs_known = bool(raw_inputs) and len(previous) == len(raw_inputs) and all(
+            _address(p.get("addr")) or _script(p.get("script")) for p in previous)
+
+        def is_change(output: _Output) -> bool:
+            return (output.address is not None and output.address in from_addresses) or (
+                output.script is not None and output.script in from_scripts)
+
+        paid = [o for o in outputs if not is_change(o)] if inputs_known else outputs
+        paid_by = [(_address(p.get("addr")), value) for p in previous
+                   if (value := json_count(p.get("value"))) is not None]
         return Transfer(hash=tx["hash"], chain="bitcoin", symbol="BTC",
-                        amount=sum(value for _, value in received) / SATOSHI_PER_BTC,
-                        sender=_largest_address(paid), receiver=_largest_address(received),
-                        timestamp=unix_seconds(json_number(tx.get("time"))), source=cls.id)
+                        amount=sum(o.value for o in paid) / SATOSHI_PER_BTC,
+                        sender=_largest_address(paid_by),
+                        receiver=_largest_address([(o.address, o.value) for o in paid]),
+                        timestamp=provider_time(json_number(tx.get("time"))), source=cls.id,
+                        amount_kind="transferred" if inputs_known else "total_output",
+                        total_output=sum(o.value for o in outputs) / SATOSHI_PER_BTC,
+                        sender_addresses=tuple(sorted(from_addresses)))
 
 
 class MempoolRecent(BitcoinSource):
@@ -148,7 +202,8 @@ class MempoolRecent(BitcoinSource):
     @classmethod
     def normalize_recent(cls, raw: Any) -> list[Transfer]:
         """The last transactions to enter the mempool: ``txid``, ``fee``, ``vsize`` and ``value`` (total output,
-        satoshi). No addresses and no time: those stay empty."""
+        satoshi). No addresses and no time: those stay empty, and the amount is the total output, change
+        included (nothing tells the change apart)."""
         if not isinstance(raw, list):
             raise AnswerError(f"mempool.space: expected a list of transactions, got {str(raw)[:120]}")
         transfers = []
@@ -160,7 +215,8 @@ class MempoolRecent(BitcoinSource):
                 continue
             transfers.append(Transfer(hash=tx["txid"], chain="bitcoin", symbol="BTC",
                                       amount=value / SATOSHI_PER_BTC, sender=None, receiver=None,
-                                      timestamp=None, source=cls.id))
+                                      timestamp=None, source=cls.id, amount_kind="total_output",
+                                      total_output=value / SATOSHI_PER_BTC))
         if raw and not transfers:
             raise AnswerError("mempool.space: no transaction in a shape we can read")
         return transfers
@@ -227,12 +283,75 @@ class WhaleAlert(WhaleProvider):
         if chain == "ethereum":
             sender = "0x" + sender.lower().removeprefix("0x") if sender else None
             receiver = "0x" + receiver.lower().removeprefix("0x") if receiver else None
-        timestamp = unix_seconds(json_number(tx.get("timestamp")))
+        timestamp = provider_time(json_number(tx.get("timestamp")))
         return Transfer(hash=tx_hash, chain=chain, symbol=symbol.upper(), amount=amount, sender=sender,
                         receiver=receiver, timestamp=timestamp, source=cls.id, value_usd=amount_usd)
 
 
-# -- Ether transfers from public nodes ------------------------------------------------------------------
+# -- Ether and USD stablecoins from public nodes -----------------------------------------------------------
+
+#: keccak-256 of ``Transfer(address,address,uint256)``: topic 0 of every ERC-20 Transfer log.
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+#: The three bits (of a block's 2048-bit ``logsBloom``) a log with this topic sets: the low 11 bits of the first
+#: three 16-bit words of keccak-256(topic). Computed once and checked in tests/test_whales_ethereum.py.
+TRANSFER_TOPIC_BLOOM = (1443, 481, 1060)
+
+
+@dataclass(frozen=True)
+class Stablecoin:
+    symbol: str
+    contract: str  # lower-case
+    decimals: int
+    bloom: tuple[int, int, int]  # the logs-bloom bits of the contract address (see TRANSFER_TOPIC_BLOOM)
+
+
+#: The USD stablecoins read on Ethereum mainnet: Tether's and Circle's contracts, six decimals each.
+STABLECOINS: tuple[Stablecoin, ...] = (
+    Stablecoin("USDT", "0xdac17f958d2ee523a2206206994597c13d831ec7", 6, (788, 1672, 679)),
+    Stablecoin("USDC", "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", 6, (856, 1467, 717)),
+)
+_BY_CONTRACT: Mapping[str, Stablecoin] = {coin.contract: coin for coin in STABLECOINS}
+
+
+@functools.cache
+def scanner(spec: NodeSpec) -> JsonRpcNode:
+    """A public node as whale_tracking's scanner of full blocks and token logs: a provider of its own (budget,
+    breaker, health). Public nodes limit those heavy calls (eth_getLogs above all) while they serve the head and gas
+    figures rpc_nodes, explorers and onchain read from them; a node refusing the scan must fail the scan only."""
+    cls = type(f"Scanner_{spec.id}", (JsonRpcNode,), {
+        "id": f"{spec.id}_whales", "name": f"{spec.name} (whale scan)", "category": "whales",
+        "base_url": spec.url, "chain": spec.chain, "chain_id": spec.chain_id,
+        "endpoints": ("eth_getBlockByNumber", "eth_getLogs"),
+        "docs": "https://ethereum.org/en/developers/docs/apis/json-rpc/",
+    })
+    return cls()
+
+
+def eth_scanners() -> list[JsonRpcNode]:
+    """The Ethereum nodes of :data:`~sources.providers.rpc.NODES`, as whale scanners, in their order."""
+    return [scanner(spec) for spec in NODES if spec.chain == "ethereum"]
+
+
+def _bloom(value: Any) -> bytes | None:
+    if not isinstance(value, str) or len(value) != 514 or not value.startswith("0x"):
+        return None
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        return None
+
+
+def bloom_may_hold(bloom: str | None, bits: Sequence[int]) -> bool:
+    """Whether a block's logs bloom may hold a value whose bits these are (a bloom has false positives, never
+    false negatives). No bloom to read: it may."""
+    data = _bloom(bloom)
+    return data is None or all(data[255 - (bit >> 3)] & (1 << (bit & 7)) for bit in bits)
+
+
+def may_hold_stablecoin_transfers(block: EthBlock) -> bool:
+    return bloom_may_hold(block.logs_bloom, TRANSFER_TOPIC_BLOOM) and any(
+        bloom_may_hold(block.logs_bloom, coin.bloom) for coin in STABLECOINS)
+
 
 def normalize_eth_block(result: Any, source: str) -> EthBlock:
     """An ``eth_getBlockByNumber(..., true)`` result: the block's number, time and its transactions that move
@@ -242,7 +361,7 @@ def normalize_eth_block(result: Any, source: str) -> EthBlock:
     if not isinstance(result, dict):
         raise AnswerError(f"expected a block object, got {type(result).__name__}")
     block_number = hex_int(result.get("number"))
-    timestamp = unix_seconds(hex_int(result["timestamp"])) if result.get("timestamp") is not None else None
+    timestamp = provider_time(hex_int(result["timestamp"])) if result.get("timestamp") is not None else None
     transactions = result.get("transactions")
     if not isinstance(transactions, list):
         raise AnswerError("block without a transactions list")
@@ -263,8 +382,57 @@ def normalize_eth_block(result: Any, source: str) -> EthBlock:
             hash=tx["hash"].lower(), chain="ethereum", symbol="ETH", amount=wei / WEI_PER_ETH,
             sender=sender.lower() if isinstance(sender, str) else None,
             receiver=receiver.lower() if isinstance(receiver, str) else None,
-            timestamp=timestamp, source=source))
-    return EthBlock(block_number, timestamp, tuple(transfers))
+            timestamp=timestamp, source=source, block_number=block_number))
+    return EthBlock(block_number, timestamp, tuple(transfers), transactions=len(transactions),
+                    logs_bloom=result.get("logsBloom") if _bloom(result.get("logsBloom")) else None)
+
+
+def _topic_address(topic: Any) -> str | None:
+    """An address indexed in a log topic: 32 bytes, the address in the last 20."""
+    if not isinstance(topic, str) or len(topic) != 66 or not topic.startswith("0x"):
+        return None
+    digits = topic[2:].lower()
+    if digits[:24] != "0" * 24 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return "0x" + digits[24:]
+
+
+def normalize_token_logs(result: Any, *, first: int, last: int, times: Mapping[int, float | None],
+                         source: str) -> tuple[list[Transfer], int]:
+    """An ``eth_getLogs`` result for the stablecoins' Transfer logs of blocks ``first``..``last``: the transfers,
+    and how many logs lay outside those blocks (a node answering for other blocks is not believed). Logs of other
+    contracts or events, removed (re-organised) logs and odd entries are left out."""
+    if not isinstance(result, list):
+        raise AnswerError(f"eth_getLogs: expected a list of logs, got {type(result).__name__}")
+    transfers: list[Transfer] = []
+    outside = 0
+    for log in objects(result):
+        coin = _BY_CONTRACT.get(str(log.get("address")).lower())
+        topics = log.get("topics")
+        if coin is None or log.get("removed") is True or not isinstance(topics, list) or len(topics) != 3:
+            continue
+        if str(topics[0]).lower() != TRANSFER_TOPIC or not isinstance(log.get("transactionHash"), str):
+            continue
+        try:
+            number, index = hex_int(log.get("blockNumber")), hex_int(log.get("logIndex"))
+            raw_amount = hex_int(log.get("data"), UINT256_MAX)
+        except AnswerError:
+            continue
+        if not first <= number <= last:
+            outside += 1
+            continue
+        timestamp = times.get(number)
+        if timestamp is None and log.get("blockTimestamp") is not None:  # some nodes add the block's time
+            try:
+                timestamp = provider_time(hex_int(log["blockTimestamp"]))
+            except AnswerError:
+                timestamp = None
+        transfers.append(Transfer(
+            hash=log["transactionHash"].lower(), chain="ethereum", symbol=coin.symbol,
+            amount=raw_amount / 10**coin.decimals, sender=_topic_address(topics[1]),
+            receiver=_topic_address(topics[2]), timestamp=timestamp, source=source, block_number=number,
+            log_index=index, contract=coin.contract))
+    return transfers, outside
 
 
 async def fetch_eth_blocks(node: JsonRpcNode, fetcher: Fetcher, *, after: int | None, max_blocks: int,
@@ -279,3 +447,42 @@ async def fetch_eth_blocks(node: JsonRpcNode, fetcher: Fetcher, *, after: int | 
             result = await node.call(fetcher, "eth_getBlockByNumber", [hex(number), True], max_wait=max_wait)
             blocks.append(normalize_eth_block(result, node.id))
     return blocks
+
+
+@dataclass(frozen=True)
+class EthScan:
+    """One run's reading of Ethereum from one node."""
+
+    latest: int
+    blocks: tuple[EthBlock, ...]  # the new blocks read (after the last run's), newest first
+    skipped: int  # blocks produced since the last run but not read (more than a run reads)
+    token_transfers: tuple[Transfer, ...]
+    token_logs: TokenLogs | None  # None: no new block, nothing to look for
+    logs_outside: int = 0  # logs the node gave for other blocks than those asked (left out)
+
+    @property
+    def transfers(self) -> list[Transfer]:
+        return [t for block in self.blocks for t in block.transfers] + list(self.token_transfers)
+
+
+async def scan_ethereum(node: JsonRpcNode, fetcher: Fetcher, *, after: int | None, max_blocks: int,
+                        max_wait: float) -> EthScan:
+    """The new blocks (see :func:`fetch_eth_blocks`) and the USDT/USDC Transfer logs of those of them whose logs
+    bloom can hold one: one ``eth_getLogs`` over their range, never more blocks than were read. An error answer
+    of the node (a range or result limit, a method it does not serve) is that node's failure."""
+    blocks = await fetch_eth_blocks(node, fetcher, after=after, max_blocks=max_blocks, max_wait=max_wait)
+    latest = blocks[0].number
+    fresh = tuple(b for b in blocks if after is None or b.number > after)
+    if not fresh:
+        return EthScan(latest, (), 0, (), None)
+    skipped = max(0, min(b.number for b in fresh) - after - 1) if after is not None else 0
+    candidates = [b.number for b in fresh if may_hold_stablecoin_transfers(b)]
+    if not candidates:
+        return EthScan(latest, fresh, skipped, (), "not_in_bloom")
+    first, last = min(candidates), max(candidates)
+    query = {"fromBlock": hex(first), "toBlock": hex(last), "address": [coin.contract for coin in STABLECOINS],
+             "topics": [TRANSFER_TOPIC]}
+    result = await node.call(fetcher, "eth_getLogs", [query], max_wait=max_wait)
+    tokens, outside = normalize_token_logs(result, first=first, last=last,
+                                           times={b.number: b.timestamp for b in fresh}, source=node.id)
+    return EthScan(latest, fresh, skipped, tuple(tokens), "read", outside)

@@ -1,5 +1,6 @@
-"""The Market tab: how fresh the prices are, the whole-market figures, a table of coins, the trending list, and
-a price chart of one coin read from the history store (see :mod:`ui.history`)."""
+"""The Market tab: how fresh the prices are, how they stand against other providers (the cross-check, with its
+alerts), the whole-market figures, a table of coins, the trending list, and a price chart of one coin read from the
+history store (see :mod:`ui.history`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import gradio as gr
 
 from models.messages import epoch
-from models.states import DataStatus
-from ui.format import NA, count, esc, money, percent, price, when
+from models.states import DataStatus, PriceState
+from ui.format import NA, badge, count, esc, money, percent, price, when
 from ui.history import PriceHistory, SeriesStore
 from ui.widgets import Payload, View, chips, freshness, heading, kpi, sources_line, table, wrap
 
@@ -24,7 +25,8 @@ Coins = tuple[tuple[str, str], ...]  # (label, coin id), in market-cap order
 # -- sections -------------------------------------------------------------------------------------------
 
 def market_rows(data: Payload | None, view: View) -> list[list[str]]:
-    """One row per coin: rank, coin, price, change, volume, market cap, source; n/a where not given."""
+    """One row per coin: rank, coin, price, change, volume, market cap, source, cross-check; n/a where not
+    given."""
     if not data or data.get("status") == DataStatus.NO_DATA:
         return []
     quote = data.get("quote_currency") or "USD"
@@ -40,8 +42,30 @@ def market_rows(data: Payload | None, view: View) -> list[list[str]]:
         rows.append([str(rank) if rank is not None else NA,
                      f'<b>{esc(coin.get("name") or cid)}</b> <span class="sym">{esc(coin.get("symbol") or "")}</span>',
                      price(prices.get(cid), quote), percent(changes.get(cid)), money(volumes.get(cid), quote),
-                     money(caps.get(cid)), source])
+                     money(caps.get(cid)), source, price_check(coin.get("check"), view)])
     return rows
+
+
+def price_check(check: Payload | None, view: View) -> str:
+    """A coin's cross-check in a word (confirmed by how many, disputed by how much, unconfirmed; de-peg), with the
+    other providers' prices in its tooltip."""
+    if not check:
+        return '<span class="na" title="no cross-check has run yet">n/a</span>'
+    state = check.get("state")
+    if state == PriceState.CONFIRMED:
+        word = badge(f"{check.get('quorum')}/{check.get('sources')} agree", "ok")
+    elif state == PriceState.DISPUTED:
+        word = badge(f"spread {percent(check.get('spread_pct'), signed=False)}", "bad")
+    else:
+        word = badge("unconfirmed", "warn")
+    if check.get("depeg"):
+        word += " " + badge("de-peg", "bad")
+    others = [f"{view.name(o.get('source'))} {price(o.get('price'), o.get('quote_currency'))}"
+              for o in check.get("others") or []]
+    tip = "; ".join(others) or check.get("note") or ""
+    if check.get("note") and others:
+        tip += f" ({check['note']})"
+    return f'<span title="{esc(tip)}">{word}</span>' if tip else word
 
 
 def market_summary(data: Payload | None, view: View) -> str:
@@ -52,7 +76,40 @@ def market_summary(data: Payload | None, view: View) -> str:
     note = ""
     if data.get("quote_currency") == "USDT":
         note = '<p class="note">Prices and volumes are in USDT (Binance pairs), not converted to USD.</p>'
-    return top + sources_line(data, view) + _global_figures(data, view) + note
+    return (top + price_alerts(data) + sources_line(data, view) + cross_check_line(data, view)
+            + _global_figures(data, view) + note)
+
+
+def price_alerts(data: Payload | None) -> str:
+    """The prices the cross-check does not trust (providers disagreeing over the threshold, a de-peg), or
+    nothing."""
+    alerts = ((data or {}).get("consensus") or {}).get("alerts") or []
+    if not alerts:
+        return ""
+    items = "".join(f"<li>{esc(a.get('message'))}</li>" for a in alerts)
+    return (f'<div class="fresh nodata">{badge("PRICE CHECK", "bad")} <b>{count(len(alerts))} price'
+            f'{"s" if len(alerts) > 1 else ""} not to trust</b><ul>{items}</ul></div>')
+
+
+def cross_check_line(data: Payload, view: View) -> str:
+    """How many prices other providers confirmed, against whom, and how old each check is."""
+    consensus = data.get("consensus")
+    if not consensus:
+        return ""
+    checks = []
+    for source in consensus.get("sources") or []:
+        name = esc(view.name(source.get("source")))
+        if not source.get("fetched_at"):
+            checks.append(f"{name} <small>no answer yet</small>")
+            continue
+        age = when(source.get("recorded_at") or source.get("fetched_at"), view.now)
+        verb = "recorded" if source.get("recorded_at") else "fetched"
+        used = "" if source.get("compared") else ", not of the moment shown"
+        checks.append(f"{name} <small>{verb} {age}{used}</small>")
+    counts = (f"{count(consensus.get('confirmed'))} confirmed, {count(consensus.get('disputed'))} disputed, "
+              f"{count(consensus.get('unconfirmed'))} unconfirmed")
+    return (f'<p class="sources">Cross-check ({counts}; over '
+            f"{percent(consensus.get('threshold_pct'), signed=False)} apart is disputed): {', '.join(checks)}</p>")
 
 
 def market_table(data: Payload | None, view: View) -> str:
@@ -63,7 +120,7 @@ def market_table(data: Payload | None, view: View) -> str:
     return ('<div class="stale-data">' if stale else "<div>") + heading(
         "Prices", f"{count(len(data.get('prices') or {}))} coins by market cap"
         + (" · last good values" if stale else "")) + table(
-        ["#", "Coin", "Price", window, "Volume 24 h", "Market cap", "Source"], market_rows(data, view),
+        ["#", "Coin", "Price", window, "Volume 24 h", "Market cap", "Source", "Checked"], market_rows(data, view),
         optional=(0, 4, 6), numeric=(2, 3, 4, 5), tall=True, empty="The provider answered without prices.") + "</div>"
 
 
@@ -79,11 +136,14 @@ def _global_figures(data: Payload, view: View) -> str:
     if not figures:
         return ""
     # The total market cap is in the page's header, above every tab.
+    stale = figures.get("status") == DataStatus.STALE
+    dated = figures.get("updated_at") or figures.get("fetched_at")  # the provider's own time where it gives one
+    origin = f"{esc(view.name(figures.get('source')))} · {when(dated, view.now)}"
     cards = [kpi("Volume 24 h", money(figures.get("total_volume_usd")), "all coins"),
              kpi("BTC dominance", percent(figures.get("btc_dominance"), signed=False), "of the market cap"),
              kpi("ETH dominance", percent(figures.get("eth_dominance"), signed=False), "of the market cap"),
              kpi("Active coins", count(figures.get("active_cryptocurrencies")),
-                 f"{esc(view.name(figures.get('source')))} · {when(figures.get('fetched_at'), view.now)}")]
+                 origin + (" · " + badge("stale", "warn") if stale else ""), kind="warn" if stale else "")]
     return f'<div class="kpis small">{"".join(cards)}</div>'
 
 

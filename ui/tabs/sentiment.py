@@ -1,5 +1,8 @@
 """The Sentiment tab: the market's mood (the news' mean score and the Fear & Greed index), the verdicts, the
-scores by source, which model gave them, and a box where a visitor scores a text of their own."""
+scores by source, which model gave them, and a box where a visitor scores a text of their own.
+
+The score, verdicts and scores by source shown are one backend's (the payload's ``backend``); texts another backend
+scored (VADER standing in for the model) are counted in a line of their own, their mean never blended in."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ def render_sentiment(data: Payload | None, model: Payload | None, view: View) ->
     model_line = _model_line(model, data)
     if not data or data.get("status") == DataStatus.NO_DATA:
         return top + model_line
-    volume = data.get("social_volume") or 0
+    volume = data.get("social_volume")
     by_source = data.get("sentiment_by_source") or {}
     bars = "".join(_bar(name, value) for name, value in sorted(by_source.items(), key=lambda kv: -kv[1]))
     counts = data.get("label_counts") or {}
@@ -33,8 +36,8 @@ def render_sentiment(data: Payload | None, model: Payload | None, view: View) ->
     topics = chips([esc(t) for t in data.get("trending_topics") or []], "No topics stand out in the texts.")
     bars_block = f'<div class="bars">{bars}</div>' if bars else '<p class="empty">No source scored yet.</p>'
     return (f'{top}{sources_line(data, view)}<div class="mood">{"".join(_gauges(data, view))}'
-            f'<div class="card">{heading("Verdicts", f"{count(volume)} texts")}{count_chips}'
-            f'{heading("Trending topics")}{topics}</div></div>{model_line}'
+            f'<div class="card">{heading("Verdicts", f"{count(volume)} texts" if volume else "no texts")}'
+            f'{count_chips}{heading("Trending topics")}{topics}</div></div>{model_line}{_other_backends(data)}'
             f'{heading("Mean score by source", "-1 bearish … +1 bullish")}{bars_block}')
 
 
@@ -42,7 +45,8 @@ def _gauges(data: Payload, view: View) -> list[str]:
     """The mean score of the texts, and the Fear & Greed index; each an empty arc when there is none."""
     score = number(data.get("sentiment_score"))
     overall = data.get("overall_sentiment")
-    volume = data.get("social_volume") or 0
+    chosen = (data.get("sentiment_by_backend") or {}).get(data.get("backend")) or {}
+    volume = chosen.get("count") or data.get("social_volume")
     score_text = (f"{score:+.2f} {badge(str(overall), KIND.get(str(overall), 'off'))}" if score is not None
                   else '<span class="na">no score</span>')
     caption = (f"mean of {count(volume)} texts, -1 bearish … +1 bullish" if score is not None
@@ -57,6 +61,16 @@ def _gauges(data: Payload, view: View) -> list[str]:
     else:
         gauges.append(gauge(None, 0, 100, "Fear &amp; Greed index not available", NA))
     return gauges
+
+
+def _other_backends(data: Payload) -> str:
+    """Texts scored by a backend other than the score's: said, with their own mean, never mixed into it."""
+    lines = [f"{count(b.get('count'))} {'text was' if b.get('count') == 1 else 'texts were'} scored by "
+             f"<b>{esc(b.get('model'))}</b> ({esc(name)}) instead, mean {score:+.2f} on that backend's own scale: "
+             "not in the score above."
+             for name, b in (data.get("sentiment_by_backend") or {}).items()
+             if name != data.get("backend") and isinstance(b, dict) and (score := number(b.get("mean"))) is not None]
+    return "".join(f'<p class="note">{line}</p>' for line in lines)
 
 
 def _bar(name: str, value: object) -> str:
