@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from models.payloads import ArticleSentiment, ModelState
+from models.huggingface import ModelState
+from models.news import ArticleSentiment
 
 if TYPE_CHECKING:
     from config import Settings

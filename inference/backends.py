@@ -1,6 +1,6 @@
 """What turns a batch of texts into verdicts: a Hub model through transformers, or VADER.
 
-A verdict is an :class:`~models.payloads.ArticleSentiment`: a label among bullish / neutral / bearish, a score
+A verdict is an :class:`~models.news.ArticleSentiment`: a label among bullish / neutral / bearish, a score
 in [-1, 1], and the model or backend that produced it. Two backends exist:
 
 - :class:`TransformersBackend`: a ``text-classification`` pipeline over the model ``SENTIMENT_MODEL`` names
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from inference.presets import Label, label_map, resolve_model, verdict
-from models.payloads import ArticleSentiment
+from models.news import ArticleSentiment
 
 #: Headlines and posts are short; longer texts are cut here (or at the model's own limit, if lower).
 MAX_TOKENS = 256

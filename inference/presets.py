@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from models.payloads import ArticleSentiment
+from models.news import ArticleSentiment
 
 Label = Literal["bullish", "neutral", "bearish"]
 

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from config import Redactor
 from inference.backends import LexiconBackend, SentimentBackend, TransformersBackend
 from inference.presets import UnmappedLabels, resolve_model
+from models.huggingface import InferenceStats, ModelState
 from models.messages import iso
-from models.payloads import ArticleSentiment, InferenceStats, ModelState
+from models.news import ArticleSentiment
 
 if TYPE_CHECKING:
     from types import TracebackType

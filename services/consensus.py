@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.market import PriceAlert, PriceCheck, SourcePrice
 from models.messages import iso
-from models.payloads import PriceAlert, PriceCheck, SourcePrice
 from models.states import PriceState
 from sources.providers.coins import USD_STABLECOINS
 from sources.providers.market import MarketSnapshot, Quote

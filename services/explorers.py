@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
+from models.chain import BitcoinFigures, BitcoinNetwork, EthereumFigures, EthereumNetwork, ExplorersPayload
 from models.messages import epoch, now_iso
-from models.payloads import BitcoinFigures, BitcoinNetwork, EthereumFigures, EthereumNetwork, ExplorersPayload
 from services.base import BuildContext, Service, Tracker, combined_status
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Clock

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from models.messages import now_iso
-from models.payloads import HealthEvent, HealthPayload, ProviderHealthView
+from models.monitoring import HealthEvent, HealthPayload, ProviderHealthView
 from models.states import HealthDetail, HealthStatus
 from services.base import BuildContext, Service
 from services.ports import PriceAlerts, hub_price_alerts

@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from models.huggingface import HfRepoItem, HuggingfacePayload, InferenceStats
 from models.messages import iso, now_iso
-from models.payloads import HfRepoItem, HuggingfacePayload, InferenceStats
 from models.states import DataStatus
 from services.base import BuildContext, Service, why_failed
 from services.cadence import Cadence

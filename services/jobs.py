@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from config import Redactor
 from models.messages import iso, now_iso, utc_now
-from models.payloads import JobView, SchedulerPayload
+from models.monitoring import JobView, SchedulerPayload
 
 log = logging.getLogger(__name__)
 

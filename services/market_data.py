@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from models.freshness import Freshness
+from models.market import CheckSource, CoinInfo, GlobalMarket, MarketDataPayload, PriceConsensus, TrendingCoin
 from models.messages import epoch, iso, now_iso
-from models.payloads import CheckSource, CoinInfo, GlobalMarket, MarketDataPayload, PriceConsensus, TrendingCoin
 from models.states import PriceState
 from services.base import BuildContext, Service, Tracker
 from services.cadence import Cadence, PacedSection

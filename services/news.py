@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from models.messages import epoch, now_iso
-from models.payloads import Article, ArticleSentiment, NewsPayload
+from models.news import Article, ArticleSentiment, NewsPayload
 from services.base import BuildContext, Service, Tracker
 from sources.fetcher import Fetcher
 from sources.limits import Clock

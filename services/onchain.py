@@ -17,9 +17,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from models.chain import DefiProtocol, GasFigures, OnchainPayload, ProtocolsSection, StablecoinsSection, TvlSection
 from models.freshness import Freshness
 from models.messages import epoch, iso, now_iso
-from models.payloads import DefiProtocol, GasFigures, OnchainPayload, ProtocolsSection, StablecoinsSection, TvlSection
 from models.states import DataStatus
 from services.base import BuildContext, Service, Tracker, combined_status, why_failed
 from services.cadence import Cadence, PacedSection

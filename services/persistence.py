@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.messages import iso, now_iso
-from models.payloads import PersistencePayload
+from models.monitoring import PersistencePayload
 from services.base import BuildContext, Service
 from storage.dataset_backup import DatasetBackup
 from storage.history import Store

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from models.messages import now_iso
-from models.payloads import PoolPayload, PoolView
+from models.monitoring import PoolPayload, PoolView
 from models.states import HealthStatus
 from services.base import BuildContext, Service
 from sources.fetcher import Fetcher

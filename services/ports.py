@@ -20,8 +20,9 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from models.market import MarketDataPayload, PriceAlert
 from models.messages import LatestUpdates, epoch
-from models.payloads import Article, MarketDataPayload, NewsPayload, PriceAlert
+from models.news import Article, NewsPayload
 from models.states import DataStatus
 from sources.limits import Clock
 

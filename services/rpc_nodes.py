@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from models.chain import RpcChain, RpcNode, RpcNodesPayload
 from models.freshness import SourceState
 from models.messages import epoch, iso, now_iso
-from models.payloads import RpcChain, RpcNode, RpcNodesPayload
 from services.base import BuildContext, Service
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher

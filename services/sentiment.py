@@ -35,7 +35,7 @@ from typing import Any, Literal
 from inference.backends import LexiconBackend
 from models.freshness import Freshness
 from models.messages import iso, now_iso
-from models.payloads import ArticleSentiment, BackendSentiment, FearGreed, SentimentPayload
+from models.news import ArticleSentiment, BackendSentiment, FearGreed, SentimentPayload
 from models.states import DataStatus
 from services.base import BuildContext, Service, combined_status
 from services.cadence import Cadence, PacedSection

@@ -25,24 +25,16 @@ from typing import Any, Literal
 
 from models.freshness import Freshness, SourceState
 from models.messages import iso, now_iso
-from models.payloads import WhaleCoverage, WhalePrice, WhaleTrackingPayload, WhaleTransaction, WhaleWallet
 from models.states import SourceStatus
+from models.whales import WhaleCoverage, WhalePrice, WhaleTrackingPayload, WhaleTransaction, WhaleWallet
 from services.base import BuildContext, Service, Tracker, why_failed
 from services.ports import Prices, PriceSource, hub_prices
 from sources.fetcher import Fetcher
 from sources.limits import Clock
 from sources.pools import GatherResult, Pool, PoolResult
+from sources.providers.eth_transfers import STABLECOINS, eth_scanners, scan_ethereum
 from sources.providers.rpc import JsonRpcNode
-from sources.providers.whales import (
-    STABLECOINS,
-    BitcoinSource,
-    BlockchainInfoUnconfirmed,
-    MempoolRecent,
-    Transfer,
-    WhaleAlert,
-    eth_scanners,
-    scan_ethereum,
-)
+from sources.providers.whales import BitcoinSource, BlockchainInfoUnconfirmed, MempoolRecent, Transfer, WhaleAlert
 
 EXPLORERS = {"bitcoin": "https://mempool.space/tx/{}", "ethereum": "https://etherscan.io/tx/{}"}
 #: Which market price values which chain's native amounts (symbols of the payload's ``prices_used``).

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from models.freshness import SourceState
 from models.messages import epoch, iso
-from models.payloads import Failover
+from models.monitoring import Failover
 from models.states import Availability, SourceStatus
 from sources.errors import AnswerError, ProviderBadResponse, ProviderError, ProviderMissingKey, ProviderRateLimited
 from sources.fetcher import Fetcher, Provider

@@ -35,7 +35,7 @@ from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundE
 
 from config import Redactor
 from models.messages import iso
-from storage.history import MARKS
+from storage.files import MARKS
 
 if TYPE_CHECKING:
     from config import Settings

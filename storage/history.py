@@ -33,39 +33,19 @@ import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from models.messages import Update, epoch
+from storage.files import FILES, MARKS, SCHEMA, Mode, intact, mark, table_rows
+from storage.legacy import split_legacy
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS updates (
-    id INTEGER PRIMARY KEY,
-    service TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS updates_service_ts ON updates(service, ts);
-CREATE UNIQUE INDEX IF NOT EXISTS updates_service_seq ON updates(service, seq);
-"""
 
 #: Seconds between the writer's retention passes.
 PRUNE_INTERVAL = 60.0
 _STOP = object()
-
-Mode = Literal["live", "replay"]
-#: Each mode's history file in ``DATA_DIR``. The live one keeps the name it always had, so an existing history
-#: goes on as it is.
-FILES: dict[Mode, str] = {"live": "history.sqlite3", "replay": "history-replay.sqlite3"}
-#: ``PRAGMA user_version`` of a history file: the mode whose updates it holds. 0 is a file of before the split
-#: (or one a store without a mode wrote), which may hold both.
-MARKS: dict[Mode, int] = {"live": 1, "replay": 2}
-_MODE_IN_BODY: dict[bytes, Mode] = {b'"data_source":"replay"': "replay", b'"data_source":"live"': "live"}
-
 
 class OtherModeError(Exception):
     """A history file marked as holding the other mode's updates."""
@@ -169,7 +149,7 @@ class Store:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() and not _intact(self.path):
+        if self.path.exists() and not intact(self.path):
             self._set_aside("failed its integrity check")
         if self.mode is not None:
             split_legacy(self.path.parent)  # before either mode's file is read: a shared file of before the split
@@ -201,7 +181,7 @@ class Store:
                 rows = conn.execute("SELECT service, COUNT(*) FROM updates GROUP BY service").fetchall()
                 self.stats.records_by_service = {service: count for service, count in rows}
                 self.stats.oldest = conn.execute("SELECT MIN(ts) FROM updates").fetchone()[0]
-                if self.mode is not None and _mark(conn) == 0 and (not rows or self.mode == "replay"):
+                if self.mode is not None and mark(conn) == 0 and (not rows or self.mode == "replay"):
                     # A new file (or a replay file, which only replay or the split ever wrote): this mode's now.
                     conn.execute(f"PRAGMA user_version = {MARKS[self.mode]}")
         finally:
@@ -209,11 +189,11 @@ class Store:
 
     def _check_mark(self, conn: sqlite3.Connection) -> None:
         assert self.mode is not None
-        mark = _mark(conn)
-        if mark not in (0, MARKS[self.mode]):
-            holds = next((m for m, n in MARKS.items() if n == mark), f"unknown (user_version {mark})")
+        found = mark(conn)
+        if found not in (0, MARKS[self.mode]):
+            holds = next((m for m, n in MARKS.items() if n == found), f"unknown (user_version {found})")
             raise OtherModeError(f"holds {holds} updates, not {self.mode} ones")
-        if mark == 0 and self.mode == "live" and _table_rows(conn):
+        if found == 0 and self.mode == "live" and table_rows(conn):
             log.warning("%s is a history of before the split by mode whose replayed updates could not be sorted "
                         "out: served as it is, and never backed up", self.path)
 
@@ -415,125 +395,3 @@ class Store:
 
 
 # -- files and the split by mode --------------------------------------------------------------------------
-
-def _intact(path: Path) -> bool:
-    try:
-        conn = sqlite3.connect(path, timeout=10)
-        try:
-            return bool(conn.execute("PRAGMA quick_check").fetchone()[0] == "ok")
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError:
-        return False
-
-
-def _mark(conn: sqlite3.Connection) -> int:
-    """The file's :data:`MARKS` value (``PRAGMA user_version``)."""
-    mark: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    return mark
-
-
-def _table_rows(conn: sqlite3.Connection) -> int:
-    """How many updates the database holds; 0 when it has no ``updates`` table."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").fetchone() is None:
-        return 0
-    count: int = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
-    return count
-
-
-def split_legacy(data_dir: Path) -> None:
-    """Once, on the first start of either mode after the split by mode: move the replayed updates of the live
-    file of before it (where both modes wrote) to the replay file, and mark the live file as live-only.
-
-    Nothing is lost: the moved rows are committed in the replay file (or, when that already holds updates, in a
-    file of their own beside it, ``history-replay.split-<time>.sqlite3``) before they leave the live file. A file
-    that is missing, already marked, or damaged is left as it is (the live store sets a damaged one aside)."""
-    live = data_dir / FILES["live"]
-    if not live.exists():
-        return
-    try:
-        conn = sqlite3.connect(live, timeout=10)
-        try:
-            if _mark(conn) != 0:
-                return
-            if not _table_rows(conn):
-                return  # the live store marks it when it opens it
-            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                log.error("%s failed its integrity check: its replayed updates are not sorted out", live)
-                return
-            _split(conn, live, data_dir)
-        finally:
-            conn.close()
-    except sqlite3.Error as error:
-        log.error("the replayed updates of %s could not be sorted out (%s): the file is left as it is", live, error)
-
-
-def _split(conn: sqlite3.Connection, live: Path, data_dir: Path) -> None:
-    started = time.monotonic()
-    replayed = _replayed_ids(conn)
-    if replayed:
-        target = data_dir / FILES["replay"]
-        if target.exists():
-            try:
-                probe = sqlite3.connect(target, timeout=10)
-                try:
-                    taken = _table_rows(probe) > 0
-                finally:
-                    probe.close()
-            except sqlite3.DatabaseError:
-                taken = True
-            if taken:  # never mixed into a replay history begun since: kept apart, whole
-                target = data_dir / f"history-replay.split-{int(time.time())}.sqlite3"
-        _copy(conn, replayed, target)
-    with conn:
-        conn.executemany("DELETE FROM updates WHERE id = ?", ((row_id,) for row_id in replayed))
-        conn.execute(f"PRAGMA user_version = {MARKS['live']}")
-    if replayed:
-        log.warning("moved %d replayed updates out of the live history %s to %s (%.1f s): live and replay no "
-                    "longer share a file", len(replayed), live, target, time.monotonic() - started)
-
-
-def _body_mode(body: bytes) -> Mode | None:
-    """The mode an update says it was made in (data payloads carry ``data_source``), or None when it does not."""
-    try:
-        text = zlib.decompress(body)
-    except zlib.error:
-        return None
-    for marker, mode in _MODE_IN_BODY.items():
-        if marker in text:  # compact JSON as the hub serialises it; inside a string the quotes would be escaped
-            return mode
-    return None
-
-
-def _replayed_ids(conn: sqlite3.Connection) -> list[int]:
-    """The ids of the replayed updates. Updates that do not say their mode (scheduler, pool_manager, persistence)
-    belong to the run around them: one server writes a file at a time, so a run's rows are consecutive, and the
-    mode of the nearest update before (else after) that says one is theirs. None says one: all are live."""
-    ids: list[int] = []
-    modes: list[Mode | None] = []
-    for row_id, body in conn.execute("SELECT id, body FROM updates ORDER BY id"):
-        ids.append(row_id)
-        modes.append(_body_mode(body))
-    first = next((m for m in modes if m is not None), "live")
-    replayed, current = [], first
-    for row_id, mode in zip(ids, modes, strict=True):
-        current = mode or current
-        if current == "replay":
-            replayed.append(row_id)
-    return replayed
-
-
-def _copy(conn: sqlite3.Connection, ids: list[int], target: Path) -> None:
-    """The rows ``ids`` of ``conn`` into ``target`` (a replay file), in one committed transaction."""
-    out = sqlite3.connect(target, timeout=10)
-    try:
-        out.executescript(SCHEMA)
-        with out:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                rows = conn.execute(f"SELECT service, seq, ts, body FROM updates WHERE id IN "
-                                    f"({','.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall()
-                out.executemany("INSERT INTO updates(service, seq, ts, body) VALUES (?, ?, ?, ?)", rows)
-            out.execute(f"PRAGMA user_version = {MARKS['replay']}")
-    finally:
-        out.close()

@@ -20,7 +20,8 @@ import pytest
 from huggingface_hub import HfApi
 
 from storage.dataset_backup import SNAPSHOT_PATH, BackupError, DatasetBackup, from_settings
-from storage.history import FILES, MARKS, Mode, Store
+from storage.files import FILES, MARKS, Mode
+from storage.history import Store
 from tests.support.fake_hf_hub import FakeHfHub, loopback_only_session, running
 from tests.support.settings import make_settings
 from ws.hub import Hub

@@ -6,18 +6,14 @@ from __future__ import annotations
 import re
 import time
 
-from models.payloads import (
+from models.chain import (
     BitcoinNetwork,
     ChainTvl,
     EthereumNetwork,
     ExplorersPayload,
     GasFigures,
-    HealthPayload,
     OnchainPayload,
-    PoolPayload,
-    PoolView,
     ProtocolsSection,
-    ProviderHealthView,
     RpcChain,
     RpcNode,
     RpcNodesPayload,
@@ -25,6 +21,7 @@ from models.payloads import (
     StablecoinsSection,
     TvlSection,
 )
+from models.monitoring import HealthPayload, PoolPayload, PoolView, ProviderHealthView
 from ui.tabs.chain import render_chain
 from ui.tabs.providers import health_rows, keyless, pool_rows, render_providers
 from ui.widgets import View

@@ -9,26 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.catalog import websocket_base_url
+from models.chain import BitcoinNetwork, EthereumNetwork, ExplorersPayload
 from models.freshness import SourceState
-from models.payloads import (
-    Article,
-    ArticleSentiment,
-    BitcoinNetwork,
-    EthereumNetwork,
-    ExplorersPayload,
-    FearGreed,
-    HealthPayload,
-    JobView,
-    MarketDataPayload,
-    NewsPayload,
-    PoolPayload,
-    PoolView,
-    ProviderHealthView,
-    SchedulerPayload,
-    SentimentPayload,
-    WhaleTrackingPayload,
-    WhaleTransaction,
-)
+from models.market import MarketDataPayload
+from models.monitoring import HealthPayload, JobView, PoolPayload, PoolView, ProviderHealthView, SchedulerPayload
+from models.news import Article, ArticleSentiment, FearGreed, NewsPayload, SentimentPayload
+from models.whales import WhaleTrackingPayload, WhaleTransaction
 from ui import format as fmt
 from ui.dashboard import render_all
 from ui.history import PriceHistory

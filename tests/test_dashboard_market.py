@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from models.freshness import SourceState
-from models.payloads import MarketDataPayload
+from models.market import MarketDataPayload
 from ui.tabs.header import render_header
 from ui.tabs.market import market_rows, market_summary, market_table
 from ui.widgets import View

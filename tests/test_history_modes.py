@@ -13,7 +13,8 @@ import httpx
 
 from app import create_app
 from services.persistence import PersistenceService
-from storage.history import FILES, MARKS, Store, coin_quote
+from storage.files import FILES, MARKS
+from storage.history import Store, coin_quote
 from tests.support.server import serve
 from tests.support.settings import make_settings
 from tests.support.wsclient import Client

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from inference.runner import SentimentRunner
-from models.payloads import HfRepoItem, HuggingfacePayload
+from models.huggingface import HfRepoItem, HuggingfacePayload
 from services.huggingface import REFRESH_EVERY, RETRY_EVERY, HuggingfaceService, build, merge
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher

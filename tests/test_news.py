@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from models.payloads import ArticleSentiment
+from models.news import ArticleSentiment
 from services.base import BuildContext
 from services.news import NewsService, build
 from sources.errors import AnswerError, ProviderBadResponse

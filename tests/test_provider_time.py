@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from models.messages import epoch, iso
-from models.payloads import FearGreed
+from models.news import FearGreed
 from models.states import DataStatus
 from services.cadence import Cadence, PacedSection
 from sources.fetcher import Fetcher

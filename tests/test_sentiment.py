@@ -16,7 +16,7 @@ import pytest
 
 from inference.runner import SentimentRunner
 from models.messages import iso, now_iso
-from models.payloads import Article, ArticleSentiment, NewsPayload, SentimentPayload
+from models.news import Article, ArticleSentiment, NewsPayload, SentimentPayload
 from services.sentiment import (
     FEAR_GREED_EVERY,
     REDDIT_EVERY,

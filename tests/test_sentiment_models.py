@@ -16,7 +16,7 @@ from config import Settings
 from inference.backends import LexiconBackend, TransformersBackend
 from inference.presets import PRESETS, UnmappedLabels, label_map, resolve_model, verdict
 from inference.runner import SentimentRunner
-from models.payloads import ArticleSentiment
+from models.news import ArticleSentiment
 from tests.support.settings import make_settings
 from tests.support.tiny_model import build_tiny_model, expected_probabilities
 

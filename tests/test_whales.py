@@ -13,21 +13,18 @@ import orjson
 import pytest
 
 from config import Redactor, Settings
+from models.market import MarketDataPayload
 from models.messages import iso
-from models.payloads import MarketDataPayload, WhaleCoverage, WhalePrice, WhaleTrackingPayload, WhaleTransaction
+from models.whales import WhaleCoverage, WhalePrice, WhaleTrackingPayload, WhaleTransaction
 from services.ports import Prices, hub_prices
 from services.whale_tracking import WhalePools, WhaleTrackingService, build
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher
 from sources.http import http_client
 from sources.pools import Pool
+from sources.providers.eth_transfers import normalize_eth_block
 from sources.providers.rpc import nodes_for, rpc_result
-from sources.providers.whales import (
-    BlockchainInfoUnconfirmed,
-    MempoolRecent,
-    WhaleAlert,
-    normalize_eth_block,
-)
+from sources.providers.whales import BlockchainInfoUnconfirmed, MempoolRecent, WhaleAlert
 from tests.support.clock import FakeClock
 from tests.support.context import build_context
 from tests.support.recordings import recorded, routes_transport

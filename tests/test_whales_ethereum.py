@@ -20,19 +20,17 @@ from services.whale_tracking import WhalePools, WhaleTrackingService
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher
 from sources.pools import Pool
-from sources.providers.rpc import nodes_for, rpc_result
-from sources.providers.whales import (
+from sources.providers.eth_transfers import (
     STABLECOINS,
     TRANSFER_TOPIC,
     TRANSFER_TOPIC_BLOOM,
-    BlockchainInfoUnconfirmed,
-    MempoolRecent,
-    WhaleAlert,
     bloom_may_hold,
     eth_scanners,
     normalize_eth_block,
     normalize_token_logs,
 )
+from sources.providers.rpc import nodes_for, rpc_result
+from sources.providers.whales import BlockchainInfoUnconfirmed, MempoolRecent, WhaleAlert
 from tests.support.clock import FakeClock
 from tests.support.recordings import recorded, routes_transport
 

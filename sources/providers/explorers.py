@@ -16,8 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from models.chain import BitcoinFigures, EthereumFigures, GasFigures
 from models.messages import iso
-from models.payloads import BitcoinFigures, EthereumFigures, GasFigures
 from sources.errors import AnswerError, ProviderBadResponse, ProviderError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate

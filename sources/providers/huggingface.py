@@ -10,8 +10,8 @@ from typing import Any
 
 from huggingface_hub.hf_api import DatasetInfo, ModelInfo
 
+from models.huggingface import HfRepoItem
 from models.messages import iso
-from models.payloads import HfRepoItem
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate

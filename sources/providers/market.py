@@ -6,7 +6,7 @@ request through the fetcher and hands the raw answer to a pure ``normalize_*`` c
 exercise with recorded bodies), giving a :class:`MarketSnapshot`: quotes, the currency they are counted in, and
 each quote's own time as the provider put it on the data (null where it gives none). Some also publish
 whole-market figures and trending coins, normalised to the payload's own models
-(:class:`~models.payloads.GlobalMarket`, :class:`~models.payloads.TrendingCoin`).
+(:class:`~models.market.GlobalMarket`, :class:`~models.market.TrendingCoin`).
 Values a provider does not give are left out, never filled with zero; a provider time before 2009-01-03 (or
 a day ahead of our clock) is no time and is dropped (:func:`quote_time`).
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from models.market import GlobalMarket, TrendingCoin
 from models.messages import iso
-from models.payloads import GlobalMarket, TrendingCoin
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import feedparser
 
 from models.messages import iso, parse_iso
-from models.payloads import Article
+from models.news import Article
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
-from models.payloads import ChainTvl, DefiProtocol, Stablecoin
+from models.chain import ChainTvl, DefiProtocol, Stablecoin
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate

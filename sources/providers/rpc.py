@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from models.chain import GasFigures
 from models.messages import iso
-from models.payloads import GasFigures
 from sources.errors import AnswerError, ProviderBadResponse
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from models.messages import epoch, iso
-from models.payloads import FearGreed
+from models.news import FearGreed
 from sources.errors import AnswerError
 from sources.fetcher import Fetcher, Provider
 from sources.limits import Rate
