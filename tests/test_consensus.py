@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from models.messages import iso
@@ -36,7 +35,8 @@ from sources.providers.values import EARLIEST_DATA_TIME
 from tests.support.clock import FakeClock
 from tests.support.context import build_context
 from tests.support.market_recordings import as_captured
-from tests.support.recordings import Routes, recorded, routes_transport
+from tests.support.recordings import Routes, routes_transport
+from tests.support.recordings import recorded_json as body
 from tests.support.settings import make_settings
 from ws.hub import Hub
 
@@ -45,9 +45,6 @@ PAPRIKA = "https://api.coinpaprika.com/v1/tickers"
 KRAKEN = "https://api.kraken.com/0/public/Ticker"
 COINBASE = "https://api.exchange.coinbase.com/products/stats"
 
-
-def body(name: str) -> Any:
-    return orjson.loads(recorded(name))
 
 
 # -- provider time --------------------------------------------------------------------------------------

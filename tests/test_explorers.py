@@ -28,6 +28,7 @@ from sources.providers.rpc import nodes_for
 from sources.replay import RECORDED_AT, ReplayTransport
 from tests.support.context import build_context
 from tests.support.recordings import recorded
+from tests.support.recordings import recorded_json as body
 from tests.support.settings import make_settings
 
 MEMPOOL = "https://mempool.space/api"
@@ -37,9 +38,6 @@ ETHERSCAN = "https://api.etherscan.io/v2/api"
 PUBLICNODE = "https://ethereum-rpc.publicnode.com"
 LLAMARPC = "https://eth.llamarpc.com"
 
-
-def body(name: str) -> Any:
-    return orjson.loads(recorded(name))
 
 
 #: Hand-written in the format of mempool.space's ``/block/:hash`` (Esplora's): the id, height, time and

@@ -27,6 +27,7 @@ from tests.support.clock import FakeClock
 from tests.support.context import build_context
 from tests.support.market_recordings import as_captured
 from tests.support.recordings import Handler, Routes, recorded, routes_transport
+from tests.support.recordings import recorded_json as body
 from tests.support.settings import make_settings
 
 GECKO = "https://api.coingecko.com/api/v3/coins/markets"
@@ -212,9 +213,6 @@ async def test_open_circuit_skips_the_provider_without_calling_it() -> None:
 
 
 # -- the providers added after Kraken: normalisers --------------------------------------------------------
-
-def body(name: str) -> object:
-    return orjson.loads(recorded(name))
 
 
 def test_coinbase_products_stats() -> None:

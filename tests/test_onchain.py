@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from config import Settings
@@ -23,14 +22,12 @@ from sources.providers.rpc import nodes_for, normalize_gas, rpc_result
 from sources.replay import RECORDED_AT
 from tests.support.context import build_context
 from tests.support.recordings import recorded, routes_transport
+from tests.support.recordings import recorded_json as body
 
 CHAINS = "https://api.llama.fi/v2/chains"
 PROTOCOLS = "https://api.llama.fi/protocols"
 STABLECOINS = "https://stablecoins.llama.fi/stablecoins"
 
-
-def body(name: str) -> Any:
-    return orjson.loads(recorded(name))
 
 
 def ok(name: str) -> httpx.Response:

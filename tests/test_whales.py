@@ -27,7 +27,8 @@ from sources.providers.rpc import nodes_for, rpc_result
 from sources.providers.whales import BlockchainInfoUnconfirmed, MempoolRecent, WhaleAlert
 from tests.support.clock import FakeClock
 from tests.support.context import build_context
-from tests.support.recordings import recorded, routes_transport
+from tests.support.recordings import recorded_json as body
+from tests.support.recordings import routes_transport
 from ui.tabs.whales import render_whales
 from ui.widgets import View
 from ws.hub import Hub
@@ -39,9 +40,6 @@ ETH_NODE = "https://ethereum-rpc.publicnode.com"
 SPEC_KEYS = {"large_transactions", "whale_wallets", "total_volume", "alert_threshold", "timestamp"}
 PRICES = Prices({"BTC": 60_000.0, "ETH": 3_000.0}, 0.0)
 
-
-def body(name: str) -> Any:
-    return orjson.loads(recorded(name))
 
 
 def ok(payload: Any) -> httpx.Response:

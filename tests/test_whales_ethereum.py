@@ -32,7 +32,8 @@ from sources.providers.eth_transfers import (
 from sources.providers.rpc import nodes_for, rpc_result
 from sources.providers.whales import BlockchainInfoUnconfirmed, MempoolRecent, WhaleAlert
 from tests.support.clock import FakeClock
-from tests.support.recordings import recorded, routes_transport
+from tests.support.recordings import recorded_json as body
+from tests.support.recordings import routes_transport
 
 NODE_A, NODE_B = "https://ethereum-rpc.publicnode.com", "https://eth.llamarpc.com"
 USDT, USDC = STABLECOINS
@@ -41,9 +42,6 @@ PRICES = Prices({"BTC": 60_000.0, "ETH": 3_000.0}, BLOCK_TIME, source="coingecko
 MAINNET_BLOCK = "whales/mainnet-eth_getBlockByNumber-latest-hashes-2025-03-26.json"
 RECORDED_LOGS = "whales/usdt-eth_getLogs-block-0x15536ea.trimmed.json"
 
-
-def body(name: str) -> Any:
-    return json.loads(recorded(name))
 
 
 # -- keccak-256, to check the bloom bits written into sources/providers/whales.py ------------------------

@@ -4,8 +4,10 @@ internet."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
+import orjson
 
 from tests.support.paths import FIXTURES, REPLAY
 
@@ -17,6 +19,11 @@ def recorded(name: str) -> bytes:
         if path.exists():
             return path.read_bytes()
     raise FileNotFoundError(name)
+
+
+def recorded_json(name: str) -> Any:
+    """A recorded provider body, decoded: what a normaliser is handed."""
+    return orjson.loads(recorded(name))
 
 
 Handler = Callable[[httpx.Request], httpx.Response]
