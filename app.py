@@ -26,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+import logs
 from api.health import build_health_router
 from api.history import build_history_router
 from api.latest import build_latest_router
@@ -51,7 +52,7 @@ from services import (
     whale_tracking,
 )
 from services.base import BuildContext, Service
-from services.jobs import Scheduler
+from services.jobs import Scheduler, current_job
 from sources.fetcher import Fetcher
 from sources.http import http_client
 from storage.dataset_backup import DatasetBackup
@@ -196,19 +197,16 @@ def load_settings() -> Settings:
 
 def main() -> None:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL at INFO; some carry API keys in their query.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # One line per job run at INFO, and a warning each time a slow run makes the next one coalesce (the scheduler
-    # stream shows both): only its errors are worth a log line.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    # Every logger (uvicorn's too: log_config=None below) through one handler, text or JSON, scrubbed of secrets.
+    logs.configure(settings.log_level, settings.log_format, settings.redactor(),
+                   context=lambda: {"service": current_job.get()})
     uvicorn.run(
         functools.partial(create_app, settings),
         factory=True,  # built inside the server's event loop
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # logs.configure did it
         ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_ping_interval=settings.ws_ping_interval,

@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -27,6 +28,8 @@ from models.monitoring import JobView, SchedulerPayload
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, Mapping[str, Any]], object]
+#: The job (its stream's name) the current task runs for, None outside a job: log lines say which service.
+current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
 
 
 class Stream(Protocol):
@@ -98,6 +101,7 @@ class Scheduler:
         stats.running, stats.last_run = True, time.time()
         started = time.perf_counter()
         current = asyncio.current_task()
+        job = current_job.set(stats.name)
         if current is not None:
             self._running.add(current)
         result: str | None = None  # stays None for a run cut short by a cancellation
@@ -111,11 +115,12 @@ class Scheduler:
             # ERROR level, where APScheduler would put a re-raised cancellation with its traceback.
             log.info("job %s stopped by the shutdown", job_id)
         except Exception as exc:  # logged and counted, never swallowed silently
-            log.exception("job %s failed", job_id)
+            log.exception("job %s failed", job_id, extra={"service": stats.name})
             stats.failures += 1
             result = stats.last_result = "error"
             stats.last_error = self._redact(f"{type(exc).__name__}: {exc}")
         finally:
+            current_job.reset(job)
             if current is not None:
                 self._running.discard(current)
             stats.runs += 1
