@@ -3,7 +3,8 @@ human-readable by default or one JSON object per line (``LOG_FORMAT=json``) for 
 
 A JSON line has ``time`` (ISO-8601 UTC), ``level``, ``logger``, ``message``, ``exception`` (its traceback, when
 there is one) and ``service`` / ``provider`` where known: from the record's ``extra`` or from the context
-(``context``: what the running job is collecting, say). Every line, in either format, is passed through the
+(``context``: what the running job is collecting, say); uvicorn's access lines also have ``client``,
+``method``, ``path``, ``http_version`` and ``status``. Every line, in either format, is passed through the
 :class:`config.Redactor` last, so no secret in use can reach a log line even if a message or a traceback quotes
 one.
 
@@ -53,6 +54,9 @@ class JsonFormatter(OrjsonFormatter):
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         log_data["time"] = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
         super().add_fields(log_data, record, message_dict)
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            # uvicorn's access line, also as fields: client, method, path (with its query), HTTP version, status
+            log_data.update(zip(("client", "method", "path", "http_version", "status"), record.args, strict=True))
         for key, value in (self.context() if self.context else {}).items():
             if value is not None:
                 log_data.setdefault(key, value)

@@ -120,15 +120,16 @@ class Scheduler:
             result = stats.last_result = "error"
             stats.last_error = self._redact(f"{type(exc).__name__}: {exc}")
         finally:
-            current_job.reset(job)
             if current is not None:
                 self._running.discard(current)
             stats.runs += 1
             stats.running = False
             elapsed = time.perf_counter() - started
             stats.last_duration_ms = round(elapsed * 1000, 1)
+            log.debug("job %s: %s in %.1f ms", job_id, result or "cancelled", stats.last_duration_ms)
             if result is not None and self.observer is not None:
                 self.observer.job_run(stats.name, result, elapsed)
+            current_job.reset(job)
 
     def start(self) -> None:
         self._scheduler.start()
