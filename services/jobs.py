@@ -115,7 +115,7 @@ class Scheduler:
             # ERROR level, where APScheduler would put a re-raised cancellation with its traceback.
             log.info("job %s stopped by the shutdown", job_id)
         except Exception as exc:  # logged and counted, never swallowed silently
-            log.exception("job %s failed", job_id, extra={"service": stats.name})
+            log.exception("job %s failed", job_id)
             stats.failures += 1
             result = stats.last_result = "error"
             stats.last_error = self._redact(f"{type(exc).__name__}: {exc}")

@@ -15,9 +15,14 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from models.catalog import ENDPOINTS, SERVICE_NAMES
+from ws.hub import Counts
 from ws.manager import ConnectionManager
 
 PREFIX = "crypto_monitor_"
+#: Every WebSocket path and service is shown from the start, at 0: a series that appears only with its first
+#: client would make ``sum()`` empty and ``rate()`` miss the first increments.
+PATHS = tuple(path for endpoint in ENDPOINTS for path in (endpoint.path, *endpoint.aliases))
 
 
 def depth_buckets(queue_size: int) -> list[int]:
@@ -46,7 +51,7 @@ class WebSocketCollector(Collector):
 
     def _connections(self) -> Iterator[Metric]:
         manager = self.manager
-        by_endpoint: dict[str, int] = {}
+        by_endpoint = dict.fromkeys(PATHS, 0)
         for conn in manager.connections.values():
             by_endpoint[conn.endpoint] = by_endpoint.get(conn.endpoint, 0) + 1
         connections = GaugeMetricFamily(PREFIX + "ws_connections", "Open WebSocket connections, by endpoint path",
@@ -66,8 +71,9 @@ class WebSocketCollector(Collector):
         yield disconnects
         subscriptions = GaugeMetricFamily(PREFIX + "ws_subscriptions", "Connections subscribed to each service",
                                           labels=["service"])
-        for service, count in sorted(manager.hub.subscription_counts().items()):
-            subscriptions.add_metric([service], count)
+        counts = manager.hub.subscription_counts()
+        for service in dict.fromkeys((*SERVICE_NAMES, *sorted(counts))):  # "system" too, once subscribed
+            subscriptions.add_metric([service], counts.get(service, 0))
         yield subscriptions
 
     def _updates(self) -> Iterator[Metric]:
@@ -78,7 +84,9 @@ class WebSocketCollector(Collector):
         }
         families = {kind: CounterMetricFamily(PREFIX + f"updates_{kind}", text, labels=["service"])
                     for kind, text in help_texts.items()}
-        for service, counts in sorted(self.manager.hub.counts().items()):
+        by_service = self.manager.hub.counts()
+        for service in dict.fromkeys((*SERVICE_NAMES, *sorted(by_service))):  # anything else published, too
+            counts = by_service.get(service) or Counts()
             families["published"].add_metric([service], counts.published)
             families["delivered"].add_metric([service], counts.delivered)
             families["dropped"].add_metric([service], counts.dropped)
@@ -107,7 +115,9 @@ class WebSocketCollector(Collector):
         errors = CounterMetricFamily(PREFIX + "ws_inbound_errors", "Error replies to client messages since start "
                                      "(bad JSON, unknown action or service, rate limit), by endpoint path",
                                      labels=["endpoint"])
-        for endpoint, (received, failed) in sorted(self.manager.inbound().items()):
+        inbound = self.manager.inbound()
+        for endpoint in dict.fromkeys((*PATHS, *sorted(inbound))):
+            received, failed = inbound.get(endpoint, (0, 0))
             messages.add_metric([endpoint], received)
             errors.add_metric([endpoint], failed)
         yield messages
