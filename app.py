@@ -116,7 +116,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                        backup=backup)
     data_streams, monitoring_streams = build_streams(ctx)
     # /metrics: its own registry per app; observes the fetcher, store and runner (and the scheduler, below).
-    metrics = Metrics(fetcher, store, runner)
+    metrics = Metrics(fetcher, store, runner, intervals)
     jobs.observer = metrics
     metrics.registry.register(WebSocketCollector(manager))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Request, Response
@@ -96,7 +96,9 @@ class DataCollector(Collector):
 class Metrics:
     """One server's registry, the observer of its slow events, and the event-loop lag sampler."""
 
-    def __init__(self, fetcher: Fetcher, store: Store, runner: SentimentRunner) -> None:
+    def __init__(self, fetcher: Fetcher, store: Store, runner: SentimentRunner,
+                 intervals: Mapping[str, float]) -> None:
+        """``intervals``: each service's job interval in seconds (after INTERVAL_SCALE), for staleness alerts."""
         self.registry = registry = CollectorRegistry()
         # The process (CPU, RSS, open files), Python's GC and version: what any Python exporter shows.
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -113,6 +115,10 @@ class Metrics:
         self._job_seconds = Histogram(
             PREFIX + "job_duration_seconds", "Duration of each scheduled job run, by service and result "
             "(published, nothing_new, done, error)", ["service", "result"], buckets=JOB_BUCKETS, registry=registry)
+        interval = Gauge(PREFIX + "job_interval_seconds", "Each service's collection interval (after "
+                         "INTERVAL_SCALE): compare the last success's age with it", ["service"], registry=registry)
+        for service, seconds in intervals.items():
+            interval.labels(service).set(seconds)
         self._job_success = Gauge(
             PREFIX + "job_last_success_timestamp_seconds", "When each service's job last ran without an error "
             "(Unix time)", ["service"], registry=registry)

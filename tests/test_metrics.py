@@ -42,6 +42,7 @@ FAMILIES = {
     P + "provider_healthy": "gauge",
     P + "job_duration_seconds": "histogram",
     P + "job_last_success_timestamp_seconds": "gauge",
+    P + "job_interval_seconds": "gauge",
     P + "store_batch_duration_seconds": "histogram",
     P + "store_rows_written": "counter",
     P + "store_pending": "gauge",
@@ -99,6 +100,7 @@ def test_metrics_of_a_running_server_exist_parse_and_move(live_server: LiveServe
     assert before.value(P + "provider_circuit_state", provider="coingecko") == 1  # one state at a time
     assert before.value(P + "job_duration_seconds_count", service="market_data", result="published") >= 1
     assert before.value(P + "job_last_success_timestamp_seconds", service="market_data") > 1.7e9
+    assert before.value(P + "job_interval_seconds", service="market_data") == 5 * 100  # INTERVAL_SCALE 100
     assert before.value(P + "updates_published_total", service="market_data") >= 1
     server.wait_for(lambda: moved(server, P + "store_batch_duration_seconds_count", outcome="ok"))
     server.wait_for(lambda: moved(server, P + "event_loop_lag_seconds_count"))
