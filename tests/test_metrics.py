@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import promql_parser
 import pytest
+import yaml
 from fastapi import FastAPI
+from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
 from app import create_app
+from tests.support.paths import ROOT
 from tests.support.server import LiveServer
 from tests.support.settings import make_settings
 from tests.support.wsclient import Client
@@ -181,3 +186,40 @@ def test_send_queue_depth_is_a_histogram_of_the_queues_at_scrape_time() -> None:
     buckets = {s.labels["le"]: s.value for s in histogram.samples if s.name.endswith("_bucket")}
     assert buckets == {"0.0": 2, "1.0": 2, "2.0": 2, "4.0": 3, "8.0": 3, "16.0": 3, "32.0": 3, "64.0": 4, "+Inf": 4}
     assert next(s.value for s in histogram.samples if s.name.endswith("_sum")) == 67
+
+
+# -- the README's operations section agrees with the server -------------------------------------------------
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+def exposed_families(tmp_path: Path) -> set[str]:
+    """Every family a fresh app exposes (labelled ones too, before their first sample)."""
+    async def build() -> FastAPI:
+        return create_app(make_settings(tmp_path))
+
+    app = asyncio.run(build())
+    text = generate_latest(app.state.metrics.registry).decode()
+    return {f.name for f in text_string_to_metric_families(text)
+            if f.name.startswith(P) and not f.name.endswith("_created")}  # the text format's creation times
+
+
+def test_the_readme_lists_every_metric_and_its_alerts_parse_and_name_real_ones(tmp_path: Path) -> None:
+    section = readme_section("Operations")
+    families = exposed_families(tmp_path)
+    documented = set(re.findall(r"`(crypto_monitor_[a-z_]+)`", section))
+    documented = {_family_of(name) for name in documented}
+    assert families <= documented, f"not in the README's table: {families - documented}"
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    scrape, rules = (yaml.safe_load(block) for block in blocks[:2])
+    assert scrape["scrape_configs"][0]["metrics_path"] == "/metrics"
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert len(exprs) >= 10
+    for expr in exprs:
+        promql_parser.parse(expr)  # raises on a syntax error
+        for name in re.findall(r"crypto_monitor_[a-z_]+", expr):
+            assert _family_of(name) in families, f"{name} in an alert is not exposed"
