@@ -110,7 +110,7 @@ def test_metrics_of_a_running_server_exist_parse_and_move(live_server: LiveServe
     server.wait_for(lambda: moved(server, P + "store_batch_duration_seconds_count", outcome="ok"))
     server.wait_for(lambda: moved(server, P + "event_loop_lag_seconds_count"))
 
-    # WebSocket activity: a subscriber, a bad message, an oversized one, a client that stops reading.
+    # WebSocket activity: a subscriber, a bad message, an oversized one, a flood, a client that stops reading.
     with Client(server.ws, "/ws/market_data") as client:
         client.recv_type("subscription_confirmed")
         client.request("not json", "error")
@@ -127,7 +127,14 @@ def test_metrics_of_a_running_server_exist_parse_and_move(live_server: LiveServe
         big.send('{"action": "ping", "data": "' + "x" * (70 * 1024) + '"}')
         with pytest.raises(ConnectionClosed):
             big.recv_until(lambda m: False, timeout=5)
+    with Client(server.ws, "/ws") as flood:
+        flood.recv_type("connection_established")
+        with pytest.raises(ConnectionClosed):
+            for _ in range(200):
+                flood.send({"action": "ping"})
+            flood.recv_until(lambda m: False, timeout=10)
     manager = server.app.state.manager
+    server.wait_for(lambda: manager.count == 0)  # the others are gone: the one connection next is the slow one
     slow = raw_websocket(server.base, "/ws/persistence")
     try:
         server.wait_for(lambda: manager.count == 1)
@@ -142,12 +149,12 @@ def test_metrics_of_a_running_server_exist_parse_and_move(live_server: LiveServe
     assert response.status_code == 200
 
     after = Scrape(server)
-    assert after.value(P + "ws_connections_opened_total") == 3
+    assert after.value(P + "ws_connections_opened_total") == 4
     assert after.value(P + "ws_connections") == 0
     assert after.value(P + "ws_disconnects_total", reason="normal") == 1
     assert after.value(P + "ws_disconnects_total", reason="oversize") == 1
     assert after.value(P + "ws_disconnects_total", reason="slow_consumer") == 1
-    assert after.value(P + "ws_disconnects_total", reason="rate_limit") == 0
+    assert after.value(P + "ws_disconnects_total", reason="rate_limit") == 1
     assert after.value(P + "ws_inbound_messages_total", endpoint="/ws/market_data") == 2
     assert after.value(P + "ws_inbound_errors_total", endpoint="/ws/market_data") == 1
     # the one update published while the client listened (its snapshot on subscribing is no fan-out)
