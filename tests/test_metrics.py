@@ -98,6 +98,10 @@ def test_metrics_of_a_running_server_exist_parse_and_move(live_server: LiveServe
         assert name in before.families, name
         assert before.families[name].type == kind, name
 
+    openmetrics = httpx.get(server.base + "/metrics", headers={"Accept": "application/openmetrics-text"}, timeout=10)
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert openmetrics.text.endswith("# EOF\n")
+
     # Every stream has run once: its provider calls, its job run, the store's batch are all counted.
     assert before.value(P + "provider_requests_total", provider="coingecko", outcome="ok") >= 1
     assert before.value(P + "provider_request_duration_seconds_count", provider="coingecko") >= 1
