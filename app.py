@@ -26,10 +26,12 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+import logs
 from api.health import build_health_router
 from api.history import build_history_router
 from api.latest import build_latest_router
 from api.limits import BodyLimit
+from api.metrics import Metrics, build_metrics_router
 from api.providers import build_providers_router
 from api.sentiment import build_sentiment_router
 from config import Settings, describe_error
@@ -50,7 +52,7 @@ from services import (
     whale_tracking,
 )
 from services.base import BuildContext, Service
-from services.jobs import Scheduler
+from services.jobs import Scheduler, current_job
 from sources.fetcher import Fetcher
 from sources.http import http_client
 from storage.dataset_backup import DatasetBackup
@@ -59,6 +61,7 @@ from storage.history import Store
 from ui.dashboard import CSS, HEAD, THEME, build_ui
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
+from ws.metrics import WebSocketCollector
 from ws.routes import build_router
 from ws.uvicorn_protocol import WebSocketProtocol
 
@@ -112,6 +115,10 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     ctx = BuildContext(settings, fetcher, intervals, latest=hub, scheduler=jobs, sentiment=runner, store=store,
                        backup=backup)
     data_streams, monitoring_streams = build_streams(ctx)
+    # /metrics: its own registry per app; observes the fetcher, store and runner (and the scheduler, below).
+    metrics = Metrics(fetcher, store, runner, intervals)
+    jobs.observer = metrics
+    metrics.registry.register(WebSocketCollector(manager))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -133,6 +140,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             # closes after it.
             await stack.enter_async_context(runner)
             await stack.enter_async_context(http)
+            await stack.enter_async_context(metrics.loop_lag())
             schedule(jobs, data_streams, monitoring_streams, intervals)
             if backup is not None:
                 jobs.add_task("hf_backup", backup.upload, backup.interval, first_run_in=min(backup.interval, 600))
@@ -154,10 +162,12 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.state.store = store
     app.state.sentiment = runner
     app.state.scheduler = jobs
+    app.state.metrics = metrics
 
     # Every text at its longest in UTF-8, plus room for the JSON around them.
     app.add_middleware(BodyLimit, max_bytes=settings.sentiment_max_texts * settings.sentiment_max_chars * 4 + 65536)
     app.include_router(build_health_router(settings.data_source, lambda: manager.count))
+    app.include_router(build_metrics_router(metrics.registry))
     app.include_router(build_history_router(store))
     app.include_router(build_providers_router(fetcher))
     app.include_router(build_sentiment_router(runner, settings))
@@ -187,19 +197,16 @@ def load_settings() -> Settings:
 
 def main() -> None:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL at INFO; some carry API keys in their query.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # One line per job run at INFO, and a warning each time a slow run makes the next one coalesce (the scheduler
-    # stream shows both): only its errors are worth a log line.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    # Every logger (uvicorn's too: log_config=None below) through one handler, text or JSON, scrubbed of secrets.
+    logs.configure(settings.log_level, settings.log_format, settings.redactor(),
+                   context=lambda: {"service": current_job.get()})
     uvicorn.run(
         functools.partial(create_app, settings),
         factory=True,  # built inside the server's event loop
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # logs.configure did it
         ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_ping_interval=settings.ws_ping_interval,

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(7860, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
 
     # Data
     data_source: Literal["live", "replay"] = "live"

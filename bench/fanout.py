@@ -2,6 +2,7 @@
 
     python bench/fanout.py                   # N = 1000 and 5000, both servers
     python bench/fanout.py --n 1000 --quick  # one size, shorter phases
+    python bench/fanout.py --n 1000 --server hub --scrape 1   # the hub only, GET /metrics every second meanwhile
 
 For each server and N it starts the server on 127.0.0.1, connects N aiohttp WebSocket clients (in two
 processes, subscribed to market_data), then measures:
@@ -226,7 +227,42 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def measure(kind: str, n: int, payload_file: str, quick: bool) -> dict[str, Any]:
+class Scraper:
+    """GET /metrics every ``interval`` seconds while a measure runs, as Prometheus would (more often)."""
+
+    def __init__(self, port: int, interval: float | None) -> None:
+        import threading
+
+        self.port, self.interval = port, interval
+        self.stop = threading.Event()
+        self.scrapes, self.bytes = 0, 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import httpx
+
+        assert self.interval is not None
+        while not self.stop.wait(self.interval):
+            try:
+                response = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10)
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                self.scrapes += 1
+                self.bytes += len(response.content)
+
+    def start(self) -> Scraper:
+        if self.interval:
+            self.thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self.interval:
+            self.thread.join(timeout=15)
+
+
+def measure(kind: str, n: int, payload_file: str, quick: bool, scrape: float | None = None) -> dict[str, Any]:
     import httpx
 
     port = free_port()
@@ -250,6 +286,7 @@ def measure(kind: str, n: int, payload_file: str, quick: bool) -> dict[str, Any]
                 raise RuntimeError(f"client failed: {line!r}")
         time.sleep(2.0)
         after = rss_kib(server.pid)
+        scraper = Scraper(port, scrape).start()
         paced_count, burst_count = (4, 10) if quick else (10, 20)
         httpx.post(f"http://127.0.0.1:{port}/bench/publish",
                    params={"count": paced_count, "interval": 0.5, "phase": "paced"}, timeout=30)
@@ -267,6 +304,7 @@ def measure(kind: str, n: int, payload_file: str, quick: bool) -> dict[str, Any]
             for phase, pairs in result["records"].items():
                 records[phase].extend(pairs)
             client.wait(timeout=60)
+        scraper.finish()
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -281,6 +319,7 @@ def measure(kind: str, n: int, payload_file: str, quick: bool) -> dict[str, Any]
         "burst_delivered": len(burst), "burst_expected": n * burst_count,
         "deliveries_per_s": len(burst) / max(1e-9, burst_end - burst_start),
         "burst_p50_ms": percentile(burst, 0.5), "burst_p99_ms": percentile(burst, 0.99),
+        "scrapes": scraper.scrapes, "scrape_kib": scraper.bytes / 1024 / max(1, scraper.scrapes),
     }
 
 
@@ -288,6 +327,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, action="append", help="client count (repeatable); default 1000, 5000")
     parser.add_argument("--quick", action="store_true", help="shorter phases")
+    parser.add_argument("--server", choices=["hub", "naive"], action="append", help="which (repeatable); default both")
+    parser.add_argument("--scrape", type=float, help="GET /metrics every this many seconds during the phases")
     parser.add_argument("--serve", choices=["hub", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -301,7 +342,8 @@ def main() -> None:
         return asyncio.run(run_clients(args.port, args.clients))
 
     payload_file = capture_payload()
-    rows = [measure(kind, n, payload_file, args.quick) for n in (args.n or [1000, 5000]) for kind in ("hub", "naive")]
+    rows = [measure(kind, n, payload_file, args.quick, args.scrape)
+            for n in (args.n or [1000, 5000]) for kind in (args.server or ["hub", "naive"])]
     size = len(Path(payload_file).read_bytes())
     print(f"\nfan-out benchmark: {os.cpu_count()} cores, clients and server on one machine, "
           f"update of {size / 1024:.1f} KiB (replayed market_data)\n")
@@ -314,6 +356,9 @@ def main() -> None:
         print(f"{r['server']:<7}{r['n']:>6}{r['rss_per_conn_kib']:>14.1f}{r['paced_p50_ms']:>14.1f}"
               f"{r['paced_p99_ms']:>14.1f}{r['deliveries_per_s']:>14,.0f}{r['burst_p50_ms']:>14.1f}"
               f"{r['burst_p99_ms']:>14.1f}{delivered:>11.1%}")
+    if args.scrape:
+        print("\n" + "; ".join(f"{r['server']} {r['n']}: {r['scrapes']} scrapes of /metrics, "
+                               f"{r['scrape_kib']:.0f} KiB each" for r in rows))
 
 
 def capture_payload() -> str:

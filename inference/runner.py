@@ -21,7 +21,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from config import Redactor
 from inference.backends import LexiconBackend, SentimentBackend, TransformersBackend
@@ -38,6 +38,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class InferenceObserver(Protocol):
+    """Told of every batch scored (metrics): the backend that answered, how many texts, how long it took."""
+
+    def inference(self, backend: str, texts: int, seconds: float) -> None: ...
 
 
 @dataclass
@@ -128,6 +134,7 @@ class SentimentRunner:
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.loaded = asyncio.Event()  # set when the first load attempt has ended, well or not
+        self.observer: InferenceObserver | None = None
 
     def _load_configured(self) -> SentimentBackend:
         _bound_torch_threads(self.settings.torch_threads)
@@ -292,6 +299,8 @@ class SentimentRunner:
         figures.batches += 1
         figures.total_ms += elapsed_ms
         figures.batch_ms.append(elapsed_ms)
+        if self.observer is not None:
+            self.observer.inference(backend.name, len(texts), elapsed_ms / 1000)
         for job, result in zip(batch, verdicts, strict=True):
             self._cache[(backend.name, job.key)] = result
             self._settle(job, result)

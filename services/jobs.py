@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -27,6 +28,8 @@ from models.monitoring import JobView, SchedulerPayload
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, Mapping[str, Any]], object]
+#: The job (its stream's name) the current task runs for, None outside a job: log lines say which service.
+current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
 
 
 class Stream(Protocol):
@@ -38,6 +41,13 @@ class Stream(Protocol):
     async def collect(self) -> Mapping[str, Any] | None: ...
 
 
+class JobObserver(Protocol):
+    """Told of every finished job run (metrics): the job's name (its stream's), its result (``published``,
+    ``nothing_new``, ``done``, ``error``) and how long it took; a run cut short by a cancellation is not told."""
+
+    def job_run(self, name: str, result: str, seconds: float) -> None: ...
+
+
 #: A periodic job; it may return its result's name ("published", "nothing_new"); None means "done".
 Task = Callable[[], Awaitable[str | None]]
 
@@ -45,6 +55,7 @@ Task = Callable[[], Awaitable[str | None]]
 @dataclass
 class JobStats:
     interval: float
+    name: str = ""
     runs: int = 0
     failures: int = 0
     running: bool = False
@@ -63,6 +74,7 @@ class Scheduler:
         self.stats: dict[str, JobStats] = {}
         self._running: set[asyncio.Task[Any]] = set()  # runs in flight, cancelled by shutdown
         self._stopping = False
+        self.observer: JobObserver | None = None
 
     def add(self, service: Stream, interval: float, first_run_in: float) -> str:
         """The collection job of a service: collect, and publish what it returns."""
@@ -72,7 +84,7 @@ class Scheduler:
     def add_task(self, job_id: str, task: Task, interval: float, first_run_in: float,
                  name: str | None = None) -> str:
         """Any other periodic job (backups, retention): shown in the ``scheduler`` stream like the others."""
-        self.stats[job_id] = JobStats(interval)
+        self.stats[job_id] = JobStats(interval, name=name or job_id)
         self._scheduler.add_job(self._run, IntervalTrigger(seconds=interval), args=(job_id, task), id=job_id,
                                 name=name or job_id, next_run_time=utc_now() + timedelta(seconds=first_run_in))
         return job_id
@@ -89,10 +101,12 @@ class Scheduler:
         stats.running, stats.last_run = True, time.time()
         started = time.perf_counter()
         current = asyncio.current_task()
+        job = current_job.set(stats.name)
         if current is not None:
             self._running.add(current)
+        result: str | None = None  # stays None for a run cut short by a cancellation
         try:
-            stats.last_result = await task() or "done"
+            result = stats.last_result = await task() or "done"
             stats.last_error = None
         except asyncio.CancelledError:
             if not self._stopping:
@@ -103,13 +117,19 @@ class Scheduler:
         except Exception as exc:  # logged and counted, never swallowed silently
             log.exception("job %s failed", job_id)
             stats.failures += 1
-            stats.last_result, stats.last_error = "error", self._redact(f"{type(exc).__name__}: {exc}")
+            result = stats.last_result = "error"
+            stats.last_error = self._redact(f"{type(exc).__name__}: {exc}")
         finally:
             if current is not None:
                 self._running.discard(current)
             stats.runs += 1
             stats.running = False
-            stats.last_duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            elapsed = time.perf_counter() - started
+            stats.last_duration_ms = round(elapsed * 1000, 1)
+            log.debug("job %s: %s in %.1f ms", job_id, result or "cancelled", stats.last_duration_ms)
+            if result is not None and self.observer is not None:
+                self.observer.job_run(stats.name, result, elapsed)
+            current_job.reset(job)
 
     def start(self) -> None:
         self._scheduler.start()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -174,6 +174,14 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 # -- the fetcher ----------------------------------------------------------------------------------------
 
+class RequestObserver(Protocol):
+    """Told of every provider call (metrics): ``outcome`` is ``ok`` or the error's kind for an attempt that went
+    out, with its ``seconds``; ``skipped_<why>`` with None for a call held back (circuit open, cooling down,
+    budget spent, no key)."""
+
+    def provider_request(self, provider: str, outcome: str, seconds: float | None) -> None: ...
+
+
 class Fetcher:
     """Owns every provider's runtime state and makes their calls over one shared ``httpx.AsyncClient``.
 
@@ -194,6 +202,7 @@ class Fetcher:
         self.redact = redact or Redactor()
         self._clock = clock
         self.runtimes: dict[str, Runtime] = {}
+        self.observer: RequestObserver | None = None
 
     def register(self, provider: Provider) -> Runtime:
         if provider.id in self.runtimes:
@@ -234,6 +243,8 @@ class Fetcher:
         """One logical call: budget, breaker, then up to ``1 + retries`` attempts (a probe makes one)."""
         runtime = self.register(provider)
         blocked = runtime.available(self._clock())
+        if blocked is not Availability.AVAILABLE:
+            self._observe(provider, f"skipped_{blocked.value}")
         if blocked is Availability.MISSING_API_KEY:
             raise ProviderMissingKey(provider.id, "no API key configured")
         if blocked is Availability.RATE_LIMITED:
@@ -246,17 +257,28 @@ class Fetcher:
         attempts = 1 if probe else 1 + self.retries
         for attempt in range(attempts):
             if not await runtime.bucket.take(max_wait if attempt == 0 else 0.0):
+                self._observe(provider, "skipped_budget")
                 raise ProviderRateLimited(provider.id, "our rate budget for this provider is spent for now",
                                           runtime.bucket.wait_time(), ours=True)
+            started = time.perf_counter()
             try:
-                return await self._attempt(runtime, method, path, params, json)
+                response = await self._attempt(runtime, method, path, params, json)
             except ProviderError as error:
+                self._observe(provider, error.kind, started)
                 self.record_failure(provider, error)
                 if not error.retryable or attempt + 1 >= attempts:
                     raise
                 # exponential backoff with jitter, so retries of many clients do not align
                 await asyncio.sleep(self.backoff * 2 ** attempt + random.uniform(0, self.backoff))
+            else:
+                self._observe(provider, "ok", started)
+                return response
         raise AssertionError("unreachable")
+
+    def _observe(self, provider: Provider, outcome: str, started: float | None = None) -> None:
+        if self.observer is not None:
+            seconds = None if started is None else time.perf_counter() - started
+            self.observer.provider_request(provider.id, outcome, seconds)
 
     async def _attempt(self, runtime: Runtime, method: str, path: str, params: Mapping[str, Any] | None,
                        body: Any) -> httpx.Response:

@@ -41,9 +41,10 @@ def record_unreadable(fetcher: Fetcher, provider: Provider, exc: Exception) -> P
     # An error body may quote the key it was sent with; this text goes into logs and published payloads.
     detail = fetcher.redact(str(exc) if isinstance(exc, AnswerError) else shape)
     if isinstance(exc, SHAPE_ERRORS):
-        log.warning("%s answered in a shape we cannot read: %s", provider.id, detail)
+        log.warning("%s answered in a shape we cannot read: %s", provider.id, detail, extra={"provider": provider.id})
     else:  # no shape error we foresaw: keep the traceback, it may be our bug
-        log.error("reading the answer of %s failed: %s", provider.id, detail, exc_info=exc)
+        log.error("reading the answer of %s failed: %s", provider.id, detail, exc_info=exc,
+                  extra={"provider": provider.id})
     bad = ProviderBadResponse(provider.id, detail)
     fetcher.record_failure(provider, bad)
     return bad
@@ -161,7 +162,8 @@ class Pool(Generic[P]):
             event = Failover(pool=self.name, from_source=self.active, to_source=provider_id,
                              reason=reason or "preferred source available again", at=iso(time.time()) or "")
             self.failovers.append(event)
-            log.info("pool %s: %s -> %s (%s)", self.name, self.active, provider_id, event.reason)
+            log.info("pool %s: %s -> %s (%s)", self.name, self.active, provider_id, event.reason,
+                     extra={"provider": provider_id})
         self.active = provider_id
 
     def _state(self, provider: Provider, status: SourceStatus, error: str | None) -> SourceState:

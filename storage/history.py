@@ -33,7 +33,7 @@ import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 #: Seconds between the writer's retention passes.
 PRUNE_INTERVAL = 60.0
 _STOP = object()
+
+
+class BatchObserver(Protocol):
+    """Told of every batch the writer commits (metrics), from the writer thread: rows, seconds, committed or not."""
+
+    def store_batch(self, rows: int, seconds: float, ok: bool) -> None: ...
+
 
 class OtherModeError(Exception):
     """A history file marked as holding the other mode's updates."""
@@ -112,6 +119,7 @@ class Store:
         self.stats = StoreStats(path)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self.observer: BatchObserver | None = None
 
     @classmethod
     def for_mode(cls, data_dir: Path, mode: Mode, *, retention_days: float, retention_per_service: int,
@@ -224,14 +232,17 @@ class Store:
                         break
                     batch.append(item)
                 if batch:
-                    self._commit(conn, batch)
+                    started = time.perf_counter()
+                    ok = self._commit(conn, batch)
+                    if self.observer is not None:
+                        self.observer.store_batch(len(batch), time.perf_counter() - started, ok)
                 if time.monotonic() - last_prune >= PRUNE_INTERVAL:
                     self._prune(conn)
                     last_prune = time.monotonic()
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[Update]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[Update]) -> bool:
         rows = [(u.service, u.seq, _seconds(u), zlib.compress(u.text.encode(), 1)) for u in batch]
         stored: list[str] = []
         try:
@@ -244,7 +255,7 @@ class Store:
                         stored.append(row[0])
         except sqlite3.Error:
             log.exception("could not store a batch of %d updates", len(batch))
-            return
+            return False
         if len(stored) < len(rows):
             log.warning("%d of %d updates were already stored under the same seq; kept the first",
                         len(rows) - len(stored), len(rows))
@@ -255,6 +266,7 @@ class Store:
         self.stats.last_save = time.time()
         if self.stats.oldest is None:
             self.stats.oldest = rows[0][2]
+        return True
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         """Retention: drop what is older than ``retention_days``, then all but the newest N per service."""

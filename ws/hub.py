@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from models.messages import MessageType, Update, dumps, envelope
@@ -26,12 +27,22 @@ class Subscriber(Protocol):
 Listener = Callable[[Update], None]
 
 
+@dataclass(slots=True)
+class Counts:
+    """One service's updates since start: published, offered to a subscriber's queue, refused by a full one."""
+
+    published: int = 0
+    delivered: int = 0
+    dropped: int = 0
+
+
 class Hub:
     def __init__(self) -> None:
         self._latest: dict[str, Update] = {}
         self._seq: dict[str, int] = {}
         self._subscribers: dict[str, set[Subscriber]] = {}
         self._listeners: list[Listener] = []
+        self._counts: dict[str, Counts] = {}
         self.published = 0
         self.delivered = 0
         self.dropped = 0
@@ -45,12 +56,22 @@ class Hub:
         update = Update(service, seq, message["timestamp"], data, dumps(message))
         self._seq[service] = seq
         self._latest[service] = update
-        self.published += 1
+        delivered = dropped = 0
         for subscriber in tuple(self._subscribers.get(service, ())):
             if subscriber.offer(update.text):
-                self.delivered += 1
+                delivered += 1
             else:
-                self.dropped += 1
+                dropped += 1
+        # Counted once per update, not per subscriber: read by /metrics at scrape time.
+        counts = self._counts.get(service)
+        if counts is None:
+            counts = self._counts[service] = Counts()
+        counts.published += 1
+        counts.delivered += delivered
+        counts.dropped += dropped
+        self.published += 1
+        self.delivered += delivered
+        self.dropped += dropped
         for listener in self._listeners:
             try:
                 listener(update)
@@ -102,6 +123,10 @@ class Hub:
             members = self._subscribers.get(service)
             if members is not None:
                 members.discard(subscriber)
+
+    def counts(self) -> dict[str, Counts]:
+        """Per service: updates published, delivered and dropped since start (live objects: do not change)."""
+        return self._counts
 
     def subscription_counts(self) -> dict[str, int]:
         return {service: len(members) for service, members in self._subscribers.items() if members}

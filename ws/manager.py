@@ -50,6 +50,7 @@ class ConnectionManager:
         self.slow_consumer_disconnects = 0
         self.rate_limit_disconnects = 0
         self.oversize_disconnects = 0
+        self._received: dict[str, int] = {}  # messages from the clients gone, per endpoint path
         self._protocols: dict[str, Protocol] = {}
 
     @property
@@ -99,6 +100,7 @@ class ConnectionManager:
         """A connection is over: out of the hub and the table, and counted by why it was closed."""
         self.hub.unsubscribe(conn, conn.subscriptions)
         self.connections.pop(conn.client_id, None)
+        self._received[conn.endpoint] = self._received.get(conn.endpoint, 0) + conn.received
         if conn.close_code == CLOSE_SLOW_CONSUMER:
             self.slow_consumer_disconnects += 1
         elif conn.close_code == CLOSE_POLICY:
@@ -146,6 +148,8 @@ class ConnectionManager:
             except (WebSocketDisconnect, RuntimeError):
                 return
             if message["type"] == "websocket.disconnect":
+                if message.get("code") == CLOSE_TOO_BIG:  # refused by the server itself (uvicorn's ws_max_size)
+                    conn.close_code = CLOSE_TOO_BIG
                 return
             conn.touch()
             text, binary = message.get("text"), message.get("bytes")
@@ -168,6 +172,21 @@ class ConnectionManager:
                 protocol.handle_text(conn, text)
             else:
                 protocol.handle_binary(conn)
+
+    def inbound(self) -> dict[str, tuple[int, int]]:
+        """Per endpoint path, since start: messages received from clients, and error replies sent to them."""
+        received = dict(self._received)
+        for conn in self.connections.values():
+            received[conn.endpoint] = received.get(conn.endpoint, 0) + conn.received
+        return {path: (received.get(path, 0), protocol.errors if (protocol := self._protocols.get(path)) else 0)
+                for path in received.keys() | self._protocols.keys()}
+
+    def disconnects(self) -> dict[str, int]:
+        """Connections closed since start, by why: the server closed them (three reasons) or not (normal)."""
+        closed = self.total_connected - self.count
+        ours = {"slow_consumer": self.slow_consumer_disconnects, "rate_limit": self.rate_limit_disconnects,
+                "oversize": self.oversize_disconnects}
+        return {**ours, "normal": closed - sum(ours.values())}
 
     def stats(self) -> dict[str, Any]:
         """``GET /ws/stats``: the spec's keys (every client described) and our counters."""

@@ -46,6 +46,7 @@ class Protocol:
         self.services = services
         self.valid_names = (*services, SYSTEM, ALL)
         self._total_clients = total_clients
+        self.errors = 0  # error replies sent on this endpoint
 
     # -- entry points -------------------------------------------------------------------------------
     def handle_text(self, conn: Connection, text: str) -> None:
@@ -71,6 +72,7 @@ class Protocol:
                                      available_actions=list(ACTIONS)))
 
     def error(self, conn: Connection, err: ClientError, request_id: Any = None) -> None:
+        self.errors += 1
         conn.offer(encode(SYSTEM, MessageType.ERROR, {"message": err.message, **err.details}, id=request_id))
 
     # -- actions ------------------------------------------------------------------------------------
