@@ -26,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from api.contracts import build_contracts_router
 from api.health import build_health_router
 from api.history import build_history_router
 from api.latest import build_latest_router
@@ -163,6 +164,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.include_router(build_sentiment_router(runner, settings))
     app.include_router(build_router(manager, intervals))
     app.include_router(build_latest_router(hub))
+    app.include_router(build_contracts_router())
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
     gr.mount_gradio_app(app, build_ui(hub, manager.summary, store=store, runner=runner), path="/",
                         footer_links=["api"], theme=THEME, css=CSS, head=HEAD)
