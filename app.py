@@ -31,6 +31,7 @@ from api.health import build_health_router
 from api.history import build_history_router
 from api.latest import build_latest_router
 from api.limits import BodyLimit
+from api.methods import MethodNotAllowed
 from api.providers import build_providers_router
 from api.sentiment import build_sentiment_router
 from config import Settings, describe_error
@@ -165,6 +166,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.include_router(build_router(manager, intervals))
     app.include_router(build_latest_router(hub))
     app.include_router(build_contracts_router())
+    app.router.routes.append(MethodNotAllowed(app.openapi))  # 405 for a documented path, not Gradio's 404
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
     gr.mount_gradio_app(app, build_ui(hub, manager.summary, store=store, runner=runner), path="/",
                         footer_links=["api"], theme=THEME, css=CSS, head=HEAD)

@@ -310,3 +310,9 @@ UPDATE_MODELS: dict[str, type[Update]] = {
     "scheduler": SchedulerUpdate, "huggingface": HuggingfaceUpdate, "persistence": PersistenceUpdate}
 assert tuple(UPDATE_MODELS) == SERVICE_NAMES, "one update model per service of the catalogue"
 assert tuple(CLIENT_MODELS) == tuple(Action) and len(ACTIONS) == len(CLIENT_MODELS)
+
+#: Any service's update, told apart by its ``service``.
+AnyUpdate = Annotated[
+    MarketDataUpdate | ExplorersUpdate | NewsUpdate | SentimentUpdate | WhaleTrackingUpdate | RpcNodesUpdate
+    | OnchainUpdate | HealthCheckerUpdate | PoolManagerUpdate | SchedulerUpdate | HuggingfaceUpdate
+    | PersistenceUpdate, Field(discriminator="service")]
