@@ -50,6 +50,12 @@ UNKNOWN_SERVICE: dict[int | str, dict[str, Any]] = {
     404: {"model": UnknownService, "description": "Not one of the twelve services"}}
 
 
+def validation_error(description: str) -> dict[str, Any]:
+    """A declared 422: ``description``, with FastAPI's validation-error body."""
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+
+
 def require_service(service: str) -> str:
     """``service`` when it names one of the twelve; else the 404 every route gives, listing the names."""
     if service not in SERVICE_NAMES:

@@ -25,7 +25,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from api.errors import UNKNOWN_SERVICE, ErrorMessage, Service, invalid, require_service
+from api.errors import UNKNOWN_SERVICE, ErrorMessage, Service, invalid, require_service, validation_error
 from models.messages import now_iso
 from models.wire import AnyUpdate, ServiceName
 from storage.history import Store
@@ -110,9 +110,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many 
 Format = Annotated[Literal["csv", "json"], Query(openapi_examples={"csv": {"value": "csv"}})]
 Coin = Annotated[str, Path(description="A coin id as market_data names it (its prices' keys)",
                            openapi_examples={"bitcoin": {"value": "bitcoin"}})]
-VALIDATION: dict[str, Any] = {
-    "description": "A bad parameter (also: since after until), in FastAPI's validation-error shape",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+VALIDATION = validation_error("A bad parameter (also: since after until)")
 
 
 class CoinSeries(BaseModel):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, create_model
 
-from api.errors import ErrorMessage, invalid
+from api.errors import ErrorMessage, invalid, validation_error
 from models.huggingface import ModelState
 from models.news import ArticleSentiment
 
@@ -79,6 +79,6 @@ def build_sentiment_router(runner: SentimentRunner, settings: Settings) -> APIRo
                 responses={400: {"model": ErrorMessage, "description": "A body that could not be read (not UTF-8)"},
                            413: {"model": ErrorMessage, "description": "Too many texts, a text too long, or a "
                                  "body over the size limit"},
-                           422: {"description": "Not a JSON object of texts, or a blank text"},
+                           422: validation_error("Not a JSON object of texts, or a blank text"),
                            503: {"model": ErrorMessage, "description": "The sentiment runner is not running"}})(score)
     return router

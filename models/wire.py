@@ -173,7 +173,9 @@ class UnsubscriptionConfirmed(SystemMessage):
     data: UnsubscriptionConfirmedData
 
 
-class StatusData(Data):
+class ClientData(Data):
+    """A connection as the server sees it."""
+
     client_id: str
     connected_at: Timestamp
     last_activity: Timestamp
@@ -182,6 +184,9 @@ class StatusData(Data):
     messages_sent: int
     messages_received: int
     queued: int = Field(description="Messages waiting in this client's send queue")
+
+
+class StatusData(ClientData):
     total_clients: int
 
 
