@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+from pydantic_core import CoreSchema
 
 from models.catalog import API_VERSION, BY_NAME, ENDPOINTS, Endpoint
 from models.messages import Action, MessageType
@@ -56,11 +57,20 @@ def channel_id(path: str) -> str:
     return path.strip("/").replace("/", "_") or "root"
 
 
+class _NoFieldTitles(GenerateJsonSchema):
+    """Models keep their titles; fields do not get one (pydantic's "title": "Status" of a field ``status``):
+    code generators name types after titles, and a field's title would clash with a model's (AsyncAPI Modelina
+    made the ``status`` message's type out of a coverage entry's ``status`` field)."""
+
+    def field_title_should_be_set(self, schema: CoreSchema) -> bool:
+        return False
+
+
 def schemas() -> tuple[dict[str, str], dict[str, Any]]:
     """The JSON schema of every wire model, as components/schemas: (model name -> schema name, schemas)."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in CLIENT_MODELS.values()]
     models += [(m, "serialization") for m in (*SYSTEM_MODELS.values(), *UPDATE_MODELS.values())]
-    keys, document = models_json_schema(models, ref_template=REF)
+    keys, document = models_json_schema(models, ref_template=REF, schema_generator=_NoFieldTitles)
     names = {model.__name__: value["$ref"].rsplit("/", 1)[1] for (model, _), value in keys.items()}
     return names, document.get("$defs", {})
 
