@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
 
 MAX_DEPTH = 6
@@ -20,6 +21,11 @@ h2{border-bottom:2px solid #e5e7eb;padding-bottom:.2em}a{color:#2563eb}nav a{mar
 
 def _esc(value: Any) -> str:
     return html.escape(str(value))
+
+
+def _prose(text: str) -> str:
+    """Escaped text with its `code` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _esc(text))
 
 
 class _Renderer:
@@ -101,7 +107,7 @@ class _Renderer:
         info = self.document["info"]
         servers = "".join(f"<li><code>{_esc(s['protocol'])}://{_esc(s['host'])}</code></li>"
                           for s in self.document.get("servers", {}).values())
-        description = "".join(f"<p>{_esc(p)}</p>" for p in info.get("description", "").split("\n\n"))
+        description = "".join(f"<p>{_prose(p)}</p>" for p in info.get("description", "").split("\n\n"))
         channels = "".join(self.channel(k, c) for k, c in self.document["channels"].items())
         messages = self.document["components"]["messages"]
         body = "".join(self.message(k, m) for k, m in messages.items())
