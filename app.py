@@ -166,7 +166,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.include_router(build_router(manager, intervals))
     app.include_router(build_latest_router(hub))
     app.include_router(build_contracts_router())
-    app.router.routes.append(MethodNotAllowed(app.openapi))  # 405 for a documented path, not Gradio's 404
+    app.router.routes.append(MethodNotAllowed(lambda: app.routes))  # 405 for a documented path, not Gradio's 404
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
     gr.mount_gradio_app(app, build_ui(hub, manager.summary, store=store, runner=runner), path="/",
                         footer_links=["api"], theme=THEME, css=CSS, head=HEAD)

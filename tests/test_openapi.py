@@ -192,3 +192,24 @@ def test_times_the_document_calls_invalid_are_refused(value: str) -> None:
     from fastapi.exceptions import RequestValidationError
     with pytest.raises(RequestValidationError):
         _moment("since", value)
+
+
+def test_the_405_route_does_not_build_the_document() -> None:
+    """Building the OpenAPI document takes over a second on the event loop: the 405 route reads the routes."""
+    from fastapi import APIRouter, FastAPI
+    from starlette.testclient import TestClient
+
+    from api.methods import MethodNotAllowed
+    app = FastAPI()
+    router = APIRouter()
+    router.add_api_route("/api/{service}", lambda service: {}, methods=["GET"])
+    router.add_api_route("/api/sentiment", lambda: {}, methods=["POST"])
+    router.add_api_route("/hidden", lambda: {}, methods=["GET"], include_in_schema=False)
+    app.include_router(router)
+    route = MethodNotAllowed(lambda: app.routes)
+    app.router.routes.append(route)
+    with TestClient(app) as client:
+        assert client.request("TRACE", "/api/news").headers["allow"] == "GET"
+        assert client.put("/api/sentiment").headers["allow"] == "POST"  # the concrete path wins
+    assert route._allowed("/hidden") is None  # not in the document: not ours to answer
+    assert app.openapi_schema is None
