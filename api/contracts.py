@@ -1,4 +1,9 @@
-"""The WebSocket API's contract: ``GET /asyncapi.json``, ``/asyncapi.yaml`` and ``/asyncapi`` (an HTML page of it).
+"""The contracts: the REST API's (``GET /openapi.json``, its pages ``/docs`` and ``/redoc``) and the WebSocket API's
+(``GET /asyncapi.json``, ``/asyncapi.yaml`` and ``/asyncapi``, an HTML page of it).
+
+FastAPI builds the OpenAPI document on the first request for it, on the event loop: with the models of every
+update that takes over a second, during which no client is served. Here it is built in a worker thread instead
+(the app is created with ``openapi_url=None`` and these routes serve the document and FastAPI's pages).
 
 The document is generated (models/asyncapi.py) from the models the server sends; its server entry is this server
 as the client reached it (``ws``/``wss`` and host, behind proxies too). Like ``/openapi.json`` and ``/docs``,
@@ -11,12 +16,14 @@ import asyncio
 import functools
 import html
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import yaml
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.asyncapi_page import render
 from models.asyncapi import build_asyncapi
@@ -65,8 +72,28 @@ async def _render(request: Request, kind: str) -> bytes:
     return await asyncio.to_thread(rendered, host, protocol, kind)
 
 
-def build_contracts_router() -> APIRouter:
+def build_contracts_router(openapi: Callable[[], dict[str, Any]], title: str) -> APIRouter:
+    """``openapi``: the app's ``openapi`` (builds the document once, then returns it)."""
     router = APIRouter(include_in_schema=False)
+    building = asyncio.Lock()
+
+    @router.get("/openapi.json")
+    async def openapi_json() -> JSONResponse:
+        async with building:  # one build at a time; later calls find it built
+            return JSONResponse(await asyncio.to_thread(openapi))
+
+    @router.get("/docs")
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - Swagger UI",
+                                   oauth2_redirect_url="/docs/oauth2-redirect")
+
+    @router.get("/docs/oauth2-redirect")
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @router.get("/redoc")
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{title} - ReDoc")
 
     @router.get("/asyncapi.json")
     async def asyncapi_json(request: Request) -> Response:
