@@ -19,7 +19,7 @@ from api.contracts import rendered
 from models.asyncapi import EXAMPLES, build_asyncapi, channel_id, update_key
 from models.catalog import ENDPOINTS, SERVICE_NAMES
 from models.messages import MessageType
-from models.wire import SYSTEM_MODELS
+from models.wire import SYSTEM_MODELS, UPDATE_MODELS
 from tests.support.server import LiveServer
 from tests.support.wsclient import Client, Message
 from ws.hub import Hub
@@ -181,5 +181,9 @@ def test_real_messages_of_every_type_and_service_validate(live_server: LiveServe
     for path, message in captured:
         key = message_key(message)
         validate(document, key, message)
+        if message["type"] == "update":  # and against the models the document was generated from
+            UPDATE_MODELS[message["service"]].model_validate(message)
+        else:
+            SYSTEM_MODELS[MessageType(message["type"])].model_validate(message)
         assert key in document["channels"][channel_id(path)]["messages"], (path, key)
     assert len(SYSTEM_MODELS) == len(MessageType) - 1
