@@ -92,6 +92,8 @@ CLIENT_MODELS: dict[Action, type[ClientMessage]] = {
 
 
 # -- server -> client ---------------------------------------------------------------------------------------
+# (Class names become type names in generated clients: ``StatusMessage`` and ``ErrorMessage``, as ``Status`` is
+# reserved by AsyncAPI Modelina and ``Error`` would merge with TypeScript's own.)
 class Data(BaseModel):
     """A system message's data. Keys a newer server adds pass through (clients ignore what they do not know)."""
 
@@ -190,7 +192,7 @@ class StatusData(ClientData):
     total_clients: int
 
 
-class Status(SystemMessage):
+class StatusMessage(SystemMessage):
     """The reply to get_status."""
 
     type: Literal[MessageType.STATUS]
@@ -212,7 +214,7 @@ class ErrorData(Data):
         default=None, description="When the service was missing, unknown or not served on this endpoint")
 
 
-class Error(SystemMessage):
+class ErrorMessage(SystemMessage):
     """The reply to a bad client message (or to too many of them); the connection stays open."""
 
     type: Literal[MessageType.ERROR]
@@ -222,8 +224,8 @@ class Error(SystemMessage):
 SYSTEM_MODELS: dict[MessageType, type[SystemMessage]] = {
     MessageType.CONNECTION_ESTABLISHED: ConnectionEstablished, MessageType.WELCOME: Welcome,
     MessageType.SUBSCRIPTION_CONFIRMED: SubscriptionConfirmed,
-    MessageType.UNSUBSCRIPTION_CONFIRMED: UnsubscriptionConfirmed, MessageType.STATUS: Status,
-    MessageType.PONG: Pong, MessageType.ERROR: Error}
+    MessageType.UNSUBSCRIPTION_CONFIRMED: UnsubscriptionConfirmed, MessageType.STATUS: StatusMessage,
+    MessageType.PONG: Pong, MessageType.ERROR: ErrorMessage}
 
 
 def system_message(data: BaseModel | Any, type_: MessageType, **extra: Any) -> str:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +48,26 @@ def needs(tool: str, hint: str) -> None:
 
 # -- the document -------------------------------------------------------------------------------------------
 
-def test_the_asyncapi_parser_finds_no_error(tmp_path: Path) -> None:
+def node_with(package: str) -> str:
+    """The node binary, once ``package`` is installed under tests/asyncapi."""
     node = shutil.which("node")
     if node is None:
         needs("node", "install Node.js")
-    if not (PARSER_DIR / "node_modules" / "@asyncapi" / "parser").is_dir():
-        needs("@asyncapi/parser", f"run `npm ci` in {PARSER_DIR}")
+    if not (PARSER_DIR / "node_modules" / package).is_dir():
+        needs(package, f"run `npm ci` in {PARSER_DIR}")
+    assert node is not None
+    return node
+
+
+def run_node(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=180, check=False, cwd=PARSER_DIR)
+
+
+def test_the_asyncapi_parser_finds_no_error(tmp_path: Path) -> None:
+    node = node_with("@asyncapi/parser")
     path = tmp_path / "asyncapi.json"
     path.write_bytes(rendered("example.org", "wss", "json"))
-    result = subprocess.run([str(node), str(PARSER_DIR / "validate.mjs"), str(path)], capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = run_node(node, str(PARSER_DIR / "validate.mjs"), str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid: AsyncAPI 3.0.0, 16 channels" in result.stdout
 
@@ -187,3 +198,27 @@ def test_real_messages_of_every_type_and_service_validate(live_server: LiveServe
             SYSTEM_MODELS[MessageType(message["type"])].model_validate(message)
         assert key in document["channels"][channel_id(path)]["messages"], (path, key)
     assert len(SYSTEM_MODELS) == len(MessageType) - 1
+    typescript_accepts(document, captured)
+
+
+def typescript_accepts(document: dict[str, Any], captured: list[tuple[str, Message]]) -> None:
+    """The README's client generation, kept true: Modelina's TypeScript types of the document take every captured
+    message (each as a literal of its type: tsc --strict checks excess properties too)."""
+    node = node_with("@asyncapi/modelina")
+    node_with("typescript")
+    with tempfile.TemporaryDirectory() as folder:
+        source, types = Path(folder) / "asyncapi.json", Path(folder) / "check.ts"
+        source.write_text(json.dumps(document))
+        generated = run_node(node, str(PARSER_DIR / "generate-typescript.mjs"), str(source), str(types))
+        assert generated.returncode == 0, generated.stdout + generated.stderr
+        names = {key: message["payload"]["$ref"].rsplit("/", 1)[1]
+                 for key, message in document["components"]["messages"].items()}
+        literals = [f"const m{i}: {names[message_key(m)]} = {json.dumps(m)};" for i, (_, m) in enumerate(captured)]
+        requests = [(action, example) for action, examples in EXAMPLES.items() for example in examples]
+        literals += [f"const c{i}: {names[a.value]} = {json.dumps(e)};" for i, (a, e) in enumerate(requests)]
+        types.write_text(types.read_text() + "\n".join(literals) + "\n")
+        config = {"compilerOptions": {"strict": True, "noEmit": True, "target": "es2020", "types": []},
+                  "files": [str(types)]}
+        (Path(folder) / "tsconfig.json").write_text(json.dumps(config))
+        checked = run_node(node, str(PARSER_DIR / "node_modules" / "typescript" / "bin" / "tsc"), "-p", folder)
+        assert checked.returncode == 0, checked.stdout[-5000:] + checked.stderr[-2000:]
