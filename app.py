@@ -27,10 +27,12 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 import logs
+from api.contracts import build_contracts_router
 from api.health import build_health_router
 from api.history import build_history_router
 from api.latest import build_latest_router
 from api.limits import BodyLimit
+from api.methods import MethodNotAllowed
 from api.metrics import Metrics, build_metrics_router
 from api.providers import build_providers_router
 from api.sentiment import build_sentiment_router
@@ -154,8 +156,10 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             yield
 
     app = FastAPI(title="Crypto API Monitor", version=API_VERSION, lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None,  # served by api/contracts.py, off the loop
                   description="Live crypto data from free public providers over WebSocket and REST. "
-                              "WebSocket endpoints are listed at /ws/endpoints.")
+                              "WebSocket endpoints are listed at /ws/endpoints, and described (AsyncAPI) at "
+                              "/asyncapi.json and /asyncapi.")
     app.state.settings = settings
     app.state.hub = hub
     app.state.manager = manager
@@ -173,6 +177,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.include_router(build_sentiment_router(runner, settings))
     app.include_router(build_router(manager, intervals))
     app.include_router(build_latest_router(hub))
+    app.include_router(build_contracts_router(app.openapi, app.title))
+    app.router.routes.append(MethodNotAllowed(lambda: app.routes))  # 405 for a documented path, not Gradio's 404
     # Gradio last: it is mounted at "/", and Starlette matches routes in order.
     gr.mount_gradio_app(app, build_ui(hub, manager.summary, store=store, runner=runner), path="/",
                         footer_links=["api"], theme=THEME, css=CSS, head=HEAD)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from models.messages import now_iso
+from models.rest import Providers
 from sources.fetcher import Fetcher, Runtime, health_view
 
 
@@ -33,7 +34,8 @@ def describe(runtime: Runtime, now: float) -> dict[str, Any]:
 def build_providers_router(fetcher: Fetcher) -> APIRouter:
     router = APIRouter(tags=["providers"])
 
-    @router.get("/api/providers", summary="Every provider: what it is, its budget and its health")
+    @router.get("/api/providers", summary="Every provider: what it is, its budget and its health",
+                response_model=None, responses={200: {"model": Providers}})
     async def providers() -> dict[str, Any]:
         now = fetcher.now()
         items = [describe(runtime, now) for runtime in fetcher.runtimes.values()]

@@ -63,8 +63,8 @@ TITLE = """<div class="dash titlebar">
  stroke-linejoin="round"/><circle cx="33" cy="11" r="2.6" fill="#34d399"/></svg>
 <div><h1>Crypto API Monitor</h1>
 <p>Live crypto data from free public providers, with failover and health checks, over WebSocket and REST.</p></div>
-<div class="links"><a href="/docs">REST API</a><a href="/ws/endpoints">WebSocket endpoints</a>
-<a href="/healthz">Health</a></div></div>"""
+<div class="links"><a href="/docs">REST API</a><a href="/asyncapi">WebSocket API</a>
+<a href="/ws/endpoints">WebSocket endpoints</a><a href="/healthz">Health</a></div></div>"""
 
 #: The sections a refresh sends, in the order of the outputs it updates.
 SECTIONS = ("header", "market_top", "market_table", "market_side", "whales", "news", "sentiment", "chain",

@@ -10,8 +10,9 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.catalog import Endpoint, grouped
-from models.messages import ACTIONS, MessageType, encode
+from models.messages import ACTIONS, MessageType
 from models.states import LimiterVerdict
+from models.wire import ConnectionEstablishedData, WelcomeData, system_message
 from ws.connection import (
     CLOSE_POLICY,
     CLOSE_SLOW_CONSUMER,
@@ -115,24 +116,16 @@ class ConnectionManager:
         return protocol
 
     def _greet(self, conn: Connection, endpoint: Endpoint, path: str, protocol: Protocol) -> None:
-        data: dict[str, Any] = {
-            "client_id": conn.client_id,
-            "message": f"Connected to {path}",
-            "endpoint": path,
-            "services": list(endpoint.services),
-            "auto_subscribe": list(endpoint.auto_subscribe),
-        }
+        data = ConnectionEstablishedData(client_id=conn.client_id, message=f"Connected to {path}", endpoint=path,
+                                         services=list(endpoint.services),
+                                         auto_subscribe=list(endpoint.auto_subscribe))
         # client_id at the top level too: clients of the spec's origin read it there
-        conn.offer(encode("system", MessageType.CONNECTION_ESTABLISHED, data, client_id=conn.client_id))
+        conn.offer(system_message(data, MessageType.CONNECTION_ESTABLISHED, client_id=conn.client_id))
         if endpoint.welcome:
-            welcome = {
-                "message": "Connected to master WebSocket endpoint",
-                "client_id": conn.client_id,
-                "available_services": grouped(),
-                "usage": USAGE,
-                "actions": list(ACTIONS),
-            }
-            conn.offer(encode("system", MessageType.WELCOME, welcome))
+            welcome = WelcomeData.model_validate({"message": "Connected to master WebSocket endpoint",
+                                                  "client_id": conn.client_id, "available_services": grouped(),
+                                                  "usage": USAGE, "actions": list(ACTIONS)})
+            conn.offer(system_message(welcome, MessageType.WELCOME))
         if len(endpoint.auto_subscribe) == len(endpoint.services) and len(endpoint.services) > 1:
             protocol.subscribe(conn, "all")
         else:

@@ -19,13 +19,14 @@ from typing import Any
 import orjson
 
 from models.catalog import ALL, SERVICE_NAMES, SYSTEM
-from models.messages import ACTIONS, Action, MessageType, encode
+from models.messages import ACTIONS, Action, MessageType
+from models.wire import MAX_ID_LENGTH, ErrorData, StatusData, SubscriptionConfirmedData, UnsubscriptionConfirmedData
+from models.wire import system_message as encode_system
 from ws.connection import Connection
 from ws.hub import Hub
 
 log = logging.getLogger(__name__)
 
-MAX_ID_LENGTH = 64
 MAX_ECHOED_CHARS = 100  # of a bad value quoted back in an error
 
 
@@ -73,7 +74,7 @@ class Protocol:
 
     def error(self, conn: Connection, err: ClientError, request_id: Any = None) -> None:
         self.errors += 1
-        conn.offer(encode(SYSTEM, MessageType.ERROR, {"message": err.message, **err.details}, id=request_id))
+        conn.offer(encode_system(ErrorData(message=err.message, **err.details), MessageType.ERROR, id=request_id))
 
     # -- actions ------------------------------------------------------------------------------------
     def _dispatch(self, conn: Connection, message: dict[str, Any], request_id: Any) -> None:
@@ -92,7 +93,7 @@ class Protocol:
             case Action.PING:
                 data = message.get("data")
                 try:
-                    pong = encode(SYSTEM, MessageType.PONG, data if data is not None else {}, id=request_id)
+                    pong = encode_system(data if data is not None else {}, MessageType.PONG, id=request_id)
                 except TypeError:  # orjson reads JSON nested 1024 deep but writes only 254 levels
                     raise ClientError("Invalid 'data': too deeply nested to echo") from None
                 conn.offer(pong)
@@ -106,11 +107,10 @@ class Protocol:
         new = [s for s in targets if s not in conn.subscriptions]
         conn.subscriptions.update(new)
         self.hub.subscribe(conn, new)
-        data: dict[str, Any] = {"service": name, "subscriptions": sorted(conn.subscriptions)}
-        if name == ALL:
-            data["services"] = list(targets)
-        data["message"] = f"Subscribed to {name}"
-        conn.offer(encode(SYSTEM, MessageType.SUBSCRIPTION_CONFIRMED, data, id=request_id))
+        data = SubscriptionConfirmedData(service=name, subscriptions=sorted(conn.subscriptions),
+                                         services=list(targets) if name == ALL else None,
+                                         message=f"Subscribed to {name}")
+        conn.offer(encode_system(data, MessageType.SUBSCRIPTION_CONFIRMED, id=request_id))
         for service in new:
             snapshot = self.hub.latest(service)
             if snapshot is not None:
@@ -120,14 +120,13 @@ class Protocol:
         targets = self._expand(name)
         conn.subscriptions.difference_update(targets)
         self.hub.unsubscribe(conn, targets)
-        data = {"service": name, "subscriptions": sorted(conn.subscriptions),
-                "message": f"Unsubscribed from {name}"}
-        conn.offer(encode(SYSTEM, MessageType.UNSUBSCRIPTION_CONFIRMED, data, id=request_id))
+        data = UnsubscriptionConfirmedData(service=name, subscriptions=sorted(conn.subscriptions),
+                                           message=f"Unsubscribed from {name}")
+        conn.offer(encode_system(data, MessageType.UNSUBSCRIPTION_CONFIRMED, id=request_id))
 
     def status(self, conn: Connection, request_id: Any = None) -> None:
-        data = conn.describe()
-        data["total_clients"] = self._total_clients()
-        conn.offer(encode(SYSTEM, MessageType.STATUS, data, id=request_id))
+        data = StatusData.model_validate({**conn.describe(), "total_clients": self._total_clients()})
+        conn.offer(encode_system(data, MessageType.STATUS, id=request_id))
 
     # -- validation ---------------------------------------------------------------------------------
     def _service(self, message: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, WebSocket
 
 from models.catalog import ENDPOINTS, SERVICES, Endpoint, endpoints_serving, websocket_base_url
 from models.messages import now_iso
+from models.rest import WsEndpoints, WsServices, WsStats
 from ws.manager import ConnectionManager
 
 
@@ -33,11 +34,13 @@ def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> API
             # Starlette's plain route: FastAPI's dependency machinery would cost ~8 KiB per connection.
             router.add_websocket_route(path, _ws_handler(manager, endpoint, path))
 
-    @router.get("/ws/stats", tags=["websocket"], summary="Active connections and subscriptions")
+    @router.get("/ws/stats", tags=["websocket"], summary="Active connections and subscriptions",
+                response_model=None, responses={200: {"model": WsStats}})
     async def ws_stats() -> dict[str, Any]:
         return {"status": "success", "data": manager.stats(), "timestamp": now_iso()}
 
-    @router.get("/ws/services", tags=["websocket"], summary="Every service with its group and interval")
+    @router.get("/ws/services", tags=["websocket"], summary="Every service with its group and interval",
+                response_model=None, responses={200: {"model": WsServices}})
     async def ws_services() -> dict[str, Any]:
         services = {
             s.name: {
@@ -59,7 +62,8 @@ def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> API
                                                           "all": "Subscribe to all services at once"}},
                 "timestamp": now_iso()}
 
-    @router.get("/ws/endpoints", tags=["websocket"], summary="Every WebSocket URL")
+    @router.get("/ws/endpoints", tags=["websocket"], summary="Every WebSocket URL",
+                response_model=None, responses={200: {"model": WsEndpoints}})
     async def ws_endpoints(request: Request) -> dict[str, Any]:
         base = websocket_base_url(request.headers, scheme=request.url.scheme, host=request.url.netloc)
         endpoints = []

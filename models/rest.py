@@ -1,0 +1,161 @@
+"""The bodies of the REST routes that describe the server (health, WebSocket statistics and catalogue, providers),
+as declared in the OpenAPI document. The routes build plain dicts (no validation on the way out); these models
+say their shape, and the schemathesis test checks every answer against it. Keys a newer server adds are allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.monitoring import ProviderHealthView
+from models.wire import ClientData, ServiceName, Subscription, Timestamp
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Health(Open):
+    status: Literal["ok"]
+    data_source: Literal["live", "replay"]
+    connections: int = Field(description="WebSocket clients connected now")
+    timestamp: Timestamp
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"status": "ok", "data_source": "live", "connections": 3, "timestamp": "2026-11-29T10:30:00.000Z"}]})
+
+
+class WsStatsData(Open):
+    total_connections: int
+    clients: list[ClientData]
+    subscription_counts: dict[Subscription, int]
+    connections_since_start: int
+    slow_consumer_disconnects: int = Field(description="Closed with 1013: the client did not read fast enough")
+    rate_limit_disconnects: int = Field(description="Closed with 1008: the inbound rate limit, exceeded again")
+    oversize_disconnects: int = Field(description="Closed with 1009: a message over the size limit")
+    updates_published: int
+    updates_delivered: int
+    updates_dropped: int
+
+
+class WsStats(Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "status": "success", "timestamp": "2026-11-29T10:30:00.000Z", "data": {
+            "total_connections": 1, "clients": [{
+                "client_id": "client_1_1795940000", "connected_at": "2026-11-29T10:30:00.000Z",
+                "last_activity": "2026-11-29T10:30:00.000Z",
+                "subscriptions": ["market_data"], "endpoint": "/ws/market_data", "messages_sent": 4,
+                "messages_received": 0, "queued": 0}],
+            "subscription_counts": {"market_data": 1}, "connections_since_start": 1, "slow_consumer_disconnects": 0,
+            "rate_limit_disconnects": 0, "oversize_disconnects": 0, "updates_published": 12,
+            "updates_delivered": 3, "updates_dropped": 0}}]})
+
+    status: Literal["success"]
+    data: WsStatsData
+    timestamp: Timestamp
+
+
+class ServiceView(Open):
+    name: ServiceName
+    group: Literal["data_collection", "monitoring", "integration"]
+    description: str
+    update_interval: float = Field(description="Seconds, as the spec has it")
+    effective_interval: float = Field(description="Seconds, once INTERVAL_SCALE is applied")
+    endpoints: list[str] = Field(description="The WebSocket paths that stream it")
+    has_data: bool = Field(description="Whether it has published an update yet")
+
+
+class WsServicesData(Open):
+    services: dict[ServiceName, ServiceView]
+    groups: dict[Literal["data_collection", "monitoring", "integration"], list[ServiceName]]
+    special: dict[Literal["system", "all"], str]
+
+
+class WsServices(Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "status": "success", "timestamp": "2026-11-29T10:30:00.000Z", "data": {
+            "services": {"news": {
+                "name": "news", "group": "data_collection",
+                "description": "Cryptocurrency news aggregation from multiple sources", "update_interval": 60,
+                "effective_interval": 60, "endpoints": ["/ws", "/ws/master", "/ws/all", "/ws/data", "/ws/news"],
+                "has_data": True}},
+            "groups": {"data_collection": ["news"]},
+            "special": {"system": "System messages and connection management",
+                        "all": "Subscribe to all services at once"}}}]})
+
+    status: Literal["success"]
+    data: WsServicesData
+    timestamp: Timestamp
+
+
+class EndpointView(Open):
+    path: str
+    url: str = Field(description="ws:// or wss:// as the client reached this server")
+    description: str
+    services: list[ServiceName]
+    auto_subscribe: list[ServiceName]
+    alias_of: str | None
+
+
+class WsEndpointsData(Open):
+    base_url: str
+    endpoints: list[EndpointView]
+
+
+class WsEndpoints(Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "status": "success", "timestamp": "2026-11-29T10:30:00.000Z", "data": {
+            "base_url": "ws://localhost:7860", "endpoints": [{
+                "path": "/ws/ai", "url": "ws://localhost:7860/ws/ai",
+                "description": "HuggingFace services only (auto-subscribed)", "services": ["huggingface"],
+                "auto_subscribe": ["huggingface"], "alias_of": "/ws/huggingface"}]}}]})
+
+    status: Literal["success"]
+    data: WsEndpointsData
+    timestamp: Timestamp
+
+
+class ProviderKey(Open):
+    setting: str = Field(description="The environment variable that holds it (never its value)")
+    required: bool
+    configured: bool
+
+
+class ProviderBudget(Open):
+    calls: float
+    per_seconds: float
+    burst: float
+
+
+class ProviderView(Open):
+    id: str
+    name: str
+    category: str
+    base_url: str
+    endpoints: list[str]
+    docs: str | None
+    key: ProviderKey | None
+    budget: ProviderBudget | None
+    health: ProviderHealthView
+
+
+class Providers(Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "status": "success", "count": 1, "endpoint_count": 1, "categories": {"market": 1},
+        "timestamp": "2026-11-29T10:30:00.000Z",
+        "providers": [{
+            "id": "kraken", "name": "Kraken", "category": "market", "base_url": "https://api.kraken.com/0/public",
+            "endpoints": ["/Ticker"], "docs": "https://docs.kraken.com/api/", "key": None,
+            "budget": {"calls": 1, "per_seconds": 1, "burst": 1},
+            "health": {"status": "healthy", "detail": "ok", "response_time_ms": 120.5,
+                       "last_check": "2026-11-29T10:30:00.000Z", "name": "Kraken", "category": "market",
+                       "last_success": "2026-11-29T10:30:00.000Z"}}]}]})
+
+    status: Literal["success"]
+    count: int
+    endpoint_count: int
+    categories: dict[str, int]
+    providers: list[ProviderView]
+    timestamp: Timestamp
