@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ CREATE TABLE IF NOT EXISTS updates (
 );
 CREATE INDEX IF NOT EXISTS updates_service_ts ON updates(service, ts);
 CREATE UNIQUE INDEX IF NOT EXISTS updates_service_seq ON updates(service, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 Mode = Literal["live", "replay"]
@@ -51,3 +53,22 @@ def table_rows(conn: sqlite3.Connection) -> int:
         return 0
     count: int = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
     return count
+
+
+def numbering_epoch(conn: sqlite3.Connection) -> str:
+    """The epoch of the ``seq`` numbering this file continues (``meta.epoch``), made (16 random hex characters)
+    the first time it is asked for: a history that is lost takes its epoch with it, so clients that resume
+    across a restart are told the numbering began anew rather than shown a gap as continuous."""
+    with conn:
+        conn.executescript(SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row is not None:
+            return str(row[0])
+        epoch = secrets.token_hex(8)
+        conn.execute("INSERT INTO meta(key, value) VALUES ('epoch', ?)", (epoch,))
+        return epoch
+
+
+#: The newest N rows of every service, oldest first within each service.
+RECENT_SQL = ("SELECT service, body FROM (SELECT service, seq, body, ROW_NUMBER() OVER "
+              "(PARTITION BY service ORDER BY seq DESC) AS n FROM updates) WHERE n <= ? ORDER BY service, seq")

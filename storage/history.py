@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from models.messages import Update, epoch
-from storage.files import FILES, MARKS, SCHEMA, Mode, intact, mark, table_rows
+from storage.files import FILES, MARKS, RECENT_SQL, SCHEMA, Mode, intact, mark, numbering_epoch, table_rows
 from storage.legacy import split_legacy
 
 log = logging.getLogger(__name__)
@@ -313,6 +313,29 @@ class Store:
                 continue
             messages.append(message)
         return messages
+
+    def epoch(self) -> str:
+        """The epoch of this history's ``seq`` numbering, kept in the file (a new one for a new file)."""
+        conn = self._connect()
+        try:
+            return numbering_epoch(conn)
+        finally:
+            conn.close()
+
+    def recent(self, per_service: int, epoch: str) -> list[Update]:
+        """The newest ``per_service`` stored updates of every service numbered in ``epoch``, oldest first: what
+        the hub's resume ring holds again after a restart. Rows that cannot be read back are left out."""
+        updates = []
+        for service, body in self._read(RECENT_SQL, (per_service,)):
+            try:
+                text = zlib.decompress(body).decode()
+                message = orjson.loads(text)
+            except (zlib.error, ValueError):
+                continue
+            if message.get("epoch") == epoch and isinstance(message.get("seq"), int):
+                updates.append(Update(service, message["seq"], message.get("timestamp", ""),
+                                      message.get("data") or {}, text, epoch))
+        return updates
 
     def max_seq_per_service(self) -> dict[str, int]:
         """The highest ``seq`` stored for every service, readable or not: the hub continues after it."""
