@@ -100,6 +100,7 @@ class RedisFanout:
         self._follow: RoleChange | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # monotonic: the lease is ours until then
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._publish = self.redis.register_script(PUBLISH)
         self._renew = self.redis.register_script(RENEW)
@@ -145,8 +146,13 @@ class RedisFanout:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
+        # The tail is not cancelled mid-XREAD (redis-py 8.1 can hang cleaning up a cancelled blocking read): it
+        # sees the flag when its block ends; cancelled only if that does not come.
+        self._stopping = True
+        tail, lease = self._tasks
+        lease.cancel()
+        await asyncio.wait({tail}, timeout=self.block_ms / 1000 + 5)
+        tail.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.role is Role.LEADER:
             self._lose("shutting down")
@@ -228,7 +234,7 @@ class RedisFanout:
 
     async def _tail(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._stopping:
             streams: dict[Any, Any] = {key: self._last_ids.get(key, b"0-0") for key in self._keys.values()}
             try:
                 answer: Any = await self.redis.xread(streams, count=500, block=self.block_ms)
