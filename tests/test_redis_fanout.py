@@ -6,7 +6,7 @@ Each test runs replicas (hub + RedisFanout) in this event loop against a private
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -20,10 +20,11 @@ from ws.hub import Hub, ResumeFailure
 from ws.redis_fanout import NotLeader, RedisFanout
 
 TTL = 1.0
+Make = Callable[..., Awaitable[Group]]
 
 
 @pytest.fixture
-async def replicas(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[[str], Group]]:
+async def replicas(redis_url: str, redis_prefix: str) -> AsyncIterator[Make]:
     """Makes replicas of one group, started at once and stopped at the test's end."""
     async with AsyncExitStack() as stack:
         async def make(name: str, url: str = redis_url) -> Group:
@@ -32,7 +33,7 @@ async def replicas(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[
                                            lease_ttl=TTL, replica=name, block_ms=200))
             await stack.enter_async_context(group.fanout)
             return group
-        yield make  # type: ignore[misc]
+        yield make
 
 
 def leader_of(*groups: Group) -> Group:
@@ -41,7 +42,7 @@ def leader_of(*groups: Group) -> Group:
     return leaders[0]
 
 
-async def test_one_leader_publishes_and_every_replica_gets_the_same_updates(replicas) -> None:  # type: ignore[no-untyped-def]
+async def test_one_leader_publishes_and_every_replica_gets_the_same_updates(replicas: Make) -> None:
     a, b = await replicas("a"), await replicas("b")
     await until(lambda: Role.LEADER in (a.fanout.role, b.fanout.role))
     leader = leader_of(a, b)
@@ -56,7 +57,7 @@ async def test_one_leader_publishes_and_every_replica_gets_the_same_updates(repl
     assert follower.hub.latest("news").text == leader.hub.latest("news").text  # type: ignore[union-attr]
 
 
-async def test_a_replica_that_starts_later_can_serve_a_resume_from_before_it_started(replicas) -> None:  # type: ignore[no-untyped-def]
+async def test_a_replica_that_starts_later_can_serve_a_resume_from_before_it_started(replicas: Make) -> None:
     a = await replicas("a")
     await until(lambda: a.fanout.role is Role.LEADER)
     for n in range(5):
@@ -68,7 +69,7 @@ async def test_a_replica_that_starts_later_can_serve_a_resume_from_before_it_sta
                                                                             a.hub.epoch_of("news"), 100).missed]
 
 
-async def test_a_fenced_ex_leader_cannot_publish_and_stops_polling(replicas, redis_url: str,  # type: ignore[no-untyped-def]
+async def test_a_fenced_ex_leader_cannot_publish_and_stops_polling(replicas: Make, redis_url: str,
                                                                   redis_prefix: str) -> None:
     a = await replicas("a")
     await until(lambda: a.fanout.role is Role.LEADER)
@@ -81,7 +82,7 @@ async def test_a_fenced_ex_leader_cannot_publish_and_stops_polling(replicas, red
     assert a.hub.seq("news") == 1
 
 
-async def test_a_follower_takes_over_when_the_leader_leaves(replicas) -> None:  # type: ignore[no-untyped-def]
+async def test_a_follower_takes_over_when_the_leader_leaves(replicas: Make) -> None:
     a = await replicas("a")
     await until(lambda: a.fanout.role is Role.LEADER)
     b = await replicas("b")
@@ -92,7 +93,7 @@ async def test_a_follower_takes_over_when_the_leader_leaves(replicas) -> None:  
     assert b.hub.seq("news") == 2 and b.led == 1
 
 
-async def test_a_flushed_redis_starts_a_new_epoch_above_the_last_seq(replicas, redis_url: str,  # type: ignore[no-untyped-def]
+async def test_a_flushed_redis_starts_a_new_epoch_above_the_last_seq(replicas: Make, redis_url: str,
                                                                       redis_prefix: str) -> None:
     a = await replicas("a")
     b = await replicas("b")
@@ -113,8 +114,8 @@ async def test_a_flushed_redis_starts_a_new_epoch_above_the_last_seq(replicas, r
     assert b.hub.resume(Sink(), "news", 3, old, 100).reason is ResumeFailure.EPOCH_CHANGED
 
 
-async def test_redis_gone_keeps_clients_and_says_since_when_then_resumes(tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                                         replicas) -> None:
+async def test_redis_gone_keeps_clients_and_says_since_when_then_resumes(tmp_path: Path,
+                                                                         replicas: Make) -> None:
     with redis_server(workdir=tmp_path) as server:
         a = await replicas("a", server.url)
         await until(lambda: a.fanout.role is Role.LEADER)
