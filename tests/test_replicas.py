@@ -62,7 +62,7 @@ def test_two_replicas_one_poller_takeover_resume_and_a_flushed_redis(tmp_path: P
                 a, _ = subscribed(r1.ws)
                 b, _ = subscribed(r2.ws)
                 seen_a = updates_until(a, lambda got: len(got) >= 4)
-                seen_b = updates_until(b, lambda got: got and got[-1]["seq"] >= seen_a[-1]["seq"])
+                seen_b = updates_until(b, lambda got: bool(got) and got[-1]["seq"] >= seen_a[-1]["seq"])
                 on_both = {m["seq"] for m in seen_a} & {m["seq"] for m in seen_b}
                 assert len(on_both) >= 3
                 by_seq = {m["seq"]: m for m in seen_b}
@@ -84,7 +84,7 @@ def test_two_replicas_one_poller_takeover_resume_and_a_flushed_redis(tmp_path: P
                 # A's client moves to r2 and says what it saw last: every update after it, in order.
                 moved, confirmed = subscribed(r2.ws, {"seq": last_a["seq"], "epoch": last_a["epoch"]})
                 assert confirmed["data"]["recovered"] is True and confirmed["data"]["epoch"] == last_a["epoch"]
-                resumed = updates_until(moved, lambda got: got and got[-1]["seq"] >= stream_b[-1]["seq"] + 2)
+                resumed = updates_until(moved, lambda got: bool(got) and got[-1]["seq"] >= stream_b[-1]["seq"] + 2)
                 assert resumed[0]["seq"] == last_a["seq"] + 1 and contiguous(resumed)
                 by_seq = {m["seq"]: m for m in stream_b}
                 assert all(m == by_seq[m["seq"]] for m in resumed if m["seq"] in by_seq)
