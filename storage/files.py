@@ -56,17 +56,25 @@ def table_rows(conn: sqlite3.Connection) -> int:
 
 
 def numbering_epoch(conn: sqlite3.Connection) -> str:
-    """The epoch of the ``seq`` numbering this file continues (``meta.epoch``), made (16 random hex characters)
-    the first time it is asked for: a history that is lost takes its epoch with it, so clients that resume
-    across a restart are told the numbering began anew rather than shown a gap as continuous."""
+    """The epoch of the ``seq`` numbering this file continues (``meta.epoch``), kept while the file is intact and
+    was closed cleanly (``meta.clean``, see :func:`mark_clean`): a lost history, or one a crash may have cut
+    short of updates clients already saw, starts a new epoch, so a resuming client is told the numbering began
+    anew rather than shown a gap (or a reused seq) as continuous. Marks the file in use (not clean)."""
     with conn:
         conn.executescript(SCHEMA)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
-        if row is not None:
-            return str(row[0])
-        epoch = secrets.token_hex(8)
-        conn.execute("INSERT INTO meta(key, value) VALUES ('epoch', ?)", (epoch,))
-        return epoch
+        found = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('epoch', 'clean')").fetchall())
+        epoch = found.get("epoch")
+        if epoch is None or found.get("clean") != "1":
+            epoch = secrets.token_hex(8)
+        conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [("epoch", epoch), ("clean", "0")])
+        return str(epoch)
+
+
+def mark_clean(conn: sqlite3.Connection) -> None:
+    """Every update handed to the store is on disk: the next start may keep the epoch."""
+    with conn:
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('clean', '1')")
 
 
 #: The newest N rows of every service, oldest first within each service.

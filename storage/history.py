@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from models.messages import Update, epoch
-from storage.files import FILES, MARKS, RECENT_SQL, SCHEMA, Mode, intact, mark, numbering_epoch, table_rows
+from storage.files import FILES, MARKS, RECENT_SQL, SCHEMA, Mode, intact, mark, mark_clean, numbering_epoch, table_rows
 from storage.legacy import split_legacy
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,15 @@ class Store:
         self._queue.put(_STOP)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join, 10)
+            if not self._writer.is_alive() and self._queue.empty() and not self.stats.dropped:
+                await asyncio.to_thread(self._closed_cleanly)
+
+    def _closed_cleanly(self) -> None:
+        conn = self._connect()
+        try:
+            mark_clean(conn)
+        finally:
+            conn.close()
 
     @property
     def pending(self) -> int:
