@@ -18,7 +18,7 @@ import pytest
 
 from app import create_app
 from config import Settings
-from tests.support.redis_server import redis_server
+from tests.support.redis_server import REDIS_SERVER, redis_server
 from tests.support.server import LiveServer, serve
 from tests.support.settings import make_settings
 
@@ -37,8 +37,12 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private redis-server on a free loopback port for this module (skips without redis-server; fails under
-    CI). Tests keep apart by key prefix (see ``redis_prefix``)."""
+    """A private redis-server on a free loopback port for this module, else the one REDIS_TEST_URL names; skips
+    without either, fails under CI. Tests keep apart by key prefix (see ``redis_prefix``)."""
+    shared = os.environ.get("REDIS_TEST_URL")
+    if REDIS_SERVER is None and shared:  # no binary here, but a Redis for tests (.ci/run starts one)
+        yield shared
+        return
     with redis_server(workdir=tmp_path_factory.mktemp("redis")) as server:
         yield server.url
 
