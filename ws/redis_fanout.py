@@ -101,6 +101,7 @@ class RedisFanout:
         self._expiry: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # monotonic: the lease is ours until then
         self._stopping = False
+        self._backfilled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._publish = self.redis.register_script(PUBLISH)
         self._renew = self.redis.register_script(RENEW)
@@ -213,9 +214,11 @@ class RedisFanout:
     # -- the tail -------------------------------------------------------------------------------------
     async def _backfill_once(self) -> None:
         """Before serving: the newest entries of every stream into the hub's ring (so clients can resume from
-        before this replica started), and the ids the tail goes on from. Redis down: the tail catches up."""
+        before this replica started), and the ids the tail goes on from. Redis down: the tail does it first
+        thing once Redis answers, so it never fans out a whole stream of old entries as news."""
         try:
             await asyncio.wait_for(self._backfill(), self.block_ms / 1000 + 5)
+            self._backfilled = True
             self._reachable()
         except UNREACHABLE as error:
             self._unreachable(error)
@@ -237,6 +240,10 @@ class RedisFanout:
         while not self._stopping:
             streams: dict[Any, Any] = {key: self._last_ids.get(key, b"0-0") for key in self._keys.values()}
             try:
+                if not self._backfilled:
+                    await self._backfill()
+                    self._backfilled = True
+                    continue
                 answer: Any = await self.redis.xread(streams, count=500, block=self.block_ms)
                 self._reachable()
                 backoff = 0.1
