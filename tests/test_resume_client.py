@@ -8,12 +8,16 @@ order, with none missing. Then resume over a real socket while updates keep comi
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from examples.resume_client import follow
 from tests.support.app_process import app_process
+from tests.support.paths import ROOT
 from tests.support.redis_server import free_port
 from tests.support.server import LiveServer
 from tests.support.wsclient import Client
@@ -115,3 +119,19 @@ def test_a_resume_across_restarts_of_a_lost_history_says_epoch_changed(tmp_path:
         confirmed = client.request({"action": "subscribe", "service": SERVICE,
                                     "since": {"seq": seen["seq"], "epoch": seen["epoch"]}}, "subscription_confirmed")
         assert confirmed["data"]["recovered"] is False and confirmed["data"]["reason"] == "epoch_changed"
+
+
+def test_the_readme_quotes_the_client_that_is_tested() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert inspect.getsource(follow) in readme
+
+
+def test_one_process_says_it_is_standalone_and_counts_its_provider_calls(live_server: LiveServer) -> None:
+    live_server.wait_for(lambda: live_server.app.state.hub.latest("market_data") is not None, timeout=60)
+    health = httpx.get(live_server.base + "/healthz", timeout=10).json()
+    assert health["role"] == "standalone" and health["redis"] == {"state": "disabled"}
+    assert health["replica"] and health["provider_calls"] > 0  # replayed requests take the same path
+    stats = httpx.get(live_server.base + "/ws/stats", timeout=10).json()["data"]
+    assert stats["replica"] == health["replica"]
+    update = live_server.publish("news", {"n": 1})
+    assert update.epoch == live_server.app.state.hub.epoch and len(update.epoch) == 16
