@@ -31,7 +31,7 @@ import threading
 import time
 import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -324,7 +324,7 @@ class Store:
     def recent(self, per_service: int, epoch: str) -> list[Update]:
         """The newest ``per_service`` stored updates of every service numbered in ``epoch``, oldest first: what
         the hub's resume ring holds again after a restart. Rows that cannot be read back are left out."""
-        updates = []
+        updates: list[Update] = []
         for service, body in self._read(RECENT_SQL, (per_service,)):
             try:
                 text = zlib.decompress(body).decode()
@@ -332,6 +332,8 @@ class Store:
             except (zlib.error, ValueError):
                 continue
             if message.get("epoch") == epoch and isinstance(message.get("seq"), int):
+                if updates and updates[-1].service == service:  # only a service's newest keeps its parsed data
+                    updates[-1] = replace(updates[-1], data={})
                 updates.append(Update(service, message["seq"], message.get("timestamp", ""),
                                       message.get("data") or {}, text, epoch))
         return updates

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from models.messages import MessageType, Update, dumps, envelope
@@ -30,6 +31,7 @@ from models.messages import MessageType, Update, dumps, envelope
 log = logging.getLogger(__name__)
 
 DEFAULT_RING = 300
+NO_DATA: Mapping[str, Any] = MappingProxyType({})
 
 
 class Subscriber(Protocol):
@@ -57,7 +59,7 @@ class Resume:
     recovered: bool
     epoch: str
     reason: ResumeFailure | None = None
-    missed: tuple[Update, ...] = field(default=())
+    missed: tuple[Update, ...] = field(default=())  # their texts, as sent (``data`` is not kept)
 
 
 class Hub:
@@ -128,7 +130,8 @@ class Hub:
         ring = self._rings.get(update.service)
         if ring is None:
             ring = self._rings[update.service] = deque(maxlen=self.ring_size)
-        ring.append(update)
+        # The ring keeps the text only: 300 parsed market updates would hold some 100 MB of Python objects.
+        ring.append(Update(update.service, update.seq, update.timestamp, NO_DATA, update.text, update.epoch))
 
     def backfill(self, updates: Iterable[Update]) -> None:
         """Stored updates, oldest first, taken into the ring (and as the snapshot) without telling anyone: after

@@ -39,7 +39,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from models.messages import MessageType, Update, dumps, iso, now_iso
 from ws.fanout import Role, RoleChange, default_replica_id, notice
-from ws.hub import Hub, new_epoch
+from ws.hub import NO_DATA, Hub, new_epoch
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,9 @@ class RedisFanout:
             answers = await pipe.execute()
         for key, entries in zip(self._keys.values(), answers, strict=True):
             service = self._service_of[key]
-            updates = [self._update(service, entry_id, fields) for entry_id, fields in reversed(entries)]
+            last = len(entries) - 1  # only the newest is parsed (the snapshot's data); the ring keeps texts
+            updates = [self._update(service, entry_id, fields, parse=i == last)
+                       for i, (entry_id, fields) in enumerate(reversed(entries))]
             self.hub.backfill(updates)
             if entries:
                 self._last_ids[key] = entries[0][0]
@@ -262,12 +264,12 @@ class RedisFanout:
                         log.error("%s: unreadable stream entry %r (%s)", service, entry_id, error)
 
     @staticmethod
-    def _update(service: str, entry_id: bytes, fields: Mapping[bytes, bytes]) -> Update:
+    def _update(service: str, entry_id: bytes, fields: Mapping[bytes, bytes], parse: bool = True) -> Update:
         seq = int(entry_id.split(b"-", 1)[0])
         timestamp, raw, epoch = fields[b"t"].decode(), fields[b"d"], fields[b"e"].decode()
         text = dumps({"service": service, "type": MessageType.UPDATE.value, "data": orjson.Fragment(raw),
                       "timestamp": timestamp, "seq": seq, "epoch": epoch})
-        return Update(service, seq, timestamp, orjson.loads(raw), text, epoch)
+        return Update(service, seq, timestamp, orjson.loads(raw) if parse else NO_DATA, text, epoch)
 
     # -- Redis's state ---------------------------------------------------------------------------------
     def _reachable(self) -> None:
