@@ -14,7 +14,7 @@ stream's last id), so seq never goes backwards in any replica's history.
 
 Leadership: a replica holds the lease until a local monotonic deadline (when it last renewed + ttl); past it,
 or on a fenced publish, it stops polling at once (``follow``), whatever Redis says later. A follower tries
-``SET NX`` every ttl/3, so it leads within ttl + ttl/3 of a leader's death (at once after a clean shutdown,
+``SET NX`` every ttl/6, so it leads within ttl + ttl/6 of a leader's death (at once after a clean shutdown,
 which gives the lease back).
 
 Tail: one ``XREAD BLOCK`` over every stream from the last ids seen (so a reconnect resumes where it was); each
@@ -184,7 +184,9 @@ class RedisFanout:
                 self._held_until(started + self.lease_ttl)
             elif held is False and self.role is Role.LEADER:
                 self._lose("the lease is held by another replica")
-            await asyncio.sleep(self.lease_ttl / 3)
+            # The holder renews every third of the ttl; the others try more often, so a dead leader's lease,
+            # which expires at most one ttl after its death, is taken soon after it does.
+            await asyncio.sleep(self.lease_ttl / (3 if self.role is Role.LEADER else 6))
 
     def _held_until(self, deadline: float) -> None:
         """Renewed (or won): the lease is ours until ``deadline`` (monotonic, counted from before the command
