@@ -135,3 +135,20 @@ def test_one_process_says_it_is_standalone_and_counts_its_provider_calls(live_se
     assert stats["replica"] == health["replica"]
     update = live_server.publish("news", {"n": 1})
     assert update.epoch == live_server.app.state.hub.epoch and len(update.epoch) == 16
+
+
+def test_a_resume_longer_than_the_send_queue_is_delivered_whole(live_server: LiveServer) -> None:
+    hub = live_server.app.state.hub
+    start = hub.seq("news")
+    epoch = hub.epoch_of("news")
+    for n in range(150):  # more than the 64 messages a client's queue holds
+        live_server.publish("news", {"n": n})
+    with Client(live_server.ws, "/ws") as client:
+        client.recv_type("connection_established")
+        confirmed = client.request({"action": "subscribe", "service": "news", "since": {"seq": start, "epoch": epoch}},
+                                   "subscription_confirmed")
+        assert confirmed["data"]["recovered"] is True
+        seqs = [client.recv_type("update", service="news")["seq"] for _ in range(150)]
+        assert seqs == list(range(start + 1, start + 151))
+        live_server.publish("news", {"n": 150})  # and the live stream goes on
+        assert client.recv_type("update", service="news")["seq"] == start + 151
