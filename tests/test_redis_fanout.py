@@ -6,6 +6,7 @@ Each test runs replicas (hub + RedisFanout) in this event loop against a private
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -136,3 +137,26 @@ async def test_redis_gone_keeps_clients_and_says_since_when_then_resumes(tmp_pat
             assert json.loads(client.texts[-1])["type"] == "update"
             assert any(json.loads(t)["data"].get("redis") == "connected" for t in client.texts
                        if json.loads(t)["type"] == "notice")
+
+
+async def test_a_replica_that_starts_while_redis_is_stuck_catches_up_without_replaying_old_news(
+        tmp_path: Path, replicas: Make) -> None:
+    with redis_server(workdir=tmp_path) as server:
+        a = await replicas("a", server.url)
+        await until(lambda: a.fanout.role is Role.LEADER)
+        for n in range(5):
+            await a.publish("news", {"n": n})
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # answers nothing: the start-up's backfill times out
+        try:
+            late = await replicas("late", server.url)
+            assert late.fanout.describe()["redis"]["state"] == "unreachable"
+            client = Sink()
+            late.hub.subscribe(client, ["news"])
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        await until(lambda: late.hub.seq("news") == 5, timeout=30)
+        assert client.seqs() == []  # the five were history to it, not news
+        await until(lambda: a.fanout.role is Role.LEADER, timeout=TTL * 10)
+        await a.publish("news", {"n": 5})
+        await until(lambda: client.seqs() == [6])
