@@ -7,7 +7,9 @@ ENV PYTHONUNBUFFERED=1 \
     GRADIO_ANALYTICS_ENABLED=False \
     HF_HUB_DISABLE_TELEMETRY=1
 
-RUN useradd --create-home --uid 1000 user
+# /data owned by the user: a Docker volume mounted there (docker-compose.yml) starts with this ownership, so the
+# history lands in it; on a Space, persistent storage is mounted over it.
+RUN useradd --create-home --uid 1000 user && mkdir -p /data && chown user:user /data
 WORKDIR /home/user/app
 
 COPY --chown=user requirements.txt .

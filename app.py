@@ -38,7 +38,7 @@ from api.providers import build_providers_router
 from api.sentiment import build_sentiment_router
 from config import Settings, describe_error
 from inference.runner import SentimentRunner
-from models.catalog import API_VERSION, scaled_intervals
+from models.catalog import API_VERSION, SERVICE_NAMES, scaled_intervals
 from services import (
     explorers,
     health_checker,
@@ -61,9 +61,11 @@ from storage.dataset_backup import DatasetBackup
 from storage.dataset_backup import from_settings as dataset_backup_from_settings
 from storage.history import Store
 from ui.dashboard import CSS, HEAD, THEME, build_ui
+from ws.fanout import Fanout, MemoryFanout
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
 from ws.metrics import WebSocketCollector
+from ws.redis_fanout import RedisFanout
 from ws.routes import build_router
 from ws.uvicorn_protocol import WebSocketProtocol
 
@@ -95,14 +97,24 @@ def schedule(jobs: Scheduler, data: list[Service], monitoring: list[Service], in
         jobs.add(stream, intervals[stream.name], first_run_in=start + i * 0.5)
 
 
+def build_fanout(settings: Settings, hub: Hub) -> Fanout:
+    """In memory (one process) unless REDIS_URL names a Redis for a group of replicas."""
+    if settings.redis_url is None:
+        return MemoryFanout(hub, settings.replica_id)
+    return RedisFanout(hub, settings.redis_url.get_secret_value(), SERVICE_NAMES, prefix=settings.redis_prefix,
+                       lease_ttl=settings.leader_ttl, maxlen=settings.stream_maxlen, replica=settings.replica_id)
+
+
 def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The whole server. ``transport`` replaces the network (tests); otherwise DATA_SOURCE decides."""
-    hub = Hub()
+    hub = Hub(ring=settings.resume_max_updates)
+    fanout = build_fanout(settings, hub)
     manager = ConnectionManager(hub, Limits(
         max_message_bytes=settings.ws_max_message_bytes,
         max_messages_per_second=settings.ws_max_messages_per_second,
         send_queue=settings.ws_send_queue,
-    ))
+        resume_max=settings.resume_max_updates,
+    ), replica=fanout.replica)
     intervals = scaled_intervals(settings.interval_scale)
     # Each mode its own history file: replayed updates never enter the live history (nor its Hub backup).
     store = Store.for_mode(settings.data_dir, settings.data_source, retention_days=settings.retention_days,
@@ -113,7 +125,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     http = http_client(settings, transport)  # opened and closed by the lifespan
     fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,
                       budgets=settings.data_source == "live", redact=settings.redactor())
-    jobs = Scheduler(hub.publish, redact=settings.redactor())
+    jobs = Scheduler(fanout.publish, redact=settings.redactor())
     ctx = BuildContext(settings, fetcher, intervals, latest=hub, scheduler=jobs, sentiment=runner, store=store,
                        backup=backup)
     data_streams, monitoring_streams = build_streams(ctx)
@@ -131,7 +143,11 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                 # Registered before the store, so it runs after the store has flushed and closed.
                 stack.push_async_callback(final_backup, backup)
             await stack.enter_async_context(store)
-            # Before any poll or client: each service's last stored update becomes its snapshot, seq continues.
+            # Before any poll or client: the numbering's epoch is the history's (a lost history, a new one), the
+            # last updates stored go back into the resume ring, each service's last stored update becomes its
+            # snapshot, and seq continues.
+            hub.epoch = await asyncio.to_thread(store.epoch)
+            hub.backfill(await asyncio.to_thread(store.recent, settings.resume_max_updates, hub.epoch))
             for message in await asyncio.to_thread(store.latest_per_service):
                 hub.restore(message["service"], message["seq"], message["timestamp"], message["data"])
             for service, seq in (await asyncio.to_thread(store.max_seq_per_service)).items():
@@ -143,11 +159,16 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             await stack.enter_async_context(runner)
             await stack.enter_async_context(http)
             await stack.enter_async_context(metrics.loop_lag())
-            schedule(jobs, data_streams, monitoring_streams, intervals)
-            if backup is not None:
-                jobs.add_task("hf_backup", backup.upload, backup.interval, first_run_in=min(backup.interval, 600))
             jobs.start()
             stack.callback(jobs.shutdown)
+
+            def lead() -> None:  # this process polls: alone, or as the group's leader
+                schedule(jobs, data_streams, monitoring_streams, intervals)
+                if backup is not None:
+                    jobs.add_task("hf_backup", backup.upload, backup.interval, first_run_in=min(backup.interval, 600))
+
+            fanout.on_role(lead, jobs.stop_jobs)
+            await stack.enter_async_context(fanout)  # a follower never polls; a leader stops when its lease ends
             # Everything built so far (Gradio, models, ...) lives as long as the process: keep it out of the
             # cyclic collector's full passes, which otherwise stall every client now and then.
             gc.collect()
@@ -167,10 +188,12 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.state.sentiment = runner
     app.state.scheduler = jobs
     app.state.metrics = metrics
+    app.state.fanout = fanout
 
     # Every text at its longest in UTF-8, plus room for the JSON around them.
     app.add_middleware(BodyLimit, max_bytes=settings.sentiment_max_texts * settings.sentiment_max_chars * 4 + 65536)
-    app.include_router(build_health_router(settings.data_source, lambda: manager.count))
+    app.include_router(build_health_router(settings.data_source, lambda: manager.count,
+                                           lambda: {**fanout.describe(), "provider_calls": fetcher.calls}))
     app.include_router(build_metrics_router(metrics.registry))
     app.include_router(build_history_router(store))
     app.include_router(build_providers_router(fetcher))

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +96,15 @@ class Settings(BaseSettings):
     ws_per_message_deflate: bool = False
     ws_ping_interval: float = Field(20.0, gt=0)
 
+    # Several replicas (REDIS_URL) and clients that resume
+    redis_url: SecretStr | None = Field(None, description="redis://host:port/db: a group of replicas on Redis "
+                                                          "Streams (one polls); unset: one process, in memory")
+    redis_prefix: str = Field("cam", pattern=r"^[\w.-]{1,40}$", description="namespace of this group's Redis keys")
+    leader_ttl: float = Field(10.0, ge=0.5, le=300, description="seconds the leader lease lasts unless renewed")
+    stream_maxlen: int = Field(1000, ge=10, description="entries kept per service stream (MAXLEN ~)")
+    resume_max_updates: int = Field(300, ge=1, le=10_000, description="updates replayed to a resuming client")
+    replica_id: str | None = Field(None, max_length=100, description="this replica's id (default: host-pid)")
+
     # Optional provider keys (Space secrets). Absent means the keyed provider is skipped, never faked.
     coingecko_api_key: SecretStr | None = None
     etherscan_api_key: SecretStr | None = None
@@ -124,7 +134,9 @@ class Settings(BaseSettings):
             self.coincap_api_key,
             self.hf_token,
         ]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        redis_password = urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
+        return [*found, redis_password] if redis_password else found
 
     def redactor(self) -> Redactor:
         """Scrubs every secret in use out of a text."""

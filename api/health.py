@@ -1,4 +1,5 @@
-"""GET /healthz: is this server up, in which mode, and how many clients it holds."""
+"""GET /healthz: is this server up, in which mode, how many clients it holds, and (``details``) its role in a
+group of replicas, its id, Redis's state and the requests it made to providers since start."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from models.messages import now_iso
 from models.rest import Health
 
 
-def build_health_router(data_source: Literal["live", "replay"], connections: Callable[[], int]) -> APIRouter:
+def build_health_router(data_source: Literal["live", "replay"], connections: Callable[[], int],
+                        details: Callable[[], dict[str, Any]] = dict) -> APIRouter:
     router = APIRouter(tags=["system"])
 
     @router.get("/healthz", summary="Liveness of this server", response_model=None,
                 responses={200: {"model": Health}})
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "data_source": data_source, "connections": connections(), "timestamp": now_iso()}
+        return {"status": "ok", "data_source": data_source, "connections": connections(), **details(),
+                "timestamp": now_iso()}
 
     return router

@@ -1,8 +1,10 @@
 """The wire format: the envelope every server message follows, its types, and the client's actions.
 
 Server messages are ``{"service", "type", "data", "timestamp"}`` (the spec's envelope); additive keys are
-``seq`` on updates and ``id`` echoing a client's request id. Timestamps are ISO-8601 UTC with milliseconds and
-a ``Z``. Messages are serialised with orjson once and sent as text frames, so browsers can ``JSON.parse`` them.
+``seq`` and ``epoch`` on updates (``seq`` rises by one per service within an ``epoch``; a new epoch says the
+numbering began anew, so a gap cannot be ruled out) and ``id`` echoing a client's request id. Timestamps are
+ISO-8601 UTC with milliseconds and a ``Z``. Messages are serialised with orjson once and sent as text frames,
+so browsers can ``JSON.parse`` them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from typing import Any, Protocol
 import orjson
 
 
+class Unpublished(Exception):
+    """An update a stream made that could not be published for a reason outside the stream: the fan-out
+    backend (Redis) unreachable, or the lease lost. The stream is fine; the next run tries again."""
+
+
 class MessageType(StrEnum):
     CONNECTION_ESTABLISHED = "connection_established"
     WELCOME = "welcome"
@@ -25,6 +32,7 @@ class MessageType(StrEnum):
     STATUS = "status"
     PONG = "pong"
     ERROR = "error"
+    NOTICE = "notice"  # the server's state changed (the fan-out backend lost or regained Redis)
 
 
 class Action(StrEnum):
@@ -103,6 +111,7 @@ class Update:
     timestamp: str
     data: Mapping[str, Any]
     text: str
+    epoch: str = ""
 
 
 class LatestUpdates(Protocol):

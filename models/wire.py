@@ -221,11 +221,26 @@ class ErrorMessage(SystemMessage):
     data: ErrorData
 
 
+class NoticeData(Data):
+    redis: Literal["connected", "unreachable"] = Field(
+        description="The state of the Redis the replicas share (only with REDIS_URL set)")
+    since: str = Field(description="Since when, ISO-8601 UTC")
+    message: str
+
+
+class Notice(SystemMessage):
+    """Unprompted, to every subscribed client of a replica: the fan-out backend lost or regained Redis. While it
+    is unreachable no update arrives; stay connected (or resume with since on another replica)."""
+
+    type: Literal[MessageType.NOTICE]
+    data: NoticeData
+
+
 SYSTEM_MODELS: dict[MessageType, type[SystemMessage]] = {
     MessageType.CONNECTION_ESTABLISHED: ConnectionEstablished, MessageType.WELCOME: Welcome,
     MessageType.SUBSCRIPTION_CONFIRMED: SubscriptionConfirmed,
     MessageType.UNSUBSCRIPTION_CONFIRMED: UnsubscriptionConfirmed, MessageType.STATUS: StatusMessage,
-    MessageType.PONG: Pong, MessageType.ERROR: ErrorMessage}
+    MessageType.PONG: Pong, MessageType.ERROR: ErrorMessage, MessageType.NOTICE: Notice}
 
 
 def system_message(data: BaseModel | Any, type_: MessageType, **extra: Any) -> str:

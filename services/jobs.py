@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from config import Redactor
-from models.messages import iso, now_iso, utc_now
+from models.messages import Unpublished, iso, now_iso, utc_now
 from models.monitoring import JobView, SchedulerPayload
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Scheduler:
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self.stats: dict[str, JobStats] = {}
         self._running: set[asyncio.Task[Any]] = set()  # runs in flight, cancelled by shutdown
+        self._cancelled: set[asyncio.Task[Any]] = set()  # runs we cancelled ourselves (shutdown, a lost lease)
         self._stopping = False
         self.observer: JobObserver | None = None
 
@@ -84,7 +86,8 @@ class Scheduler:
     def add_task(self, job_id: str, task: Task, interval: float, first_run_in: float,
                  name: str | None = None) -> str:
         """Any other periodic job (backups, retention): shown in the ``scheduler`` stream like the others."""
-        self.stats[job_id] = JobStats(interval, name=name or job_id)
+        # A job added again (a new lease) keeps its figures.
+        self.stats.setdefault(job_id, JobStats(interval, name=name or job_id))
         self._scheduler.add_job(self._run, IntervalTrigger(seconds=interval), args=(job_id, task), id=job_id,
                                 name=name or job_id, next_run_time=utc_now() + timedelta(seconds=first_run_in))
         return job_id
@@ -93,7 +96,13 @@ class Scheduler:
         payload = await service.collect()
         if payload is None:
             return "nothing_new"
-        self._publish(service.name, payload)
+        published = self._publish(service.name, payload)
+        if inspect.isawaitable(published):  # a group of replicas: the update goes through Redis first
+            try:
+                await published
+            except Unpublished as exc:  # Redis away or the lease lost: said once per run, without a traceback
+                log.warning("job %s: update not published: %s", service.name, exc)
+                return "unpublished"
         return "published"
 
     async def _run(self, job_id: str, task: Task) -> None:
@@ -109,7 +118,7 @@ class Scheduler:
             result = stats.last_result = await task() or "done"
             stats.last_error = None
         except asyncio.CancelledError:
-            if not self._stopping:
+            if not self._stopping and current not in self._cancelled:
                 raise
             # Stopped by our own shutdown (a provider call retrying, say): normal, and nothing for the log's
             # ERROR level, where APScheduler would put a re-raised cancellation with its traceback.
@@ -122,6 +131,7 @@ class Scheduler:
         finally:
             if current is not None:
                 self._running.discard(current)
+                self._cancelled.discard(current)
             stats.runs += 1
             stats.running = False
             elapsed = time.perf_counter() - started
@@ -140,6 +150,14 @@ class Scheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         for run in tuple(self._running):
+            run.cancel()
+
+    def stop_jobs(self) -> None:
+        """Stop polling at once (a replica that lost the leader lease): every job removed, the runs in flight
+        cancelled. The scheduler itself keeps running; jobs added again (a new lease) start afresh."""
+        self._scheduler.remove_all_jobs()
+        for run in tuple(self._running):
+            self._cancelled.add(run)
             run.cancel()
 
     @property

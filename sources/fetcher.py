@@ -203,6 +203,8 @@ class Fetcher:
         self._clock = clock
         self.runtimes: dict[str, Runtime] = {}
         self.observer: RequestObserver | None = None
+        #: HTTP requests made to providers since start (replayed ones too: they take the same path).
+        self.calls = 0
 
     def register(self, provider: Provider) -> Runtime:
         if provider.id in self.runtimes:
@@ -288,6 +290,7 @@ class Fetcher:
         started = time.perf_counter()
         runtime.health.last_used = self._clock()
         runtime.health.requests += 1
+        self.calls += 1
         try:
             response = await self.http.request(
                 method, url, params={**(params or {}), **auth_params} or None, json=body,

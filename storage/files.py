@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ CREATE TABLE IF NOT EXISTS updates (
 );
 CREATE INDEX IF NOT EXISTS updates_service_ts ON updates(service, ts);
 CREATE UNIQUE INDEX IF NOT EXISTS updates_service_seq ON updates(service, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 Mode = Literal["live", "replay"]
@@ -51,3 +53,30 @@ def table_rows(conn: sqlite3.Connection) -> int:
         return 0
     count: int = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
     return count
+
+
+def numbering_epoch(conn: sqlite3.Connection) -> str:
+    """The epoch of the ``seq`` numbering this file continues (``meta.epoch``), kept while the file is intact and
+    was closed cleanly (``meta.clean``, see :func:`mark_clean`): a lost history, or one a crash may have cut
+    short of updates clients already saw, starts a new epoch, so a resuming client is told the numbering began
+    anew rather than shown a gap (or a reused seq) as continuous. Marks the file in use (not clean)."""
+    with conn:
+        conn.executescript(SCHEMA)
+        found = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('epoch', 'clean')").fetchall())
+        epoch = found.get("epoch")
+        if epoch is None or found.get("clean") != "1":
+            epoch = secrets.token_hex(8)
+        conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [("epoch", epoch), ("clean", "0")])
+        return str(epoch)
+
+
+def mark_clean(conn: sqlite3.Connection) -> None:
+    """Every update handed to the store is on disk: the next start may keep the epoch."""
+    with conn:
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('clean', '1')")
+
+
+#: The newest N rows of every service, oldest first within each service.
+RECENT_SQL = ("SELECT service, body FROM (SELECT service, seq, body, ROW_NUMBER() OVER "
+              "(PARTITION BY service ORDER BY seq DESC) AS n FROM updates) WHERE n <= ? ORDER BY service, seq")

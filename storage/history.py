@@ -30,16 +30,18 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from models.messages import Update, epoch
-from storage.files import FILES, MARKS, SCHEMA, Mode, intact, mark, table_rows
+from storage.files import FILES, MARKS, RECENT_SQL, SCHEMA, Mode, intact, mark, mark_clean, numbering_epoch, table_rows
 from storage.legacy import split_legacy
+from storage.series import coin_quote as coin_quote  # where callers have always found it
+from storage.series import series_of
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +72,6 @@ def _seconds(update: Update) -> float:
 def decode(body: bytes) -> dict[str, Any]:
     message: dict[str, Any] = orjson.loads(zlib.decompress(body))
     return message
-
-
-def coin_quote(market: Mapping[str, Any], coin: str) -> tuple[str | None, str | None]:
-    """The quote currency and source of ``coin``'s figures in a market_data payload: its own entry's, where the
-    payload has per-coin entries that say them (``coins``), else the payload's; None where neither says."""
-    coins = market.get("coins") or ()
-    entry = (coins.get(coin) if isinstance(coins, Mapping) else
-             next((c for c in coins if isinstance(c, Mapping) and c.get("id") == coin), None))
-    entry = entry if isinstance(entry, Mapping) else {}
-    currency = entry.get("quote_currency") or entry.get("currency") or market.get("quote_currency")
-    source = entry.get("source") or market.get("source")
-    return (currency if isinstance(currency, str) else None), (source if isinstance(source, str) else None)
 
 
 @dataclass
@@ -139,6 +129,15 @@ class Store:
         self._queue.put(_STOP)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join, 10)
+            if not self._writer.is_alive() and self._queue.empty() and not self.stats.dropped:
+                await asyncio.to_thread(self._closed_cleanly)
+
+    def _closed_cleanly(self) -> None:
+        conn = self._connect()
+        try:
+            mark_clean(conn)
+        finally:
+            conn.close()
 
     @property
     def pending(self) -> int:
@@ -326,6 +325,31 @@ class Store:
             messages.append(message)
         return messages
 
+    def epoch(self) -> str:
+        """The epoch of this history's ``seq`` numbering, kept in the file (a new one for a new file)."""
+        conn = self._connect()
+        try:
+            return numbering_epoch(conn)
+        finally:
+            conn.close()
+
+    def recent(self, per_service: int, epoch: str) -> list[Update]:
+        """The newest ``per_service`` stored updates of every service numbered in ``epoch``, oldest first: what
+        the hub's resume ring holds again after a restart. Rows that cannot be read back are left out."""
+        updates: list[Update] = []
+        for service, body in self._read(RECENT_SQL, (per_service,)):
+            try:
+                text = zlib.decompress(body).decode()
+                message = orjson.loads(text)
+            except (zlib.error, ValueError):
+                continue
+            if message.get("epoch") == epoch and isinstance(message.get("seq"), int):
+                if updates and updates[-1].service == service:  # only a service's newest keeps its parsed data
+                    updates[-1] = replace(updates[-1], data={})
+                updates.append(Update(service, message["seq"], message.get("timestamp", ""),
+                                      message.get("data") or {}, text, epoch))
+        return updates
+
     def max_seq_per_service(self) -> dict[str, int]:
         """The highest ``seq`` stored for every service, readable or not: the hub continues after it."""
         return {service: int(seq) for service, seq in
@@ -355,26 +379,7 @@ class Store:
 
     def _coin_series(self, coin: str, since: float | None, until: float | None,
                      limit: int) -> dict[str, list[Any]]:
-        texts = self._texts(*self._history_sql("market_data", since, until, limit))
-        series: dict[str, list[Any]] = {"timestamps": [], "prices": [], "volumes": [], "market_caps": [],
-                                        "quote_currencies": [], "sources": []}
-        seen: set[str] = set()
-        for text in reversed(texts):  # parsed one at a time: thousands of parsed updates at once strain the GC
-            message = orjson.loads(text)
-            data = message.get("data") or {}
-            price = (data.get("prices") or {}).get(coin)
-            when = data.get("timestamp") or message.get("timestamp")
-            if price is None or when in seen:  # a stale update repeats values already in the series
-                continue
-            seen.add(when)
-            currency, source = coin_quote(data, coin)
-            series["timestamps"].append(when)
-            series["prices"].append(price)
-            series["volumes"].append((data.get("volumes") or {}).get(coin))
-            series["market_caps"].append((data.get("market_caps") or {}).get(coin))
-            series["quote_currencies"].append(currency)
-            series["sources"].append(source)
-        return series
+        return series_of(coin, reversed(self._texts(*self._history_sql("market_data", since, until, limit))))
 
     async def export(self, service: str, since: float | None, until: float | None,
                      chunk: int = 500) -> AsyncIterator[dict[str, Any]]:

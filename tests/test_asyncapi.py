@@ -23,6 +23,7 @@ from models.messages import MessageType
 from models.wire import SYSTEM_MODELS, UPDATE_MODELS
 from tests.support.server import LiveServer
 from tests.support.wsclient import Client, Message
+from ws.fanout import notice
 from ws.hub import Hub
 
 PARSER_DIR = Path(__file__).parent / "asyncapi"
@@ -186,6 +187,7 @@ def test_real_messages_of_every_type_and_service_validate(live_server: LiveServe
     assert snapshot is not None
     captured.append(("/ws/market_data", json.loads(snapshot.text)))
     assert captured[-1][1]["restored"] is True
+    captured.append(("/ws/market_data", redis_notice()))  # only a replica on Redis sends one: made by its code
     seen = {message_key(m) for _, m in captured}
     assert seen == set(document["components"]["messages"]) - {"subscribe", "unsubscribe", "get_status", "ping"}
     assert {m["type"] for _, m in captured} == {t.value for t in MessageType}
@@ -199,6 +201,23 @@ def test_real_messages_of_every_type_and_service_validate(live_server: LiveServe
         assert key in document["channels"][channel_id(path)]["messages"], (path, key)
     assert len(SYSTEM_MODELS) == len(MessageType) - 1
     typescript_accepts(document, captured)
+
+
+def redis_notice() -> Message:
+    """The notice a replica sends its clients when Redis becomes unreachable, as ws.fanout.notice writes it."""
+    texts: list[str] = []
+
+    class Subscriber:
+        def offer(self, text: str) -> bool:
+            texts.append(text)
+            return True
+
+    hub = Hub()
+    hub.subscribe(Subscriber(), ["market_data"])
+    notice(hub, {"redis": "unreachable", "since": "2026-11-29T10:00:00.000Z",
+                 "message": "Redis is unreachable: no updates until it is back; stay connected"})
+    message: Message = json.loads(texts[0])
+    return message
 
 
 def typescript_accepts(document: dict[str, Any], captured: list[tuple[str, Message]]) -> None:

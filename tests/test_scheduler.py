@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from config import Redactor
+from models.messages import Unpublished
 from services.jobs import Scheduler
 
 
@@ -64,3 +65,29 @@ async def test_a_run_cut_short_by_the_shutdown_logs_no_error(caplog: pytest.LogC
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert "stopped by the shutdown" in caplog.text
     assert scheduler.stats["market_data_collection"].failures == 0
+
+
+async def test_an_update_redis_could_not_take_is_a_warning_not_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """With replicas, publishing goes through Redis: Redis away (or the lease lost) is not the stream's fault."""
+
+    async def publish(service: str, data: Any) -> None:
+        raise Unpublished("Redis unreachable: ConnectionError: Connection refused")
+
+    class Stream:
+        name = "market_data"
+
+        async def collect(self) -> dict[str, Any] | None:
+            return {"coins": []}
+
+    scheduler = Scheduler(publish)
+    scheduler.add(Stream(), 60, first_run_in=0)
+    scheduler.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            await ran_once(scheduler, "market_data_collection")
+    finally:
+        scheduler.shutdown()
+    stats = scheduler.stats["market_data_collection"]
+    assert (stats.last_result, stats.failures) == ("unpublished", 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert any("not published" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)

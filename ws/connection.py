@@ -14,6 +14,7 @@ import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from enum import Enum
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -52,6 +53,7 @@ class Connection:
         self.received = 0
         self._queue: deque[str] = deque()
         self._queue_size = queue_size
+        self._cap = queue_size  # raised for a resume's backlog until the queue drains below queue_size
         self._wakeup = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._sending = False  # a send is in flight (it may wait on a client that does not read)
@@ -62,12 +64,20 @@ class Connection:
         """Queue a message for this client; False (and the connection starts closing) when it is full."""
         if self.state is not ConnectionState.OPEN:
             return False
-        if len(self._queue) >= self._queue_size:
+        if len(self._queue) >= self._cap:
             self.close(CLOSE_SLOW_CONSUMER, f"slow consumer: {len(self._queue)} messages waiting to be read")
             return False
         self._queue.append(text)
         self._wakeup.set()
         return True
+
+    def offer_backlog(self, texts: Sequence[str]) -> None:
+        """Queue a resuming client's missed updates (bounded by the resume limit) beyond the queue's size: they
+        were asked for at once; live updates after them count against the size only once it has drained."""
+        if self.state is ConnectionState.OPEN and texts:
+            self._cap = max(self._cap, len(self._queue) + len(texts) + self._queue_size)
+            self._queue.extend(texts)
+            self._wakeup.set()
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:
         """Ask the sender to close the socket with ``code``, after what is queued if ``flush``; idempotent."""
@@ -106,6 +116,8 @@ class Connection:
                     await send(queue.popleft())
                     self._sending = False
                     self.sent += 1
+                    if self._cap > self._queue_size and len(queue) < self._queue_size:
+                        self._cap = self._queue_size
                 if self.state is not ConnectionState.OPEN:
                     break
         except asyncio.CancelledError:

@@ -32,6 +32,7 @@ class Limits:
     max_message_bytes: int = 64 * 1024
     max_messages_per_second: int = 20
     send_queue: int = 64
+    resume_max: int = 300  # updates replayed to a client that resumes with "since"
 
 
 USAGE = {
@@ -43,8 +44,9 @@ USAGE = {
 
 
 class ConnectionManager:
-    def __init__(self, hub: Hub, limits: Limits) -> None:
+    def __init__(self, hub: Hub, limits: Limits, replica: str | None = None) -> None:
         self.hub = hub
+        self.replica = replica
         self.limits = limits
         self.connections: dict[str, Connection] = {}
         self.total_connected = 0
@@ -112,7 +114,8 @@ class ConnectionManager:
     def _protocol(self, endpoint: Endpoint, path: str) -> Protocol:
         protocol = self._protocols.get(path)
         if protocol is None:
-            protocol = self._protocols[path] = Protocol(self.hub, path, endpoint.services, lambda: self.count)
+            protocol = self._protocols[path] = Protocol(self.hub, path, endpoint.services, lambda: self.count,
+                                                         self.limits.resume_max)
         return protocol
 
     def _greet(self, conn: Connection, endpoint: Endpoint, path: str, protocol: Protocol) -> None:
@@ -190,6 +193,7 @@ class ConnectionManager:
     def summary(self) -> dict[str, Any]:
         """The counters of :meth:`stats` without the list of clients, which costs ~5 µs per client to build."""
         return {
+            "replica": self.replica,
             "total_connections": self.count,
             "subscription_counts": self.hub.subscription_counts(),
             "connections_since_start": self.total_connected,

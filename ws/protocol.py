@@ -4,8 +4,9 @@ Errors, all answered with ``{"service": "system", "type": "error", "data": {"mes
 
     ClientError
     |-- not JSON, binary frame, not an object, missing/unknown action      (data.available_actions)
-    `-- missing, non-string or unknown service; a service this endpoint does not serve
-                                                                          (data.available_services)
+    |-- missing, non-string or unknown service; a service this endpoint does not serve
+    |                                                                     (data.available_services)
+    `-- a ``since`` that is not ``{"seq": <int >= 0>, "epoch": "<text>"}``, or with "all" / "system"
 
 An optional ``id`` in any client message is echoed at the top level of its reply (Binance, Kraken do so).
 """
@@ -23,7 +24,7 @@ from models.messages import ACTIONS, Action, MessageType
 from models.wire import MAX_ID_LENGTH, ErrorData, StatusData, SubscriptionConfirmedData, UnsubscriptionConfirmedData
 from models.wire import system_message as encode_system
 from ws.connection import Connection
-from ws.hub import Hub
+from ws.hub import DEFAULT_RING, Hub
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ class Protocol:
     """The protocol of one endpoint: which services it serves, and how each action is carried out."""
 
     def __init__(self, hub: Hub, endpoint: str, services: tuple[str, ...],
-                 total_clients: Callable[[], int]) -> None:
+                 total_clients: Callable[[], int], resume_max: int = DEFAULT_RING) -> None:
         self.hub = hub
+        self.resume_max = resume_max
         self.endpoint = endpoint
         self.services = services
         self.valid_names = (*services, SYSTEM, ALL)
@@ -85,7 +87,12 @@ class Protocol:
             raise ClientError(f"Unknown action: {_shorten(action)!r}", available_actions=list(ACTIONS))
         match Action(action):
             case Action.SUBSCRIBE:
-                self.subscribe(conn, self._service(message), request_id)
+                service = self._service(message)
+                since = self._since(message, service)
+                if since is None:
+                    self.subscribe(conn, service, request_id)
+                else:
+                    self.resume(conn, service, since, request_id)
             case Action.UNSUBSCRIBE:
                 self.unsubscribe(conn, self._service(message), request_id)
             case Action.GET_STATUS:
@@ -112,6 +119,25 @@ class Protocol:
                                          message=f"Subscribed to {name}")
         conn.offer(encode_system(data, MessageType.SUBSCRIPTION_CONFIRMED, id=request_id))
         for service in new:
+            snapshot = self.hub.latest(service)
+            if snapshot is not None:
+                conn.offer(snapshot.text)
+
+    def resume(self, conn: Connection, service: str, since: tuple[int, str], request_id: Any = None) -> None:
+        """Subscribe a client that says the last update it saw (``since``: seq, epoch): confirm with
+        ``recovered`` (and ``reason`` when false), then every update after it in order, or the latest as
+        :meth:`subscribe` does when they cannot all be given. The same step of the event loop reads the ring and
+        subscribes, so an update arriving meanwhile is neither lost nor sent twice."""
+        conn.subscriptions.add(service)
+        result = self.hub.resume(conn, service, since[0], since[1], self.resume_max)
+        data = SubscriptionConfirmedData(service=service, subscriptions=sorted(conn.subscriptions),
+                                         message=f"Subscribed to {service}", recovered=result.recovered,
+                                         epoch=result.epoch,
+                                         reason=result.reason.value if result.reason is not None else None)
+        conn.offer(encode_system(data, MessageType.SUBSCRIPTION_CONFIRMED, id=request_id))
+        if result.recovered:
+            conn.offer_backlog([update.text for update in result.missed])
+        else:
             snapshot = self.hub.latest(service)
             if snapshot is not None:
                 conn.offer(snapshot.text)
@@ -146,6 +172,23 @@ class Protocol:
                 text = f"Invalid service: {shown!r}"
             raise ClientError(text, available_services=available)
         return service
+
+    @staticmethod
+    def _since(message: dict[str, Any], service: str) -> tuple[int, str] | None:
+        since = message.get("since")
+        if since is None:
+            return None
+        usage = 'expected "since": {"seq": <last seq seen>, "epoch": "<its epoch>"}'
+        if service in (ALL, SYSTEM):
+            raise ClientError(f"Invalid 'since': a resume names one service, not {service!r}")
+        if not isinstance(since, dict):
+            raise ClientError(f"Invalid 'since': {usage}")
+        seq, epoch = since.get("seq"), since.get("epoch")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ClientError(f"Invalid 'since.seq': {_shorten(seq)!r}; {usage}")
+        if not isinstance(epoch, str) or not epoch or len(epoch) > MAX_ID_LENGTH:
+            raise ClientError(f"Invalid 'since.epoch': {_shorten(epoch)!r}; {usage}")
+        return seq, epoch
 
     def _expand(self, name: str) -> tuple[str, ...]:
         if name == ALL:
