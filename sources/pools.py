@@ -153,6 +153,7 @@ class Pool(Generic[P]):
         except Exception as exc:  # whatever reading a strange answer raises is that provider's failure, not ours
             bad = record_unreadable(self.fetcher, provider, exc)
             return False, None, self._state(provider, SourceStatus.ERROR, bad.message)
+        self.fetcher.record_success(provider)  # read as well as answered: only now does the provider work
         return True, value, self._state(provider, SourceStatus.OK, None)
 
     def _switch_to(self, provider_id: str, reason: str) -> None:
