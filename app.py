@@ -107,7 +107,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     runner = SentimentRunner(settings)  # nothing loads until the lifespan enters it
     http = http_client(settings, transport)  # opened and closed by the lifespan
     fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,
-                      budgets=settings.data_source == "live", redact=settings.redactor())
+                      budgets=settings.data_source == "live", redact=settings.redactor(),
+                      cooldown_scale=min(1.0, settings.interval_scale))
     jobs = Scheduler(hub.publish, redact=settings.redactor())
     ctx = BuildContext(settings, fetcher, intervals, latest=hub, scheduler=jobs, sentiment=runner, store=store,
                        backup=backup)

@@ -225,8 +225,10 @@ class Fetcher:
 
     def __init__(self, http: httpx.AsyncClient, *, retries: int = 2, timeout: float = 10.0,
                  budgets: bool = True, redact: Redactor | None = None, clock: Clock = time.monotonic,
-                 backoff: float = 0.5) -> None:
+                 backoff: float = 0.5, cooldown_scale: float = 1.0) -> None:
         self.http = http
+        #: INTERVAL_SCALE: a faster world (tests, demos) also waits out a 429 without Retry-After faster.
+        self.default_cooldown = self.DEFAULT_COOLDOWN * cooldown_scale
         self.retries = retries
         self.timeout = timeout
         self.budgets = budgets
@@ -347,7 +349,7 @@ class Fetcher:
         status = response.status_code
         if status in provider.rate_limit_statuses:
             retry_after = _retry_after(response)
-            cooldown = retry_after if retry_after is not None else self.DEFAULT_COOLDOWN
+            cooldown = retry_after if retry_after is not None else self.default_cooldown
             runtime.health.rate_limited_until = self._clock() + cooldown
             raise ProviderRateLimited(provider.id, f"HTTP {status}: rate limited for {cooldown:.0f} s", cooldown)
         if status in (401, 403, 451):

@@ -25,6 +25,7 @@ from models.monitoring import Failover
 from models.states import Availability, SourceStatus
 from sources.errors import AnswerError, ProviderBadResponse, ProviderError, ProviderMissingKey, ProviderRateLimited
 from sources.fetcher import Fetcher, Provider
+from sources.limits import BreakerState
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class Pool(Generic[P]):
         self.last_ok = False  # whether the latest call got an answer at all
         self.failover_count = 0
         self.failovers: deque[Failover] = deque(maxlen=history)
+        self._stalled_calls = 0  # calls in a row that found no provider to ask
 
     async def fetch(self, call: Callable[[P], Awaitable[T]]) -> PoolResult[T]:
         """Run ``call`` against the providers in order until one answers (failover).
@@ -108,6 +110,7 @@ class Pool(Generic[P]):
         ``call`` does the provider's requests through the fetcher and returns its normalised value; any
         exception a pure ``normalize`` raises on a strange shape is counted as that provider's bad response.
         """
+        self._trial_if_stalled()
         sources: dict[str, SourceState] = {}
         reasons: list[str] = []
         for provider in self.providers:
@@ -127,6 +130,7 @@ class Pool(Generic[P]):
     async def gather(self, call: Callable[[P], Awaitable[T]]) -> GatherResult[T]:
         """Run ``call`` against every available provider at once and keep every answer (fan-in: news feeds,
         RPC nodes). The most preferred provider that answered counts as the active source."""
+        self._trial_if_stalled()
         outcomes = await asyncio.gather(*(self._try(p, call) for p in self.providers))
         values: dict[str, T] = {}
         sources: dict[str, SourceState] = {}
@@ -155,6 +159,22 @@ class Pool(Generic[P]):
             return False, None, self._state(provider, SourceStatus.ERROR, bad.message)
         self.fetcher.record_success(provider)  # read as well as answered: only now does the provider work
         return True, value, self._state(provider, SourceStatus.OK, None)
+
+    def _trial_if_stalled(self) -> None:
+        """When no provider may be asked, every second call gives the one whose open circuit is due soonest its
+        trial now: a stream never waits out a breaker's cool-down (up to 10 min) with nothing to show while its
+        providers may be back (it is ``ok`` again within two runs of their return), and a dead provider is asked
+        at most every other run, inside its budget. Cool-downs a provider asked for (429) are kept."""
+        now = self.fetcher.now()
+        runtimes = [self.fetcher.runtime(p.id) for p in self.providers]
+        if any(rt.available(now) is Availability.AVAILABLE for rt in runtimes):
+            self._stalled_calls = 0
+            return
+        tripped = [rt for rt in runtimes if rt.breaker.state is BreakerState.OPEN and rt.provider.enabled
+                   and rt.health.rate_limited_until <= now]
+        self._stalled_calls += 1
+        if tripped and self._stalled_calls % 2 == 0:
+            min(tripped, key=lambda rt: rt.breaker.retry_in()).breaker.force_trial()
 
     def _switch_to(self, provider_id: str, reason: str) -> None:
         if self.active is not None and provider_id != self.active:

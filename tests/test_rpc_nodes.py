@@ -273,9 +273,10 @@ async def test_a_dead_node_is_skipped_once_its_breaker_opens() -> None:
     for _ in range(3):
         await svc.collect()
     assert len(calls) == 3  # one attempt per run: a status check does not retry
-    payload = await svc.collect()
-    assert len(calls) == 3
-    assert payload["nodes"]["rpc_optimism_publicnode"]["error"].startswith("circuit_open: HTTP 502")
+    payloads = [await svc.collect() for _ in range(4)]
+    # its chain has no other node: a trial every other call of the pool, so a node back is seen soon
+    assert 3 < len(calls) <= 5
+    assert any(p["nodes"]["rpc_optimism_publicnode"]["error"].startswith("circuit_open: HTTP 502") for p in payloads)
 
 
 async def test_replay_build_end_to_end(tmp_path: Path) -> None:
