@@ -108,7 +108,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     http = http_client(settings, transport)  # opened and closed by the lifespan
     fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,
                       budgets=settings.data_source == "live", redact=settings.redactor(),
-                      cooldown_scale=min(1.0, settings.interval_scale))
+                      cooldown_scale=min(1.0, settings.interval_scale), replay=settings.data_source == "replay")
     jobs = Scheduler(hub.publish, redact=settings.redactor())
     ctx = BuildContext(settings, fetcher, intervals, latest=hub, scheduler=jobs, sentiment=runner, store=store,
                        backup=backup)

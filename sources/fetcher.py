@@ -219,14 +219,18 @@ class Fetcher:
     """Owns every provider's runtime state and makes their calls over one shared ``httpx.AsyncClient``.
 
     ``budgets=False`` (replay mode) lifts the rate budgets: a recorded response costs no provider anything.
+    ``replay=True`` (replay mode only) takes an answer's capture time from the replay transport's
+    :data:`~sources.replay.RECORDED_AT` header; live, that header is ignored: a provider or a proxy could send it,
+    and it must not make live data look as old (or as fresh) as it says.
     """
 
     DEFAULT_COOLDOWN = 60.0  # a 429 without Retry-After
 
     def __init__(self, http: httpx.AsyncClient, *, retries: int = 2, timeout: float = 10.0,
                  budgets: bool = True, redact: Redactor | None = None, clock: Clock = time.monotonic,
-                 backoff: float = 0.5, cooldown_scale: float = 1.0) -> None:
+                 backoff: float = 0.5, cooldown_scale: float = 1.0, replay: bool = False) -> None:
         self.http = http
+        self.replay = replay
         #: INTERVAL_SCALE: a faster world (tests, demos) also waits out a 429 without Retry-After faster.
         self.default_cooldown = self.DEFAULT_COOLDOWN * cooldown_scale
         self.retries = retries
@@ -360,7 +364,7 @@ class Fetcher:
                                       retryable=status >= 500, status=status)
         if status >= 300:  # a redirect without a usable Location
             raise ProviderBadResponse(provider.id, f"HTTP {status} without a redirect we can follow")
-        runtime.health.recorded_at = epoch(response.headers.get(RECORDED_AT))
+        runtime.health.recorded_at = epoch(response.headers.get(RECORDED_AT)) if self.replay else None
         self.record_answer(provider, elapsed_ms)
         return response
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from config import Redactor
+from models.messages import epoch
 from services.health_checker import HealthCheckerService
 from sources.errors import (
     AnswerError,
@@ -21,6 +22,7 @@ from sources.errors import (
 from sources.fetcher import MAX_RETRY_AFTER, Fetcher, Provider, health_view
 from sources.limits import BreakerState, CircuitBreaker, Rate, TokenBucket
 from sources.pools import Pool
+from sources.replay import RECORDED_AT
 
 
 class FakeClock:
@@ -287,3 +289,14 @@ async def test_an_error_body_quoting_the_key_is_published_without_it() -> None:
     error = result.sources["keyed"].error or ""
     assert secret not in error and "***" in error
     assert secret not in str(health_view(fetcher.runtime("keyed"), fetcher.now()))
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["live", "replay"])
+async def test_only_replay_takes_a_capture_time_from_the_answer(replay: bool) -> None:
+    """The replay transport's capture-time header dates an answer in replay mode only: live, a provider or a proxy
+    sending it must not make fresh data look two years old (nor old data fresh)."""
+    answer = httpx.Response(200, json={"ok": True}, headers={RECORDED_AT: "2024-05-01T12:00:00Z"})
+    fetcher = fetcher_for(lambda r: answer, replay=replay)
+    assert await fetcher.get_json(Example(), "/x") == {"ok": True}
+    recorded_at = fetcher.runtime("example").health.recorded_at
+    assert recorded_at == (epoch("2024-05-01T12:00:00Z") if replay else None)
