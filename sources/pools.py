@@ -102,7 +102,7 @@ class Pool(Generic[P]):
         self.last_ok = False  # whether the latest call got an answer at all
         self.failover_count = 0
         self.failovers: deque[Failover] = deque(maxlen=history)
-        self._stalled_calls = 0  # calls in a row that found no provider to ask
+        self._last_trial: str | None = None  # the provider given a trial by the previous call, if it was stalled
 
     async def fetch(self, call: Callable[[P], Awaitable[T]]) -> PoolResult[T]:
         """Run ``call`` against the providers in order until one answers (failover).
@@ -161,20 +161,27 @@ class Pool(Generic[P]):
         return True, value, self._state(provider, SourceStatus.OK, None)
 
     def _trial_if_stalled(self) -> None:
-        """When no provider may be asked, every second call gives the one whose open circuit is due soonest its
-        trial now: a stream never waits out a breaker's cool-down (up to 10 min) with nothing to show while its
-        providers may be back (it is ``ok`` again within two runs of their return), and a dead provider is asked
-        at most every other run, inside its budget. Cool-downs a provider asked for (429) are kept."""
+        """When no provider can be asked now (each disabled, cooling down, behind an open circuit, or with our
+        budget for it spent), the open circuit due soonest gets its trial now, rather than the stream waiting out
+        a breaker's cool-down (up to 10 min) with nothing to show while its providers may be back. Trials take
+        turns: one whose trial just failed has its cool-down doubled, and the one trialled on the previous call is
+        not trialled again while another can be, so a pool of k tripped providers is ``ok`` again within two runs
+        of the first one's return when the first one tried is still down, and a lone dead provider is asked at most
+        every other run. Every trial is inside its provider's budget; cool-downs it asked for (429) are kept."""
         now = self.fetcher.now()
         runtimes = [self.fetcher.runtime(p.id) for p in self.providers]
-        if any(rt.available(now) is Availability.AVAILABLE for rt in runtimes):
-            self._stalled_calls = 0
+        if any(rt.available(now) is Availability.AVAILABLE and not rt.bucket.wait_time() for rt in runtimes):
+            self._last_trial = None
             return
         tripped = [rt for rt in runtimes if rt.breaker.state is BreakerState.OPEN and rt.provider.enabled
-                   and rt.health.rate_limited_until <= now]
-        self._stalled_calls += 1
-        if tripped and self._stalled_calls % 2 == 0:
-            min(tripped, key=lambda rt: rt.breaker.retry_in()).breaker.force_trial()
+                   and rt.health.rate_limited_until <= now and not rt.bucket.wait_time()]
+        others = [rt for rt in tripped if rt.id != self._last_trial]
+        if not others:  # none, or only the one trialled last time: it waits a call
+            self._last_trial = None
+            return
+        chosen = min(others, key=lambda rt: rt.breaker.retry_in())
+        chosen.breaker.force_trial()
+        self._last_trial = chosen.id
 
     def _switch_to(self, provider_id: str, reason: str) -> None:
         if self.active is not None and provider_id != self.active:

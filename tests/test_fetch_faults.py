@@ -239,3 +239,59 @@ async def test_the_scheduler_gives_each_run_a_deadline_within_its_interval() -> 
     await asyncio.wait_for(jobs._collect(Stream(), 0.3), 30)
     assert published == [("market_data", {"status": "no_data",
                                           "why": "no answer before the collection run's deadline"})]
+
+
+class Frugal(Example):
+    """A provider with a budget of one call a minute (as Blockchair's keyless one)."""
+
+    id = "frugal"
+    base_url = "https://api.frugal.test"
+    rate = Rate(1, 60, burst=1)
+
+
+async def test_a_stalled_pool_trials_its_open_circuits_in_turn_and_is_back_within_two_runs() -> None:
+    """Every provider behind an open circuit, and the only other one with our budget for it spent: the pool asks
+    an open one each run, in turn (not the one it asked last), so the one that is back answers by the second run
+    even when the first one tried is still down. Nobody waits out a breaker's cool-down."""
+    clock = [1000.0]
+    back: set[str] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host == "api.frugal.test" or host.removeprefix("api.").removesuffix(".test") in back:
+            return httpx.Response(200, json={"price": 7.0})
+        return httpx.Response(503, text="down")
+
+    fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
+    pool: Pool[Provider] = Pool("market", [Example(), Other(), Frugal()], fetcher)
+    # the other two fail once, then "frugal" makes its one call this minute
+    assert (await pool.fetch(lambda p: read_price(fetcher, p))).source == "frugal"
+    for _ in range(2):  # two more failures each: their circuits open (the threshold is 3)
+        result = await pool.fetch(lambda p: read_price(fetcher, p))
+        assert result.sources["frugal"].status == "waiting"
+    assert {fetcher.runtime(p).breaker.state for p in ("example", "other")} == {BreakerState.OPEN}
+    back.add("other")  # "example" (the soonest due: it opened first) is still down
+    clock[0] += 1
+    first = await pool.fetch(lambda p: read_price(fetcher, p))
+    second = await pool.fetch(lambda p: read_price(fetcher, p))
+    assert not first.ok and first.sources["example"].status == "error"
+    assert second.source == "other" and fetcher.runtime("other").breaker.state is BreakerState.CLOSED
+
+
+async def test_a_lone_dead_provider_is_trialled_every_other_run() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(503, text="down")
+
+    clock = [1000.0]
+    fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
+    pool: Pool[Example] = Pool("market", [Example()], fetcher)
+    for _ in range(3):
+        await pool.fetch(lambda p: read_price(fetcher, p))
+    assert fetcher.runtime("example").breaker.state is BreakerState.OPEN and len(calls) == 3
+    for _ in range(6):
+        clock[0] += 1
+        await pool.fetch(lambda p: read_price(fetcher, p))
+    assert len(calls) == 3 + 3
