@@ -158,7 +158,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
 
     # Every text at its longest in UTF-8, plus room for the JSON around them.
     app.add_middleware(BodyLimit, max_bytes=settings.sentiment_max_texts * settings.sentiment_max_chars * 4 + 65536)
-    app.include_router(build_health_router(settings.data_source, lambda: manager.count))
+    app.include_router(build_health_router(settings.data_source, lambda: manager.count, store.write_status))
     app.include_router(build_history_router(store))
     app.include_router(build_providers_router(fetcher))
     app.include_router(build_sentiment_router(runner, settings))

@@ -19,6 +19,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS updates_service_seq ON updates(service, seq);
 """
 
 Mode = Literal["live", "replay"]
+
+
+class OtherModeError(Exception):
+    """A history file marked as holding the other mode's updates."""
 #: Each mode's history file in ``DATA_DIR``. The live one keeps the name it always had, so an existing history
 #: goes on as it is.
 FILES: dict[Mode, str] = {"live": "history.sqlite3", "replay": "history-replay.sqlite3"}
