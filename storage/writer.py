@@ -28,6 +28,7 @@ PRUNE_INTERVAL = 60.0
 MAX_PENDING_BYTES = 32 * 2**20
 STOP = object()
 
+
 def _seconds(update: Update) -> float:
     """The update's time as Unix seconds, the ``ts`` its row is found by. The hub stamps every update itself
     (ISO-8601 UTC), so a time that is not one is a bug upstream: raised, not stored under a made-up time."""
