@@ -24,7 +24,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.errors import require_service
 from models.messages import epoch, now_iso, parse_iso
-from storage.history import Store
+from storage.history import HistoryUnreadable, Store
 
 MAX_LIMIT = 10_000
 
@@ -75,7 +75,10 @@ def build_history_router(store: Store) -> APIRouter:
     async def coin_history(coin: str, since: Since = None, until: Until = None,
                            limit: Limit = 1000) -> dict[str, Any]:
         start, end = _range(since, until)
-        series = await store.coin_series(coin.lower(), start, end, limit)
+        try:
+            series = await store.coin_series(coin.lower(), start, end, limit)
+        except HistoryUnreadable as error:  # the store is on it (a damaged file is set aside, a new one begun)
+            raise HTTPException(503, detail=str(error)) from None
         if not series["timestamps"]:
             raise HTTPException(404, detail=f"No stored prices for coin {coin!r} in this range")
         return {"status": "success", "coin": coin.lower(), "data_source": store.mode,
@@ -86,7 +89,10 @@ def build_history_router(store: Store) -> APIRouter:
                               limit: Limit = 100) -> Response:
         require_service(service)
         start, end = _range(since, until)
-        texts = await store.history_texts(service, start, end, limit)
+        try:
+            texts = await store.history_texts(service, start, end, limit)
+        except HistoryUnreadable as error:
+            raise HTTPException(503, detail=str(error)) from None
         # The stored texts are spliced in as they are: parsing and re-serialising thousands of updates is what
         # would cost time here.
         head = orjson.dumps({"status": "success", "service": service, "data_source": store.mode,

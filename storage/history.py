@@ -34,12 +34,12 @@ from typing import Any
 
 import orjson
 
-from storage.files import FILES, MARKS, SCHEMA, Mode, OtherModeError, intact, mark, table_rows
+from storage.files import FILES, MARKS, SCHEMA, HistoryUnreadable, Mode, OtherModeError, intact, mark, table_rows
 from storage.legacy import split_legacy
 from storage.outage import SetAside, classify
 from storage.writer import MAX_PENDING_BYTES, STOP, StoreStats, Writer
 
-__all__ = ["OtherModeError", "Store", "StoreStats", "coin_quote", "decode"]
+__all__ = ["HistoryUnreadable", "OtherModeError", "Store", "StoreStats", "coin_quote", "decode"]
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +161,11 @@ class Store(Writer):
                 return conn.execute(sql, params).fetchall()
             finally:
                 conn.close()
-        except sqlite3.DatabaseError as error:
-            if classify(error) == "damaged":
+        except sqlite3.Error as error:
+            kind = classify(error)
+            if kind == "damaged":
                 self._suspect = True  # the writer checks the file, as start-up would
-            raise
+            raise HistoryUnreadable(f"the history cannot be read now ({kind}: {error})") from error
 
     def _texts(self, sql: str, params: tuple[Any, ...]) -> list[bytes]:
         return [zlib.decompress(body) for (body,) in self._read(sql, params)]

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from api.history import build_history_router
 from storage.history import Store
 from storage.outage import classify
 from ws.hub import Hub
@@ -77,6 +80,12 @@ async def opened(tmp_path: Path, **kwargs: Any) -> tuple[FragileStore, Hub]:
 def publish(hub: Hub, count: int, size: int = 100) -> None:
     for n in range(count):
         hub.publish("market_data", {"n": n, "text": f"{n:06d}" * (size // 6)})
+
+
+def routes(store: Store) -> FastAPI:
+    app = FastAPI()
+    app.include_router(build_history_router(store))
+    return app
 
 
 async def stored_seqs(store: Store) -> list[int]:
@@ -148,8 +157,9 @@ async def test_a_file_damaged_while_running_is_set_aside_and_a_new_one_begun(tmp
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     with store.path.open("r+b") as file:  # the header and the first pages overwritten
         file.write(b"\xde\xad\xbe\xef" * 2048)
-    with pytest.raises(sqlite3.DatabaseError):
-        await store.history("market_data", None, None, 10)  # a reader is the first to see it
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=routes(store)), base_url="http://test") as client:
+        answer = await client.get("/api/history/market_data")  # a reader is the first to see it
+    assert answer.status_code == 503 and "damaged" in answer.json()["detail"]
     publish(hub, 3)
     await until(lambda: bool(store.write_status()["set_aside"]), "set aside")
     await until(lambda: store.stats.total_records == 3, "stored in the new file")
