@@ -102,6 +102,7 @@ class Pool(Generic[P]):
         self.last_ok = False  # whether the latest call got an answer at all
         self.failover_count = 0
         self.failovers: deque[Failover] = deque(maxlen=history)
+        self._stalled = False  # whether the previous call found no provider to ask
         self._last_trial: str | None = None  # the provider given a trial by the previous call, if it was stalled
 
     async def fetch(self, call: Callable[[P], Awaitable[T]]) -> PoolResult[T]:
@@ -163,15 +164,20 @@ class Pool(Generic[P]):
     def _trial_if_stalled(self) -> None:
         """When no provider can be asked now (each disabled, cooling down, behind an open circuit, or with our
         budget for it spent), the open circuit due soonest gets its trial now, rather than the stream waiting out
-        a breaker's cool-down (up to 10 min) with nothing to show while its providers may be back. Trials take
-        turns: one whose trial just failed has its cool-down doubled, and the one trialled on the previous call is
-        not trialled again while another can be, so a pool of k tripped providers is ``ok`` again within two runs
-        of the first one's return when the first one tried is still down, and a lone dead provider is asked at most
-        every other run. Every trial is inside its provider's budget; cool-downs it asked for (429) are kept."""
+        a breaker's cool-down (up to 10 min) with nothing to show while its providers may be back. The first call
+        that finds the pool so waits (its breakers may have opened in this very run); from the next one on,
+        trials take turns: one whose trial just failed has its cool-down doubled, and the one trialled on the
+        previous call is not trialled again while another can be. So a stalled pool is ``ok`` again within two
+        runs of a provider's return even when the first one tried is still down, and a lone dead provider is asked
+        at most every other run. Every trial is inside its provider's budget; cool-downs it asked for (429) are
+        kept."""
         now = self.fetcher.now()
         runtimes = [self.fetcher.runtime(p.id) for p in self.providers]
         if any(rt.available(now) is Availability.AVAILABLE and not rt.bucket.wait_time() for rt in runtimes):
-            self._last_trial = None
+            self._stalled, self._last_trial = False, None
+            return
+        if not self._stalled:
+            self._stalled = True
             return
         tripped = [rt for rt in runtimes if rt.breaker.state is BreakerState.OPEN and rt.provider.enabled
                    and rt.health.rate_limited_until <= now and not rt.bucket.wait_time()]

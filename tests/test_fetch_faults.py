@@ -270,6 +270,7 @@ async def test_a_stalled_pool_trials_its_open_circuits_in_turn_and_is_back_withi
         result = await pool.fetch(lambda p: read_price(fetcher, p))
         assert result.sources["frugal"].status == "waiting"
     assert {fetcher.runtime(p).breaker.state for p in ("example", "other")} == {BreakerState.OPEN}
+    assert not (await pool.fetch(lambda p: read_price(fetcher, p))).ok  # stalled: the breakers just opened
     back.add("other")  # "example" (the soonest due: it opened first) is still down
     clock[0] += 1
     first = await pool.fetch(lambda p: read_price(fetcher, p))
