@@ -104,6 +104,12 @@ class CircuitBreaker:
         if self.state is BreakerState.OPEN:
             self.state = BreakerState.HALF_OPEN
 
+    def withdraw_trial(self) -> None:
+        """A forced trial that was not used (another provider answered first): open again, its cool-down running
+        on from when it opened."""
+        if self.state is BreakerState.HALF_OPEN:
+            self.state = BreakerState.OPEN
+
     def on_success(self) -> None:
         self.state = BreakerState.CLOSED
         self.cooldown = self.base_cooldown

@@ -249,10 +249,10 @@ class Frugal(Example):
     rate = Rate(1, 60, burst=1)
 
 
-async def test_a_stalled_pool_trials_its_open_circuits_in_turn_and_is_back_within_two_runs() -> None:
-    """Every provider behind an open circuit, and the only other one with our budget for it spent: the pool asks
-    an open one each run, in turn (not the one it asked last), so the one that is back answers by the second run
-    even when the first one tried is still down. Nobody waits out a breaker's cool-down."""
+async def test_a_stalled_pool_trials_its_open_circuits_and_is_back_within_two_runs() -> None:
+    """Every provider behind an open circuit, and the only other one with our budget for it spent: every other
+    run, the pool gives each open circuit a trial, in its order, so the one that is back answers by the second run
+    even when one before it is still down. Nobody waits out a breaker's cool-down."""
     clock = [1000.0]
     back: set[str] = set()
 
@@ -273,10 +273,10 @@ async def test_a_stalled_pool_trials_its_open_circuits_in_turn_and_is_back_withi
     assert not (await pool.fetch(lambda p: read_price(fetcher, p))).ok  # stalled: the breakers just opened
     back.add("other")  # "example" (the soonest due: it opened first) is still down
     clock[0] += 1
-    first = await pool.fetch(lambda p: read_price(fetcher, p))
-    second = await pool.fetch(lambda p: read_price(fetcher, p))
-    assert not first.ok and first.sources["example"].status == "error"
-    assert second.source == "other" and fetcher.runtime("other").breaker.state is BreakerState.CLOSED
+    result = await pool.fetch(lambda p: read_price(fetcher, p))
+    assert result.source == "other" and fetcher.runtime("other").breaker.state is BreakerState.CLOSED
+    assert result.sources["example"].status == "error"  # tried first, and still down: open again
+    assert fetcher.runtime("example").breaker.state is BreakerState.OPEN
 
 
 async def test_a_lone_dead_provider_is_trialled_every_other_run() -> None:
@@ -296,3 +296,17 @@ async def test_a_lone_dead_provider_is_trialled_every_other_run() -> None:
         clock[0] += 1
         await pool.fetch(lambda p: read_price(fetcher, p))
     assert len(calls) == 3 + 3
+
+
+async def test_a_trial_not_used_leaves_its_breaker_open() -> None:
+    down = True
+    clock = [1000.0]
+    fetcher = fetcher_for(lambda r: httpx.Response(503) if down else httpx.Response(200, json={"price": 3.0}),
+                          retries=0, clock=lambda: clock[0])
+    pool: Pool[Provider] = Pool("market", [Example(), Other()], fetcher)
+    for _ in range(4):  # three failures each, then the first stalled call (which waits)
+        await pool.fetch(lambda p: read_price(fetcher, p))
+    down = False
+    result = await pool.fetch(lambda p: read_price(fetcher, p))  # both get a trial: the first one answers
+    assert result.source == "example" and result.sources["other"].status == "not_tried"
+    assert fetcher.runtime("other").breaker.state is BreakerState.OPEN  # not left half-open
