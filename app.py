@@ -124,7 +124,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     runner = SentimentRunner(settings)  # nothing loads until the lifespan enters it
     http = http_client(settings, transport)  # opened and closed by the lifespan
     fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,
-                      budgets=settings.data_source == "live", redact=settings.redactor())
+                      budgets=settings.data_source == "live", redact=settings.redactor(),
+                      cooldown_scale=min(1.0, settings.interval_scale), replay=settings.data_source == "replay")
     jobs = Scheduler(fanout.publish, redact=settings.redactor())
     ctx = BuildContext(settings, fetcher, intervals, latest=hub, scheduler=jobs, sentiment=runner, store=store,
                        backup=backup)
@@ -193,7 +194,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     # Every text at its longest in UTF-8, plus room for the JSON around them.
     app.add_middleware(BodyLimit, max_bytes=settings.sentiment_max_texts * settings.sentiment_max_chars * 4 + 65536)
     app.include_router(build_health_router(settings.data_source, lambda: manager.count,
-                                           lambda: {**fanout.describe(), "provider_calls": fetcher.calls}))
+                                           lambda: {**fanout.describe(), "provider_calls": fetcher.calls},
+                                           store.write_status))
     app.include_router(build_metrics_router(metrics.registry))
     app.include_router(build_history_router(store))
     app.include_router(build_providers_router(fetcher))

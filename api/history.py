@@ -28,9 +28,11 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from api.errors import UNKNOWN_SERVICE, ErrorMessage, Service, invalid, require_service, validation_error
 from models.messages import now_iso
 from models.wire import AnyUpdate, ServiceName
-from storage.history import Store
+from storage.history import HistoryUnreadable, Store
 
 MAX_LIMIT = 10_000
+#: The history file could not be read (damaged: the store sets it aside and begins a new one); try again.
+UNREADABLE: dict[str, Any] = {"model": ErrorMessage, "description": "The history database could not be read"}
 
 
 #: Unix seconds up to the end of year 9999, as RFC 3339 times can say.
@@ -145,11 +147,14 @@ def build_history_router(store: Store) -> APIRouter:
                 response_model=None, responses={
                     200: {"model": CoinSeries, "description": "The coin's series, oldest first"},
                     404: {"model": ErrorMessage, "description": "No stored price of this coin in the range"},
-                    422: VALIDATION})
+                    422: VALIDATION, 503: UNREADABLE})
     async def coin_history(coin: Coin, since: Since = None, until: Until = None,
                            limit: Limit = 1000) -> dict[str, Any]:
         start, end = _range(since, until)
-        series = await store.coin_series(coin.lower(), start, end, limit)
+        try:
+            series = await store.coin_series(coin.lower(), start, end, limit)
+        except HistoryUnreadable as error:  # the store is on it (a damaged file is set aside, a new one begun)
+            raise HTTPException(503, detail=str(error)) from None
         if not series["timestamps"]:
             raise HTTPException(404, detail=f"No stored prices for coin {coin!r} in this range")
         return {"status": "success", "coin": coin.lower(), "data_source": store.mode,
@@ -157,12 +162,15 @@ def build_history_router(store: Store) -> APIRouter:
 
     @router.get("/api/history/{service}", summary="Stored updates of a service, newest first",
                 responses={200: {"model": ServiceHistory, "description": "The stored updates, newest first"},
-                           **UNKNOWN_SERVICE, 422: VALIDATION})
+                           **UNKNOWN_SERVICE, 422: VALIDATION, 503: UNREADABLE})
     async def service_history(service: Service, since: Since = None, until: Until = None,
                               limit: Limit = 100) -> Response:
         require_service(service)
         start, end = _range(since, until)
-        texts = await store.history_texts(service, start, end, limit)
+        try:
+            texts = await store.history_texts(service, start, end, limit)
+        except HistoryUnreadable as error:
+            raise HTTPException(503, detail=str(error)) from None
         # The stored texts are spliced in as they are: parsing and re-serialising thousands of updates is what
         # would cost time here.
         head = orjson.dumps({"status": "success", "service": service, "data_source": store.mode,

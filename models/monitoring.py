@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -91,6 +91,8 @@ class SchedulerPayload(BaseModel):
     active_jobs: int
     jobs: list[JobView]
     timestamp: str
+    #: How late the server's event loop woke up over the last minutes (p50, p99, max in ms, and samples).
+    loop_lag_ms: dict[str, float] | None = None
 
 
 
@@ -110,3 +112,8 @@ class PersistencePayload(BaseModel):
     #: The mode whose history this is: live and replayed updates are kept in separate files, never mixed.
     data_source: Literal["live", "replay"] | None = None
     history_file: str | None = None  # the file's name in storage_location
+    #: Whether updates are being stored: ``status`` ok / failing; while failing what fails (``kind``: disk_full,
+    #: read_only, io_error, damaged, ...; ``error``), ``since`` when and ``attempts``; the updates waiting in
+    #: memory (``pending``), those dropped when the wait outgrew its bound (``dropped``: count, by service, and the
+    #: span of time they covered), the ``last_outage``, and files ``set_aside`` because they were damaged.
+    writes: dict[str, Any] = Field(default_factory=dict)

@@ -5,9 +5,10 @@ say their shape, and the schemathesis test checks every answer against it. Keys 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from models.monitoring import ProviderHealthView
 from models.wire import ClientData, ServiceName, Subscription, Timestamp
@@ -21,10 +22,22 @@ class Health(Open):
     status: Literal["ok"]
     data_source: Literal["live", "replay"]
     connections: int = Field(description="WebSocket clients connected now")
+    role: Literal["standalone", "leader", "follower"] = Field(
+        description="standalone: one process; with REDIS_URL, leader (polls providers) or follower")
+    replica: str = Field(description="This process's id in a group of replicas")
+    redis: dict[str, Any] | SkipJsonSchema[None] = Field(
+        default=None, description="With REDIS_URL: its state (connected, unreachable), since when, the last error")
+    leader_since: str | None = Field(default=None, description="Since when this replica leads, if it does")
+    provider_calls: int = Field(description="HTTP requests this process made to providers since start")
+    storage: dict[str, Any] | SkipJsonSchema[None] = Field(
+        default=None, description="Whether the history is written: status, and when failing its kind, error, "
+                                  "since when, attempts, updates pending and dropped")
     timestamp: Timestamp
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
-        {"status": "ok", "data_source": "live", "connections": 3, "timestamp": "2026-11-29T10:30:00.000Z"}]})
+        {"status": "ok", "data_source": "live", "connections": 3, "role": "standalone", "replica": "space-7",
+         "leader_since": None, "provider_calls": 1843,
+         "storage": {"status": "ok", "pending": 0, "dropped": 0}, "timestamp": "2026-11-29T10:30:00.000Z"}]})
 
 
 class WsStatsData(Open):

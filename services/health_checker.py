@@ -57,6 +57,8 @@ class HealthCheckerService(Service):
             pass  # recorded in the provider's health by the fetcher (or skipped: budget, cool-down)
         except Exception as exc:  # an answer the probe could not read (a JSON-RPC error body, a strange shape)
             record_unreadable(self.fetcher, provider, exc)
+        else:
+            self.fetcher.record_success(provider)  # answered and read
 
     def snapshot(self) -> dict[str, Any]:
         now = self.fetcher.now()

@@ -25,8 +25,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from config import Redactor
 from models.messages import Unpublished, iso, now_iso, utc_now
 from models.monitoring import JobView, SchedulerPayload
+from services.loop_lag import LoopLag
+from sources.fetcher import run_deadline
 
 log = logging.getLogger(__name__)
+
+#: The share of its interval a collection run's provider calls may take; the rest is for reading and publishing.
+RUN_DEADLINE_SHARE = 0.8
 
 Publish = Callable[[str, Mapping[str, Any]], object]
 #: The job (its stream's name) the current task runs for, None outside a job: log lines say which service.
@@ -77,10 +82,16 @@ class Scheduler:
         self._cancelled: set[asyncio.Task[Any]] = set()  # runs we cancelled ourselves (shutdown, a lost lease)
         self._stopping = False
         self.observer: JobObserver | None = None
+        #: How late the event loop wakes up (shown in the scheduler stream and /healthz).
+        self.loop_lag = LoopLag()
 
     def add(self, service: Stream, interval: float, first_run_in: float) -> str:
-        """The collection job of a service: collect, and publish what it returns."""
-        return self.add_task(f"{service.name}_collection", functools.partial(self._collect, service), interval,
+        """The collection job of a service: collect, and publish what it returns, on its interval whatever
+        providers do: every provider call of a run ends by :data:`RUN_DEADLINE_SHARE` of the interval (see
+        :func:`sources.fetcher.run_deadline`), so the run publishes what it has (stale, or no_data, with each
+        provider's reason) instead of waiting out timeouts and retries one after another."""
+        return self.add_task(f"{service.name}_collection",
+                             functools.partial(self._collect, service, interval * RUN_DEADLINE_SHARE), interval,
                              first_run_in, name=service.name)
 
     def add_task(self, job_id: str, task: Task, interval: float, first_run_in: float,
@@ -92,8 +103,9 @@ class Scheduler:
                                 name=name or job_id, next_run_time=utc_now() + timedelta(seconds=first_run_in))
         return job_id
 
-    async def _collect(self, service: Stream) -> str:
-        payload = await service.collect()
+    async def _collect(self, service: Stream, deadline: float) -> str:
+        with run_deadline(deadline):
+            payload = await service.collect()
         if payload is None:
             return "nothing_new"
         published = self._publish(service.name, payload)
@@ -143,10 +155,12 @@ class Scheduler:
 
     def start(self) -> None:
         self._scheduler.start()
+        self.loop_lag.start()
 
     def shutdown(self) -> None:
         """No new runs, and the runs in flight are cancelled: none outlives the HTTP client it uses."""
         self._stopping = True
+        self.loop_lag.stop()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         for run in tuple(self._running):
@@ -187,4 +201,5 @@ class Scheduler:
             active_jobs=sum(job.status == "running" for job in jobs),
             jobs=jobs,
             timestamp=now_iso(),
+            loop_lag_ms=self.loop_lag.summary(),
         ).model_dump(mode="json")

@@ -47,6 +47,7 @@ class PersistenceService(Service):
             backup=self.backup.status() if self.backup else self._no_backup(),
             data_source=self.store.mode,
             history_file=self.store.path.name,
+            writes=self.store.write_status(),
         ).model_dump(mode="json")
 
     def _no_backup(self) -> dict[str, str | bool | None]:

@@ -14,7 +14,9 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Protocol
@@ -26,6 +28,7 @@ from config import Redactor
 from models.messages import epoch, iso
 from models.states import Availability, HealthDetail, HealthStatus
 from sources.errors import (
+    AnswerError,
     ProviderBadResponse,
     ProviderError,
     ProviderMissingKey,
@@ -66,6 +69,10 @@ class Provider:
     timeout: float | None = None
     #: HTTP statuses by which this provider says "slow down" (cool-down, honouring Retry-After).
     rate_limit_statuses: tuple[int, ...] = (429, 418)
+    #: The largest answer read (after decompression); a longer one is cut off and counted as a bad response.
+    max_body_bytes: int = 5 * 2**20
+    #: Keys the default probe's JSON answer must have (an object); empty: any non-empty object or array.
+    probe_keys: tuple[str, ...] = ()
 
     def __init__(self, key: str | None = None) -> None:
         self.key = key
@@ -83,8 +90,18 @@ class Provider:
         return {}, {}
 
     async def probe(self, fetcher: Fetcher) -> None:
-        """One cheap call that tells whether the provider answers; JSON-RPC providers override it."""
-        await fetcher.request(self, "GET", self.probe_path, params=self.probe_params, probe=True)
+        """One cheap call that tells whether the provider answers, read as JSON of the expected shape (a 200
+        with an HTML page or another document is no sign of health); JSON-RPC and RSS providers override it."""
+        response = await fetcher.request(self, "GET", self.probe_path, params=self.probe_params, probe=True)
+        self.check_probe(fetcher.decode_json(self, response))
+
+    def check_probe(self, raw: Any) -> None:
+        """Raise :class:`AnswerError` when the probe's answer is not the document this provider sends."""
+        if not isinstance(raw, dict | list) or not raw:
+            raise AnswerError(f"{self.name}: the probe's answer is no JSON object or array ({str(raw)[:80]})")
+        missing = [key for key in self.probe_keys if not isinstance(raw, dict) or key not in raw]
+        if missing:
+            raise AnswerError(f"{self.name}: the probe's answer lacks {', '.join(missing)} ({str(raw)[:80]})")
 
 
 # -- health ---------------------------------------------------------------------------------------------
@@ -150,6 +167,13 @@ class Runtime:
 #: The longest cool-down a ``Retry-After`` may impose (a day: the longest quota window of a free plan), so a
 #: wrong or hostile value cannot retire a provider for good.
 MAX_RETRY_AFTER = 86400.0
+#: Redirect hops followed per attempt (each one charged to the provider's budget); more is a loop.
+MAX_REDIRECTS = 5
+#: How much of an error page (status 400 and up) is read: enough for the message in a log line.
+ERROR_BODY_BYTES = 65536
+#: Content types no JSON answer comes with (an error page, a captive portal, a picture).
+NOT_JSON = frozenset({"text/html", "application/xhtml+xml"})
+NOT_JSON_FAMILIES = ("image/", "audio/", "video/")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -172,6 +196,23 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
+# -- the fetcher ----
+
+#: The loop time (``loop.time()``) by which the collection run in progress must be done; None outside one.
+RUN_DEADLINE: ContextVar[float | None] = ContextVar("RUN_DEADLINE", default=None)
+
+
+@contextmanager
+def run_deadline(seconds: float) -> Iterator[None]:
+    """Every provider call made inside (by this task and the tasks it starts) ends within ``seconds``: one cut
+    off is a timeout of its provider, one not yet started is not asked. The pools then say so per provider."""
+    token = RUN_DEADLINE.set(asyncio.get_running_loop().time() + seconds)
+    try:
+        yield
+    finally:
+        RUN_DEADLINE.reset(token)
+
+
 # -- the fetcher ----------------------------------------------------------------------------------------
 
 class RequestObserver(Protocol):
@@ -186,14 +227,20 @@ class Fetcher:
     """Owns every provider's runtime state and makes their calls over one shared ``httpx.AsyncClient``.
 
     ``budgets=False`` (replay mode) lifts the rate budgets: a recorded response costs no provider anything.
+    ``replay=True`` (replay mode only) takes an answer's capture time from the replay transport's
+    :data:`~sources.replay.RECORDED_AT` header; live, that header is ignored: a provider or a proxy could send it,
+    and it must not make live data look as old (or as fresh) as it says.
     """
 
     DEFAULT_COOLDOWN = 60.0  # a 429 without Retry-After
 
     def __init__(self, http: httpx.AsyncClient, *, retries: int = 2, timeout: float = 10.0,
                  budgets: bool = True, redact: Redactor | None = None, clock: Clock = time.monotonic,
-                 backoff: float = 0.5) -> None:
+                 backoff: float = 0.5, cooldown_scale: float = 1.0, replay: bool = False) -> None:
         self.http = http
+        self.replay = replay
+        #: INTERVAL_SCALE: a faster world (tests, demos) also waits out a 429 without Retry-After faster.
+        self.default_cooldown = self.DEFAULT_COOLDOWN * cooldown_scale
         self.retries = retries
         self.timeout = timeout
         self.budgets = budgets
@@ -232,6 +279,12 @@ class Fetcher:
         return response.text
 
     def decode_json(self, provider: Provider, response: httpx.Response) -> Any:
+        """The JSON body; an answer declared as a page, a picture or a sound is a bad response whatever it holds."""
+        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media in NOT_JSON or media.startswith(NOT_JSON_FAMILIES):
+            error = ProviderBadResponse(provider.id, f"response is {media}, not JSON")
+            self.record_failure(provider, error)
+            raise error
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
@@ -242,7 +295,25 @@ class Fetcher:
     async def request(self, provider: Provider, method: str, path: str, *,
                       params: Mapping[str, Any] | None = None, json: Any = None, max_wait: float = 0.0,
                       probe: bool = False) -> httpx.Response:
-        """One logical call: budget, breaker, then up to ``1 + retries`` attempts (a probe makes one)."""
+        """One logical call: budget, breaker, then up to ``1 + retries`` attempts (a probe makes one), all of it
+        within the deadline of the collection run it belongs to (:func:`run_deadline`), if any."""
+        deadline = RUN_DEADLINE.get()
+        if deadline is None:
+            return await self._call(provider, method, path, params, json, max_wait, probe)
+        if asyncio.get_running_loop().time() >= deadline:
+            raise ProviderTimeout(provider.id, "not asked: the collection run's deadline had passed")
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                return await self._call(provider, method, path, params, json, max_wait, probe)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            error = ProviderTimeout(provider.id, "no answer before the collection run's deadline")
+            self.record_failure(provider, error)
+            raise error from None
+
+    async def _call(self, provider: Provider, method: str, path: str, params: Mapping[str, Any] | None,
+                    json: Any, max_wait: float, probe: bool) -> httpx.Response:
         runtime = self.register(provider)
         blocked = runtime.available(self._clock())
         if blocked is not Availability.AVAILABLE:
@@ -284,26 +355,29 @@ class Fetcher:
 
     async def _attempt(self, runtime: Runtime, method: str, path: str, params: Mapping[str, Any] | None,
                        body: Any) -> httpx.Response:
+        """One attempt: every redirect hop charged to the budget, the whole answer (hops, headers, body) within
+        the provider's timeout (httpx's is per read: a body dripping a byte a second would never end), the body
+        read up to the provider's ``max_body_bytes``. A 2xx is only an answer here: it counts as a success once
+        it has been read (:meth:`record_success`, by the pool or the probe)."""
         provider = runtime.provider
         auth_headers, auth_params = provider.auth()
         url = path if path.startswith(("http://", "https://")) else provider.base_url + path
+        limit = provider.timeout or self.timeout
+        request = self.http.build_request(method, url, params={**(params or {}), **auth_params} or None, json=body,
+                                          headers=auth_headers or None, timeout=limit)
         started = time.perf_counter()
-        runtime.health.last_used = self._clock()
-        runtime.health.requests += 1
-        self.calls += 1
         try:
-            response = await self.http.request(
-                method, url, params={**(params or {}), **auth_params} or None, json=body,
-                headers=auth_headers or None, timeout=provider.timeout or self.timeout)
-        except httpx.TimeoutException:
-            raise ProviderTimeout(provider.id, f"timed out after {provider.timeout or self.timeout:.0f} s") from None
+            async with asyncio.timeout(limit):
+                response = await self._send(runtime, request)
+        except (TimeoutError, httpx.TimeoutException):
+            raise ProviderTimeout(provider.id, f"no complete answer within {limit:.0f} s") from None
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(provider.id, self.redact(f"{type(exc).__name__}: {exc}")) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         status = response.status_code
         if status in provider.rate_limit_statuses:
             retry_after = _retry_after(response)
-            cooldown = retry_after if retry_after is not None else self.DEFAULT_COOLDOWN
+            cooldown = retry_after if retry_after is not None else self.default_cooldown
             runtime.health.rate_limited_until = self._clock() + cooldown
             raise ProviderRateLimited(provider.id, f"HTTP {status}: rate limited for {cooldown:.0f} s", cooldown)
         if status in (401, 403, 451):
@@ -312,12 +386,67 @@ class Fetcher:
         if status >= 400:
             raise ProviderBadResponse(provider.id, f"HTTP {status}: {self._snippet(response)}",
                                       retryable=status >= 500, status=status)
-        runtime.health.recorded_at = epoch(response.headers.get(RECORDED_AT))
-        self.record_success(provider, elapsed_ms)
+        if status >= 300:  # a redirect without a usable Location
+            raise ProviderBadResponse(provider.id, f"HTTP {status} without a redirect we can follow")
+        runtime.health.recorded_at = epoch(response.headers.get(RECORDED_AT)) if self.replay else None
+        self.record_answer(provider, elapsed_ms)
         return response
 
+    async def _send(self, runtime: Runtime, request: httpx.Request) -> httpx.Response:
+        """Send ``request``, following up to :data:`MAX_REDIRECTS` redirects ourselves: each hop is a request
+        to the provider, counted and charged to its budget like the first (taken by :meth:`request`)."""
+        provider = runtime.provider
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop and not runtime.bucket.try_take():
+                raise ProviderRateLimited(provider.id, f"our rate budget is spent after {hop} redirects",
+                                          runtime.bucket.wait_time(), ours=True)
+            runtime.health.last_used = self._clock()
+            runtime.health.requests += 1
+            self.calls += 1
+            response = await self.http.send(request, stream=True, follow_redirects=False)
+            try:
+                if response.next_request is not None:
+                    request = response.next_request
+                    continue
+                content = await self._read_body(provider, response)
+            finally:
+                await response.aclose()
+            headers = response.headers.copy()
+            for name in ("content-encoding", "content-length", "transfer-encoding"):  # the content is decoded
+                headers.pop(name, None)
+            return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+        raise ProviderBadResponse(provider.id, f"more than {MAX_REDIRECTS} redirects (a loop?)", retryable=False)
+
+    @staticmethod
+    async def _read_body(provider: Provider, response: httpx.Response) -> bytes:
+        """The decoded body up to the provider's limit; an error page is only read for its first lines."""
+        limit = provider.max_body_bytes if response.status_code < 400 else ERROR_BODY_BYTES
+        declared = response.headers.get("content-length", "")
+        if response.status_code < 400 and declared.isdigit() and int(declared) > limit:
+            raise ProviderBadResponse(provider.id, f"answer of {int(declared)} bytes, over our limit of {limit}",
+                                      retryable=False)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                if response.status_code >= 400:
+                    chunks.append(chunk[:limit - size + len(chunk)])
+                    break
+                raise ProviderBadResponse(provider.id, f"answer over our limit of {limit} bytes: not read further",
+                                          retryable=False)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     # -- health bookkeeping ---------------------------------------------------------------------------
+    def record_answer(self, provider: Provider, elapsed_ms: float) -> None:
+        """A 2xx came back (not yet read: only its reader can tell whether it is what we asked for)."""
+        h = self.register(provider).health
+        h.last_check = time.time()
+        h.response_time_ms = round(elapsed_ms, 1)
+
     def record_success(self, provider: Provider, elapsed_ms: float | None = None) -> None:
+        """The answer was read: the provider works (resets its failure count and closes its breaker)."""
         runtime = self.register(provider)
         h = runtime.health
         h.last_check = h.last_success = time.time()

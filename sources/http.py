@@ -23,6 +23,6 @@ def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         trust_env=True,
         timeout=httpx.Timeout(settings.http_timeout, connect=min(5.0, settings.http_timeout)),
         headers={"User-Agent": USER_AGENT, "Accept": "application/json, application/xml;q=0.9, */*;q=0.5"},
-        follow_redirects=True,
+        follow_redirects=False,  # the fetcher follows redirects itself, charging every hop to the budget
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
     )

@@ -99,6 +99,17 @@ class CircuitBreaker:
     def retry_in(self) -> float:
         return max(0.0, self.opened_at + self.cooldown - self._clock()) if self.state is BreakerState.OPEN else 0.0
 
+    def force_trial(self) -> None:
+        """Let one trial through before the cool-down is over (a pool with nothing else to ask)."""
+        if self.state is BreakerState.OPEN:
+            self.state = BreakerState.HALF_OPEN
+
+    def withdraw_trial(self) -> None:
+        """A forced trial that was not used (another provider answered first): open again, its cool-down running
+        on from when it opened."""
+        if self.state is BreakerState.HALF_OPEN:
+            self.state = BreakerState.OPEN
+
     def on_success(self) -> None:
         self.state = BreakerState.CLOSED
         self.cooldown = self.base_cooldown

@@ -24,7 +24,8 @@ from models.messages import epoch, iso
 from models.monitoring import Failover
 from models.states import Availability, SourceStatus
 from sources.errors import AnswerError, ProviderBadResponse, ProviderError, ProviderMissingKey, ProviderRateLimited
-from sources.fetcher import Fetcher, Provider
+from sources.fetcher import Fetcher, Provider, Runtime
+from sources.limits import BreakerState
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Pool(Generic[P]):
         self.last_ok = False  # whether the latest call got an answer at all
         self.failover_count = 0
         self.failovers: deque[Failover] = deque(maxlen=history)
+        self._stalled_calls = 0  # calls in a row that found no provider to ask
 
     async def fetch(self, call: Callable[[P], Awaitable[T]]) -> PoolResult[T]:
         """Run ``call`` against the providers in order until one answers (failover).
@@ -109,8 +111,16 @@ class Pool(Generic[P]):
         ``call`` does the provider's requests through the fetcher and returns its normalised value; any
         exception a pure ``normalize`` raises on a strange shape is counted as that provider's bad response.
         """
+        forced = self._trial_if_stalled()
         sources: dict[str, SourceState] = {}
         reasons: list[str] = []
+        try:
+            return await self._first_answer(call, sources, reasons)
+        finally:
+            self._withdraw_unused(forced, sources)
+
+    async def _first_answer(self, call: Callable[[P], Awaitable[T]], sources: dict[str, SourceState],
+                            reasons: list[str]) -> PoolResult[T]:
         for provider in self.providers:
             ok, value, state = await self._try(provider, call)
             sources[provider.id] = state
@@ -128,7 +138,12 @@ class Pool(Generic[P]):
     async def gather(self, call: Callable[[P], Awaitable[T]]) -> GatherResult[T]:
         """Run ``call`` against every available provider at once and keep every answer (fan-in: news feeds,
         RPC nodes). The most preferred provider that answered counts as the active source."""
-        outcomes = await asyncio.gather(*(self._try(p, call) for p in self.providers))
+        forced = self._trial_if_stalled()
+        try:
+            outcomes = await asyncio.gather(*(self._try(p, call) for p in self.providers))
+        finally:
+            for rt in forced:  # each was asked (or its call cancelled): one left half-open goes back to open
+                rt.breaker.withdraw_trial()
         values: dict[str, T] = {}
         sources: dict[str, SourceState] = {}
         for provider, (ok, value, state) in zip(self.providers, outcomes, strict=True):
@@ -154,7 +169,36 @@ class Pool(Generic[P]):
         except Exception as exc:  # whatever reading a strange answer raises is that provider's failure, not ours
             bad = record_unreadable(self.fetcher, provider, exc)
             return False, None, self._state(provider, SourceStatus.ERROR, bad.message)
+        self.fetcher.record_success(provider)  # read as well as answered: only now does the provider work
         return True, value, self._state(provider, SourceStatus.OK, None)
+
+    def _trial_if_stalled(self) -> list[Runtime]:
+        """When no provider can be asked now (each disabled, cooling down, behind an open circuit, or with our
+        budget for it spent), every other call gives every open circuit its trial now (those whose budget allows,
+        and not in a cool-down they asked for with a 429), tried in the pool's order until one answers: a stream
+        never waits out a breaker's cool-down (up to 10 min) with nothing to show while a provider may be back, and
+        is ``ok`` again within two runs of its return however many others are still down; a dead provider is asked
+        at most every other run, inside its budget. The first call that finds the pool stalled waits (its breakers
+        may have opened in this very run). Returns the breakers opened for a trial (to close again if unused)."""
+        now = self.fetcher.now()
+        runtimes = [self.fetcher.runtime(p.id) for p in self.providers]
+        if any(rt.available(now) is Availability.AVAILABLE and not rt.bucket.wait_time() for rt in runtimes):
+            self._stalled_calls = 0
+            return []
+        self._stalled_calls += 1
+        if self._stalled_calls % 2:
+            return []
+        tripped = [rt for rt in runtimes if rt.breaker.state is BreakerState.OPEN and rt.provider.enabled
+                   and rt.health.rate_limited_until <= now and not rt.bucket.wait_time()]
+        for rt in tripped:
+            rt.breaker.force_trial()
+        return tripped
+
+    @staticmethod
+    def _withdraw_unused(forced: list[Runtime], sources: dict[str, SourceState]) -> None:
+        for rt in forced:
+            if sources.get(rt.id) is None or sources[rt.id].status is SourceStatus.NOT_TRIED:
+                rt.breaker.withdraw_trial()
 
     def _switch_to(self, provider_id: str, reason: str) -> None:
         if self.active is not None and provider_id != self.active:

@@ -21,6 +21,15 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 Mode = Literal["live", "replay"]
+
+
+class OtherModeError(Exception):
+    """A history file marked as holding the other mode's updates."""
+
+
+class HistoryUnreadable(Exception):
+    """The history database could not be read (damaged, gone, or its disk failing): the reader says so, and the
+    writer checks the file as start-up would."""
 #: Each mode's history file in ``DATA_DIR``. The live one keeps the name it always had, so an existing history
 #: goes on as it is.
 FILES: dict[Mode, str] = {"live": "history.sqlite3", "replay": "history-replay.sqlite3"}

@@ -23,50 +23,42 @@ of either mode moves its replayed updates, once, to the replay file (:func:`spli
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
 import sqlite3
 import threading
 import time
 import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from models.messages import Update, epoch
-from storage.files import FILES, MARKS, RECENT_SQL, SCHEMA, Mode, intact, mark, mark_clean, numbering_epoch, table_rows
+from models.messages import Update
+from storage.files import (
+    FILES,
+    MARKS,
+    RECENT_SQL,
+    SCHEMA,
+    HistoryUnreadable,
+    Mode,
+    OtherModeError,
+    intact,
+    mark,
+    mark_clean,
+    numbering_epoch,
+    table_rows,
+)
 from storage.legacy import split_legacy
+from storage.outage import SetAside, classify
 from storage.series import coin_quote as coin_quote  # where callers have always found it
 from storage.series import series_of
+from storage.writer import MAX_PENDING_BYTES, STOP, BatchObserver, StoreStats, Writer
+
+__all__ = ["BatchObserver", "HistoryUnreadable", "OtherModeError", "Store", "StoreStats", "coin_quote", "decode"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds between the writer's retention passes.
-PRUNE_INTERVAL = 60.0
-_STOP = object()
-
-
-class BatchObserver(Protocol):
-    """Told of every batch the writer commits (metrics), from the writer thread: rows, seconds, committed or not."""
-
-    def store_batch(self, rows: int, seconds: float, ok: bool) -> None: ...
-
-
-class OtherModeError(Exception):
-    """A history file marked as holding the other mode's updates."""
-
-
-def _seconds(update: Update) -> float:
-    """The update's time as Unix seconds, the ``ts`` its row is found by. The hub stamps every update itself
-    (ISO-8601 UTC), so a time that is not one is a bug upstream: raised, not stored under a made-up time."""
-    seconds = epoch(update.timestamp)
-    if seconds is None:
-        raise ValueError(f"update {update.service} #{update.seq} has no ISO-8601 timestamp: {update.timestamp!r}")
-    return seconds
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -74,42 +66,19 @@ def decode(body: bytes) -> dict[str, Any]:
     return message
 
 
-@dataclass
-class StoreStats:
-    path: Path
-    records_by_service: dict[str, int] = field(default_factory=dict)
-    last_save: float | None = None
-    oldest: float | None = None
-    written: int = 0
-    dropped: int = 0  # updates that arrived with no writer running
-
-    @property
-    def total_records(self) -> int:
-        return sum(self.records_by_service.values())
-
-    def size_bytes(self) -> int:
-        size = 0
-        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
-            with contextlib.suppress(FileNotFoundError):  # -wal and -shm come and go with connections
-                size += path.stat().st_size
-        return size
-
-
-class Store:
+class Store(Writer):
     def __init__(self, path: Path, *, retention_days: float, retention_per_service: int,
-                 flush_interval: float = 0.25, mode: Mode | None = None) -> None:
+                 flush_interval: float = 0.25, mode: Mode | None = None, retry_interval: float = 2.0,
+                 max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         """``mode``: the file is that mode's history in a data dir laid out as :data:`FILES` says (see
         :meth:`for_mode`); it is marked so, and a file of before the split is sorted out first. None: a file of
-        its own, left unmarked."""
-        self.path = path
+        its own, left unmarked. While writes fail (a full or read-only disk), updates wait in memory, at most
+        ``max_pending_bytes`` of them compressed (the oldest are dropped first, and counted), and are retried
+        every ``retry_interval`` seconds."""
+        super().__init__(path, retention_days=retention_days, retention_per_service=retention_per_service,
+                         flush_interval=flush_interval, retry_interval=retry_interval,
+                         max_pending_bytes=max_pending_bytes)
         self.mode = mode
-        self.retention_days = retention_days
-        self.retention_per_service = retention_per_service
-        self.flush_interval = flush_interval
-        self.stats = StoreStats(path)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self.observer: BatchObserver | None = None
 
     @classmethod
     def for_mode(cls, data_dir: Path, mode: Mode, *, retention_days: float, retention_per_service: int,
@@ -126,7 +95,7 @@ class Store:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._queue.put(_STOP)
+        self._queue.put(STOP)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join, 10)
             if not self._writer.is_alive() and self._queue.empty() and not self.stats.dropped:
@@ -138,15 +107,6 @@ class Store:
             mark_clean(conn)
         finally:
             conn.close()
-
-    @property
-    def pending(self) -> int:
-        """Updates waiting for the writer thread."""
-        return self._queue.qsize()
-
-    @property
-    def writing(self) -> bool:
-        return self._writer is not None and self._writer.is_alive()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10)
@@ -173,6 +133,7 @@ class Store:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         log.error("history database %s %s; kept as %s, starting a new one", self.path, why, aside)
         self.path.rename(aside)
+        self.writes.set_aside.append(SetAside(aside.name, why, time.time()))
         wal = Path(f"{self.path}-wal")
         if wal.exists():  # committed updates may still be in it: kept with the file (SQLite reads it from there)
             wal.rename(f"{aside}-wal")
@@ -204,101 +165,21 @@ class Store:
             log.warning("%s is a history of before the split by mode whose replayed updates could not be sorted "
                         "out: served as it is, and never backed up", self.path)
 
-    # -- writing --------------------------------------------------------------------------------------
-    def append(self, update: Update) -> None:
-        """The hub listener: enqueue and return at once (counted as dropped once the writer is gone, so a dead
-        writer cannot grow the queue without bound)."""
-        if self._writer is not None and not self._writer.is_alive():
-            self.stats.dropped += 1
-            return
-        self._queue.put(update)
-
-    def _write_loop(self) -> None:
-        conn = self._connect()
-        last_prune = time.monotonic()
-        stopping = False
-        try:
-            while not stopping:
-                batch: list[Update] = []
-                deadline = time.monotonic() + self.flush_interval
-                while True:
-                    try:
-                        item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    batch.append(item)
-                if batch:
-                    started = time.perf_counter()
-                    ok = self._commit(conn, batch)
-                    if self.observer is not None:
-                        self.observer.store_batch(len(batch), time.perf_counter() - started, ok)
-                if time.monotonic() - last_prune >= PRUNE_INTERVAL:
-                    self._prune(conn)
-                    last_prune = time.monotonic()
-        finally:
-            conn.close()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[Update]) -> bool:
-        rows = [(u.service, u.seq, _seconds(u), zlib.compress(u.text.encode(), 1)) for u in batch]
-        stored: list[str] = []
-        try:
-            with conn:
-                for row in rows:
-                    # (service, seq) is unique: an update already stored (the same seq twice) is kept once
-                    cursor = conn.execute("INSERT OR IGNORE INTO updates(service, seq, ts, body) VALUES (?, ?, ?, ?)",
-                                          row)
-                    if cursor.rowcount:
-                        stored.append(row[0])
-        except sqlite3.Error:
-            log.exception("could not store a batch of %d updates", len(batch))
-            return False
-        if len(stored) < len(rows):
-            log.warning("%d of %d updates were already stored under the same seq; kept the first",
-                        len(rows) - len(stored), len(rows))
-        for service in stored:
-            self.stats.records_by_service[service] = self.stats.records_by_service.get(service, 0) + 1
-        written = len(stored)
-        self.stats.written += written
-        self.stats.last_save = time.time()
-        if self.stats.oldest is None:
-            self.stats.oldest = rows[0][2]
-        return True
-
-    def _prune(self, conn: sqlite3.Connection) -> None:
-        """Retention: drop what is older than ``retention_days``, then all but the newest N per service."""
-        cutoff = time.time() - self.retention_days * 86400
-        try:
-            with conn:
-                conn.execute("DELETE FROM updates WHERE ts < ?", (cutoff,))
-                for (service,) in conn.execute("SELECT DISTINCT service FROM updates").fetchall():
-                    conn.execute(
-                        "DELETE FROM updates WHERE service = ? AND id <= (SELECT id FROM updates WHERE service = ? "
-                        "ORDER BY id DESC LIMIT 1 OFFSET ?)", (service, service, self.retention_per_service))
-                counts = conn.execute("SELECT service, COUNT(*) FROM updates GROUP BY service").fetchall()
-                self.stats.records_by_service = {service: count for service, count in counts}
-                self.stats.oldest = conn.execute("SELECT MIN(ts) FROM updates").fetchone()[0]
-        except sqlite3.Error:
-            log.exception("retention pass failed")
-
-    def prune_now(self) -> None:
-        conn = self._connect()
-        try:
-            self._prune(conn)
-        finally:
-            conn.close()
-
     # -- reading --------------------------------------------------------------------------------------
     # Everything below reads and decodes in a worker thread: a history of thousands of updates takes seconds to
     # decompress and parse, which on the event loop would stall every client.
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
         try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+            try:
+                return conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error as error:
+            kind = classify(error)
+            if kind == "damaged":
+                self._suspect = True  # the writer checks the file, as start-up would
+            raise HistoryUnreadable(f"the history cannot be read now ({kind}: {error})") from error
 
     def _texts(self, sql: str, params: tuple[Any, ...]) -> list[bytes]:
         return [zlib.decompress(body) for (body,) in self._read(sql, params)]

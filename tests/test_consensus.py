@@ -93,7 +93,7 @@ def gecko_body(age: float, prices: dict[str, float]) -> list[dict[str, Any]]:
 
 
 def service_with(routes: Routes, **kwargs: Any) -> MarketDataService:
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0, replay=True)
     return MarketDataService(Pool("market_data", [CoinGecko()], fetcher), fetcher, limit=100, interval=0.0,
                              data_source="live", **kwargs)
 
@@ -112,7 +112,7 @@ async def test_global_figures_past_an_hour_are_stale_and_dated_by_their_provider
     old = {"data": {"total_market_cap": {"usd": 2.1e12}, "active_cryptocurrencies": 9000, "updated_at": updated}}
     routes = {GECKO: httpx.Response(200, json=gecko_body(30, {"bitcoin": 64000.0})),
               "https://api.coingecko.com/api/v3/global": httpx.Response(200, json=old)}
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0, replay=True)
     service = service_with(routes, global_pool=Pool("market_global", [CoinGecko()], fetcher))
     figures = (await service.collect())["global_market"]
     assert figures["updated_at"] == iso(updated) and figures["max_age_seconds"] == 3600
@@ -275,7 +275,8 @@ async def test_every_update_carries_the_latest_cross_check_within_the_budgets() 
     }
     clock = FakeClock()
     # budgets off: the cadences, not the token buckets, are what this test counts (they run on the fake clock)
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0, budgets=False)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0,
+                      budgets=False, replay=True)
     checks = [check_section(p, fetcher, every=every, data_source="live", clock=clock)
               for p, every in ((CoinPaprika(), 300.0), (Kraken(), 60.0), (Coinbase(), 60.0))]
     service = MarketDataService(Pool("market_data", [CoinGecko()], fetcher), fetcher, limit=100, interval=5.0,
@@ -310,7 +311,7 @@ async def test_the_shown_provider_never_checks_itself() -> None:
     calls: dict[str, int] = {}
     routes = {GECKO: httpx.Response(503),
               PAPRIKA: counted(paprika_body(30, {"bitcoin": ("btc-bitcoin", "BTC", 64000.0)}), calls, "coinpaprika")}
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0, replay=True)
     service = MarketDataService(Pool("market_data", [CoinGecko(), CoinPaprika()], fetcher), fetcher, limit=100,
                                 interval=0.0, data_source="live",
                                 checks=[check_section(CoinPaprika(), fetcher, every=300.0, data_source="live")])
@@ -325,7 +326,7 @@ async def test_alerts_become_health_events_through_the_port() -> None:
     routes = {GECKO: httpx.Response(200, json=gecko_body(20, {"bitcoin": 64000.0, "tether": 0.96})),
               PAPRIKA: httpx.Response(200, json=paprika_body(20, {"bitcoin": ("btc-bitcoin", "BTC", 61000.0),
                                                                   "tether": ("usdt-tether", "USDT", 0.959)}))}
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0, replay=True)
     service = service_with(routes, checks=[check_section(CoinPaprika(), fetcher, every=300.0, data_source="live")])
     health = HealthCheckerService(fetcher, interval=30.0, data_source="live", price_alerts=hub_price_alerts(hub))
     assert health.snapshot()["events"] == []  # market_data has published nothing yet
@@ -344,7 +345,7 @@ async def test_alerts_become_health_events_through_the_port() -> None:
 async def test_replay_updates_say_when_their_data_was_captured(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, data_source="replay", interval_scale=1.0)
     http = http_client(settings)
-    fetcher = Fetcher(http, budgets=False)
+    fetcher = Fetcher(http, budgets=False, replay=True)
     (service,) = build(build_context(settings, fetcher))
     payload = await service.collect()
     assert payload is not None and payload["recorded_at"] == "2023-07-28T20:03:30.000Z" and payload["status"] == "ok"

@@ -264,7 +264,7 @@ def service(upstream: Upstream, etherscan_key: str | None = None,
     upstream.captured = at
     # Budgets off: these runs come milliseconds apart, not an interval apart.
     fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(upstream)), retries=0, backoff=0.001,
-                      budgets=False)
+                      budgets=False, replay=True)
     etherscan, blockchair = Etherscan(etherscan_key), Blockchair()
     bitcoin = Pool("explorers_bitcoin", [MempoolSpace(), blockchair, BlockchainInfo()], fetcher)
     ethereum = Pool("explorers_ethereum", [*nodes_for("ethereum"), etherscan, blockchair], fetcher)
@@ -428,7 +428,7 @@ async def test_failing_mining_call_keeps_the_core_figures() -> None:
 async def test_replay_build_end_to_end(tmp_path: Path) -> None:
     settings: Settings = make_settings(tmp_path)
     async with httpx.AsyncClient(transport=ReplayTransport()) as http:
-        ctx = build_context(settings, Fetcher(http, budgets=False))
+        ctx = build_context(settings, Fetcher(http, budgets=False, replay=True))
         [svc] = explorers.build(ctx)
         payload: Any = await svc.collect()
     assert {"explorers_bitcoin", "explorers_ethereum"} <= set(ctx.pools)
@@ -459,7 +459,7 @@ async def test_failed_mining_refresh_is_not_retried_every_run() -> None:
 
 async def test_etherscan_probe_reads_the_body() -> None:
     upstream = Upstream({ETHERSCAN: recorded("etherscan/error-notok-calls-per-sec.json")})
-    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(upstream)), retries=0)
+    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(upstream)), retries=0, replay=True)
     etherscan = Etherscan("k-123")
     await etherscan.probe(fetcher)
     health = fetcher.runtime("etherscan").health
@@ -472,7 +472,7 @@ async def test_mempool_budget_holds_at_the_spec_interval() -> None:
     now = [0.0]
     upstream = Upstream(healthy_routes())
     fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(upstream)), retries=0,
-                      clock=lambda: now[0])
+                      clock=lambda: now[0], replay=True)
     pool = Pool("explorers_bitcoin", [MempoolSpace(), Blockchair(), BlockchainInfo()], fetcher)
     ethereum: Pool[Provider] = Pool("explorers_ethereum", nodes_for("ethereum"), fetcher)
     svc = ExplorersService(pool, ethereum, fetcher, interval=0.0, data_source="live")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from config import Redactor
+from models.messages import epoch
 from services.health_checker import HealthCheckerService
 from sources.errors import (
     AnswerError,
@@ -21,6 +22,7 @@ from sources.errors import (
 from sources.fetcher import MAX_RETRY_AFTER, Fetcher, Provider, health_view
 from sources.limits import BreakerState, CircuitBreaker, Rate, TokenBucket
 from sources.pools import Pool
+from sources.replay import RECORDED_AT
 
 
 class FakeClock:
@@ -81,7 +83,8 @@ async def test_timeouts_are_retried_then_reported() -> None:
 async def test_a_transient_error_then_success_is_success() -> None:
     answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, json=[1])])
     fetcher = fetcher_for(lambda r: next(answers), retries=2)
-    assert await fetcher.get_json(Example(), "/x") == [1]
+    pool: Pool[Example] = Pool("p", [Example()], fetcher)  # the pool's reader says the answer was read
+    assert (await pool.fetch(lambda p: fetcher.get_json(p, "/x"))).value == [1]
     assert fetcher.runtime("example").health.consecutive_failures == 0
 
 
@@ -239,7 +242,7 @@ async def test_a_probe_that_cannot_read_its_answer_does_not_stop_the_health_repo
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/rpc":
             return httpx.Response(200, json={"jsonrpc": "2.0", "id": 1, "error": {"code": -32005, "message": "limit"}})
-        return httpx.Response(200, json={})
+        return httpx.Response(200, json={"ok": True})
 
     fetcher = fetcher_for(handler)
     for provider in (Node(), Other()):
@@ -286,3 +289,14 @@ async def test_an_error_body_quoting_the_key_is_published_without_it() -> None:
     error = result.sources["keyed"].error or ""
     assert secret not in error and "***" in error
     assert secret not in str(health_view(fetcher.runtime("keyed"), fetcher.now()))
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["live", "replay"])
+async def test_only_replay_takes_a_capture_time_from_the_answer(replay: bool) -> None:
+    """The replay transport's capture-time header dates an answer in replay mode only: live, a provider or a proxy
+    sending it must not make fresh data look two years old (nor old data fresh)."""
+    answer = httpx.Response(200, json={"ok": True}, headers={RECORDED_AT: "2024-05-01T12:00:00Z"})
+    fetcher = fetcher_for(lambda r: answer, replay=replay)
+    assert await fetcher.get_json(Example(), "/x") == {"ok": True}
+    recorded_at = fetcher.runtime("example").health.recorded_at
+    assert recorded_at == (epoch("2024-05-01T12:00:00Z") if replay else None)

@@ -127,7 +127,8 @@ def test_kraken_error_list_and_pairs_we_do_not_follow() -> None:
 # -- pool failover --------------------------------------------------------------------------------------
 
 def market_service(routes: Routes, **fetcher_kwargs: Any) -> tuple[MarketDataService, Pool, Fetcher]:
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, **fetcher_kwargs)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001,
+                      **fetcher_kwargs, replay=True)
     pool = Pool("market_data", [CoinGecko(), CoinPaprika(), Kraken()], fetcher)
     return MarketDataService(pool, fetcher, limit=100, interval=0.0, data_source="live"), pool, fetcher
 
@@ -392,7 +393,7 @@ KEYS = {"coincap": "coincap-secret-key", "cryptocompare": "cryptocompare-secret-
 def long_pool_service(routes: Routes, *, keys: bool = True, clock: Clock = time.monotonic, **fetcher_kwargs: Any) \
         -> tuple[MarketDataService, Pool, Fetcher]:
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001,
-                      redact=Redactor(KEYS.values()), **fetcher_kwargs)
+                      redact=Redactor(KEYS.values()), **fetcher_kwargs, replay=True)
     gecko, paprika = CoinGecko(), CoinPaprika()
     providers = [gecko, paprika, Kraken(), Coinbase(), Binance(), CoinCap(KEYS["coincap"] if keys else None),
                  CryptoCompare(KEYS["cryptocompare"] if keys else None)]
@@ -641,7 +642,7 @@ async def test_known_figures_stay_when_the_prices_fail() -> None:
 async def test_build_wires_the_pools_and_replays_end_to_end(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, data_source="replay", interval_scale=1.0)
     http = http_client(settings)
-    fetcher = Fetcher(http, budgets=False)
+    fetcher = Fetcher(http, budgets=False, replay=True)
     ctx = build_context(settings, fetcher)
     (service,) = build(ctx)
     assert isinstance(service, MarketDataService) and service.global_market is not None
@@ -667,7 +668,7 @@ async def test_build_wires_the_pools_and_replays_end_to_end(tmp_path: Path) -> N
 async def test_replayed_exchanges_normalise_their_recordings(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, data_source="replay")
     http = http_client(settings)
-    fetcher = Fetcher(http, budgets=False, retries=0)
+    fetcher = Fetcher(http, budgets=False, retries=0, replay=True)
     assert (await Binance().fetch_quotes(fetcher, 100, 0.0)).quotes[0].price == 73369.84
     coinbase = await Coinbase().fetch_quotes(fetcher, 3, 0.0)  # only BTC-USD is recorded
     assert [q.id for q in coinbase.quotes] == ["bitcoin"]

@@ -234,7 +234,7 @@ def feed_routes(*, missing: tuple[type[RssFeed], ...] = ()) -> dict[str, Any]:
 def news_ctx(tmp_path: Path, routes: dict[str, Any], sentiment: Any = None, **overrides: Any) -> BuildContext:
     settings = make_settings(tmp_path, data_source="live", interval_scale=1.0, **overrides)
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, backoff=0.001,
-                      budgets=False, redact=settings.redactor())
+                      budgets=False, redact=settings.redactor(), replay=True)
     return build_context(settings, fetcher, sentiment=sentiment)
 
 
@@ -424,7 +424,7 @@ async def test_a_feed_probe_reads_the_feed(tmp_path: Path) -> None:
 async def test_replay_mode_serves_the_recorded_feeds(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)  # data_source=replay
     async with http_client(settings) as http:
-        fetcher = Fetcher(http, retries=0, budgets=False)
+        fetcher = Fetcher(http, retries=0, budgets=False, replay=True)
         payload = await news_service(build_context(settings, fetcher)).collect()
     assert payload["status"] == "ok" and payload["data_source"] == "replay"
     # the five feeds first recorded carry 38 distinct stories, 28 of them under a week old when captured; CryptoSlate

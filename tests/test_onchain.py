@@ -187,7 +187,7 @@ def llama_routes() -> dict[str, Any]:
 
 def onchain_service(routes: dict[str, Any], *, refresh: float = 300.0) -> tuple[OnchainService, Fetcher]:
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, backoff=0.001,
-                      budgets=False)
+                      budgets=False, replay=True)
     llama, stables = DefiLlama(), DefiLlamaStablecoins()
     service = OnchainService(
         tvl=PacedSection(Pool("onchain_tvl", [llama], fetcher), lambda p: p.fetch_tvl(fetcher, 0.0),
@@ -289,7 +289,7 @@ async def test_everything_down_is_no_data_then_stale() -> None:
 
 async def test_build_declares_defillama_and_gas_pools(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport({})), budgets=False)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport({})), budgets=False, replay=True)
     ctx = build_context(settings, fetcher, {"onchain": 30.0})
     [service] = build(ctx)
     assert isinstance(service, OnchainService)
@@ -302,7 +302,7 @@ async def test_build_declares_defillama_and_gas_pools(tmp_path: Path) -> None:
 
 async def test_replay_recordings_serve_the_defillama_sections(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
-    fetcher = Fetcher(http_client(settings), budgets=False, retries=0)
+    fetcher = Fetcher(http_client(settings), budgets=False, retries=0, replay=True)
     ctx = build_context(settings, fetcher, {"onchain": 30.0})
     [service] = build(ctx)
     payload: Any = await service.collect()
@@ -329,14 +329,15 @@ async def test_large_lists_are_decoded_and_read_off_the_event_loop() -> None:
             read_in.append(threading.get_ident())
             return DefiLlama.normalize_protocols(raw, limit)
 
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(llama_routes())), retries=0, budgets=False)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(llama_routes())), retries=0, budgets=False,
+                      replay=True)
     [uniswap] = await WatchedLlama().fetch_protocols(fetcher, 10, 0.0)
     assert uniswap.name == "Uniswap" and read_in and threading.get_ident() not in read_in
 
 
 async def test_a_large_list_that_is_not_json_is_a_bad_response() -> None:
     routes = {PROTOCOLS: httpx.Response(200, content=b"<html>502 Bad Gateway</html>")}
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, budgets=False)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, budgets=False, replay=True)
     llama = DefiLlama()
     with pytest.raises(ProviderBadResponse, match="not JSON"):
         await llama.fetch_protocols(fetcher, 10, 0.0)

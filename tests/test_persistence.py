@@ -11,13 +11,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import storage.history
 from app import create_app
 from models.messages import Update, epoch
 from services.persistence import PersistenceService, human_size
@@ -279,8 +282,9 @@ async def test_a_database_of_another_schema_is_set_aside_not_lost(tmp_path: Path
     await store.__aexit__()
 
 
-@pytest.mark.timing  # no event-loop gap over 0.12 s while 3,000 updates are decoded (a third of a second on it)
-async def test_reading_a_long_history_does_not_stall_the_event_loop(tmp_path: Path) -> None:
+@pytest.mark.timing  # the loop's longest gap while 3,000 updates are decoded, against that decoding's own time
+async def test_reading_a_long_history_does_not_stall_the_event_loop(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     coins = [f"coin{i}" for i in range(100)]
     figures = {c: 1.5 + i for i, c in enumerate(coins)}
     store = Store(tmp_path / "h.sqlite3", retention_days=30, retention_per_service=10_000, flush_interval=0.05)
@@ -292,6 +296,14 @@ async def test_reading_a_long_history_does_not_stall_the_event_loop(tmp_path: Pa
                                     "price_changes": figures, "timestamp": f"t{n}", "source": "coingecko",
                                     "coins": [{"id": c, "symbol": c, "name": c, "rank": 1} for c in coins]})
     await settle(store, 3000)
+    decoded_in: set[int] = set()  # the threads the stored bodies were decompressed in
+    decompress = zlib.decompress
+
+    def watched(data: bytes, /) -> bytes:
+        decoded_in.add(threading.get_ident())
+        return decompress(data)
+
+    monkeypatch.setattr(storage.history.zlib, "decompress", watched)
     gaps: list[float] = []
 
     async def tick() -> None:
@@ -311,8 +323,15 @@ async def test_reading_a_long_history_does_not_stall_the_event_loop(tmp_path: Pa
     assert len(series["prices"]) == len(texts) == len(updates) == 3000
     assert json.loads(texts[0]) == updates[0] and updates[0]["seq"] == 3000
     # Decoding 3,000 such updates takes a third of a second or more: on the loop, every client would wait that
-    # long (and 10,000, the routes' limit, seconds); in a worker thread the loop keeps its pace.
-    assert max(gaps) < 0.12, f"the event loop stalled for {max(gaps):.3f} s"
+    # long (and 10,000, the routes' limit, seconds). It is done in worker threads, never on the loop's own...
+    assert decoded_in and threading.get_ident() not in decoded_in
+    # ...so the loop keeps its pace: its longest gap is well under what the same decoding costs on the loop,
+    # measured here and now (a loaded machine slows both alike), with a floor far above a tick (5 ms) for the
+    # scheduler's and the collector's own pauses.
+    started = time.perf_counter()
+    store._messages(*store._history_sql("market_data", None, None, 3000))
+    blocking = time.perf_counter() - started
+    assert max(gaps) < max(0.25, blocking / 2), f"the loop stalled {max(gaps):.3f} s; blocking: {blocking:.3f} s"
     await store.__aexit__()
 
 

@@ -72,7 +72,7 @@ def fear_greed_section(captured: str) -> PacedSection[FearGreed]:
         return httpx.Response(200, content=recorded("alternative_me/fng.json"),
                               headers={"content-type": "application/json", RECORDED_AT: captured})
 
-    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(handle)), retries=0, budgets=False)
+    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(handle)), retries=0, budgets=False, replay=True)
     pool = Pool("fear_greed", [AlternativeMe()], fetcher)
     return PacedSection(pool, lambda p: p.fetch_index(fetcher), Cadence(600), data_source="replay",
                         clock=lambda: epoch(captured) or 0.0, max_age=AlternativeMe.MAX_AGE,

@@ -95,7 +95,7 @@ def service(routes: dict, *, news: FakeNews | None = None, score: Any = None, sc
             raise httpx.ConnectError("no route", request=request)
         return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
-    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(record)), retries=0, backoff=0.001)
+    fetcher = Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(record)), retries=0, backoff=0.001, replay=True)
     svc = SentimentService(Pool("fear_greed", [AlternativeMe()], fetcher), Pool("social", [Reddit()], fetcher),
                            fetcher, news=news, score=score, data_source="live", score_timeout=score_timeout,
                            clock=clock or FakeClock(), wall=wall or time.time)
@@ -306,7 +306,7 @@ async def test_build_uses_the_news_service_and_the_runner(tmp_path: Path) -> Non
     settings = make_settings(tmp_path, data_source="live")
     routes = routes_transport({FNG: fng()})
     hub = Hub()  # sentiment reads the headlines news published there
-    ctx = build_context(settings, Fetcher(httpx.AsyncClient(transport=routes), retries=0), hub=hub)
+    ctx = build_context(settings, Fetcher(httpx.AsyncClient(transport=routes), retries=0, replay=True), hub=hub)
     hub.publish("news", NewsPayload(timestamp=now_iso(), fetched_at=now_iso(),
                                     articles=FakeNews(HEADLINES).latest_articles()).model_dump(mode="json"))
     async with SentimentRunner(settings, loader=lambda: (_ for _ in ()).throw(OSError("offline")),

@@ -241,7 +241,7 @@ def whale_service(routes: dict, *, prices: Prices = PRICES, key: str | None = No
                   **kwargs: Any) -> WhaleTrackingService:
     kwargs.setdefault("wall", FakeClock(SMALL_TX_TIME + 5))
     fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), retries=0, backoff=0.001,
-                      budgets=False, redact=Redactor([key]))
+                      budgets=False, redact=Redactor([key]), replay=True)
     pools = WhalePools(
         bitcoin=Pool("whales_bitcoin", [BlockchainInfoUnconfirmed(), MempoolRecent()], fetcher),
         ethereum=Pool("whales_ethereum", nodes_for("ethereum")[:1], fetcher),
@@ -423,7 +423,7 @@ def test_hub_prices_read_market_data_and_refuse_old_prices() -> None:
 
 async def test_build_declares_pools_and_reads_market_data_through_the_hub(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
-    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport({})), budgets=False)
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport({})), budgets=False, replay=True)
     hub = Hub()
     ctx = build_context(settings, fetcher, {"whale_tracking": 15.0, "market_data": 5.0}, hub=hub)
     [service] = build(ctx)
@@ -437,7 +437,7 @@ async def test_build_declares_pools_and_reads_market_data_through_the_hub(tmp_pa
 
 async def test_replay_recordings_serve_bitcoin(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
-    fetcher = Fetcher(http_client(settings), budgets=False, retries=0)
+    fetcher = Fetcher(http_client(settings), budgets=False, retries=0, replay=True)
     ctx = build_context(settings, fetcher, {"whale_tracking": 15.0})
     [service] = build(ctx)
     assert isinstance(service, WhaleTrackingService)

@@ -35,6 +35,7 @@ class Kraken(MarketProvider):
     rate = Rate(1, 2, burst=3)  # public endpoints: about one call a second per IP
     # One pair's ticker: a small answer that says whether the market data answers at all.
     probe_path = "/Ticker"
+    probe_keys = ("result",)
     probe_params = MappingProxyType({"pair": "XBTUSD"})
     probe_interval = 60.0
 
@@ -94,6 +95,7 @@ class Coinbase(MarketProvider):
     # Public endpoints: 10 requests a second per IP, bursts up to 15; one call prices every coin.
     rate = Rate(6, 1, burst=10)
     probe_path = "/products/BTC-USD/stats"
+    probe_keys = ("last",)
     probe_interval = 120.0
 
     async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
@@ -138,6 +140,7 @@ class Binance(MarketProvider):
     # 6,000 request weight a minute per IP; a call for 21-100 symbols weighs 40, so 20 calls use 800.
     rate = Rate(20, 60, burst=3)
     probe_path = "/ticker/24hr"
+    probe_keys = ("lastPrice",)
     probe_params = MappingProxyType({"symbol": "BTCUSDT"})
     probe_interval = 300.0
 

@@ -76,6 +76,7 @@ class MempoolSpace(BitcoinExplorer):
     # is 18 a minute, so 20 a minute leaves room for the occasional mining call and a probe.
     rate = Rate(20, 60, burst=6)
     probe_path = "/v1/fees/recommended"
+    probe_keys = ("fastestFee",)
     probe_interval = 120.0
 
     MINING_REFRESH = 600.0
@@ -185,6 +186,7 @@ class Blockchair(BitcoinExplorer, EthereumExplorer):
     rate = Rate(1440, 86400, burst=3)
     rate_limit_statuses = (429, 402, 430)  # 402: over the keyless limit; 430: temporarily blacklisted
     probe_path = "/bitcoin/stats"
+    probe_keys = ("data",)
     probe_interval = 900.0
 
     async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinFigures:
@@ -247,6 +249,7 @@ class BlockchainInfo(BitcoinExplorer):
     docs = "https://www.blockchain.com/explorer/api/blockchain_api"
     rate = Rate(6, 60, burst=1)  # its API notes ask for at most one query every 10 seconds
     probe_path = "/stats"
+    probe_keys = ("n_blocks_total",)
     probe_interval = 300.0
 
     async def fetch_bitcoin(self, fetcher: Fetcher, max_wait: float) -> BitcoinFigures:

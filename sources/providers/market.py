@@ -104,6 +104,7 @@ class CoinGecko(GlobalMarketProvider):
     key_setting = "coingecko_api_key"
     key_required = False
     probe_path = "/ping"
+    probe_keys = ("gecko_says",)
     probe_interval = 120.0
 
     def auth(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -188,6 +189,7 @@ class CoinPaprika(GlobalMarketProvider):
     docs = "https://api.coinpaprika.com/#tag/Tickers"
     rate = Rate(25, 3600, burst=5)  # the free plan: 20,000 calls a month
     probe_path = "/global"
+    probe_keys = ("market_cap_usd",)
     probe_interval = 900.0
 
     async def fetch_quotes(self, fetcher: Fetcher, limit: int, max_wait: float) -> MarketSnapshot:
@@ -248,6 +250,7 @@ class CoinCap(MarketProvider):
     # and a probe only every six hours.
     rate = Rate(3, 3600, burst=1)
     probe_path = "/assets"
+    probe_keys = ("data",)
     probe_params = MappingProxyType({"limit": "1"})
     probe_interval = 6 * 3600.0
 
@@ -308,6 +311,7 @@ class CryptoCompare(MarketProvider):
     # about 15,000 a month, and only when every provider before it failed.
     rate = Rate(20, 3600, burst=2)
     probe_path = "/data/price"
+    probe_keys = ("USD",)
     probe_params = MappingProxyType({"fsym": "BTC", "tsyms": "USD"})
     probe_interval = 3600.0
 

@@ -332,6 +332,7 @@ class CryptoPanic(NewsProvider):
     endpoints = ("/{plan}/v2/posts/",)
     docs = "https://cryptopanic.com/developers/api/"
     rate = Rate(1, 600, burst=1)
+    probe_keys = ("results",)
     key_setting = "cryptopanic_token"
     key_required = True
     probe_interval = 3600.0
@@ -354,7 +355,8 @@ class CryptoPanic(NewsProvider):
         return self.normalize_posts(raw)
 
     async def probe(self, fetcher: Fetcher) -> None:
-        await fetcher.request(self, "GET", self.posts_path, params={"public": "true"}, probe=True)
+        response = await fetcher.request(self, "GET", self.posts_path, params={"public": "true"}, probe=True)
+        self.check_probe(fetcher.decode_json(self, response))
 
     @classmethod
     def normalize_posts(cls, raw: Any, publishers: Mapping[str, str] = PUBLISHERS) -> list[Article]:

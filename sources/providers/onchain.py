@@ -81,6 +81,7 @@ class DefiLlama(Provider):
     probe_path = "/v2/chains"
     probe_interval = 900.0
     timeout = 30.0  # /protocols is several megabytes
+    max_body_bytes = 16 * 2**20  # /protocols: about 5 MB in 2026, room to grow
     slow_ms = 8000.0
 
     async def fetch_tvl(self, fetcher: Fetcher, max_wait: float) -> TvlSnapshot:
@@ -141,6 +142,7 @@ class DefiLlamaStablecoins(Provider):
     docs = "https://api-docs.defillama.com/#tag/stablecoins"
     rate = Rate(10, 60, burst=2)  # same fair-use terms as api.llama.fi
     probe_path = "/stablecoins"
+    probe_keys = ("peggedAssets",)
     probe_interval = 1800.0
     timeout = 30.0
     slow_ms = 8000.0

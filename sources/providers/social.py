@@ -30,6 +30,7 @@ class AlternativeMe(Provider):
     # The index changes once a day and the service asks every ten minutes; the documented limit is far higher.
     rate = Rate(6, 60, burst=2)
     probe_path = "/fng/"
+    probe_keys = ("data",)
     probe_params = MappingProxyType({"limit": "1"})
     probe_interval = 1800.0
     #: The index is one reading a day, dated 00:00 UTC: past 36 hours from its own timestamp a newer one should
@@ -84,6 +85,7 @@ class Reddit(Provider):
     # Unauthenticated clients are held to a few requests a minute; hot lists change slowly anyway.
     rate = Rate(2, 60, burst=1)
     probe_path = "/r/CryptoCurrency/about.json"
+    probe_keys = ("data",)
     probe_interval = 3600.0
     #: One multireddit request ("a+b") lists the hot posts of both, each post naming its subreddit.
     SUBREDDITS = ("CryptoCurrency", "Bitcoin")

@@ -120,6 +120,7 @@ class BlockchainInfoUnconfirmed(BitcoinSource):
     # blockchain.info asks for at most one query every 10 seconds; a burst of 2 leaves room for one retry.
     rate = Rate(6, 60, burst=2)
     probe_path = "/unconfirmed-transactions"
+    probe_keys = ("txs",)
     probe_params = MappingProxyType({"format": "json"})
     probe_interval = 600.0
     slow_ms = 4000.0
