@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.messages import iso, utc_now
 from models.states import LimiterVerdict
+from ws.turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class ConnectionState(Enum):
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, endpoint: str, queue_size: int) -> None:
+    def __init__(self, websocket: WebSocket, endpoint: str, queue_size: int, turns: Turns | None = None) -> None:
         now = utc_now()
         self.client_id = f"client_{next(_ids)}_{int(now.timestamp())}"
         self.websocket = websocket
@@ -56,6 +57,8 @@ class Connection:
         self._sender: asyncio.Task[None] | None = None
         self._sending = False  # a send is in flight (it may wait on a client that does not read)
         self._abandoned = False
+        self._turns = turns
+        self._free = 0  # sends that need no turn (the greeting: a new client is not kept waiting behind updates)
 
     # -- outbound ---------------------------------------------------------------------------------------
     def offer(self, text: str) -> bool:
@@ -88,6 +91,10 @@ class Connection:
         self._queue.clear()
         self._wakeup.set()
 
+    def skip_turns_for_queued(self) -> None:
+        """What is queued now (the greeting and snapshots) goes out without waiting for a turn."""
+        self._free = len(self._queue)
+
     @property
     def queued(self) -> int:
         return len(self._queue)
@@ -102,6 +109,8 @@ class Connection:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while queue and self.state is not ConnectionState.CLOSED:
+                    if not await self._turn():
+                        break
                     self._sending = True
                     await send(queue.popleft())
                     self._sending = False
@@ -122,6 +131,16 @@ class Connection:
             with contextlib.suppress(TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
                 await asyncio.wait_for(self.websocket.close(self.close_code, self.close_reason), timeout=2)
         self.state = ConnectionState.CLOSED
+
+    async def _turn(self) -> bool:
+        """Wait for this send's turn (see ws/turns.py); False if, meanwhile, there is nothing left to send."""
+        if self._free:
+            self._free -= 1
+            return True
+        if self._turns is not None and (turn := self._turns.take()) is not None:
+            await turn  # other senders, handshakes and requests get their share of the loop
+            return bool(self._queue) and self.state is not ConnectionState.CLOSED
+        return True
 
     # -- inbound ----------------------------------------------------------------------------------------
     def touch(self) -> None:

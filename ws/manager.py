@@ -22,6 +22,7 @@ from ws.connection import (
 )
 from ws.hub import Hub
 from ws.protocol import ClientError, Protocol
+from ws.turns import LoopLag, Turns
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class ConnectionManager:
         self.rate_limit_disconnects = 0
         self.oversize_disconnects = 0
         self._protocols: dict[str, Protocol] = {}
+        self.turns = Turns()
+        self.loop_lag = LoopLag()
 
     @property
     def count(self) -> int:
@@ -59,7 +62,7 @@ class ConnectionManager:
     async def serve(self, websocket: WebSocket, endpoint: Endpoint, path: str) -> None:
         """One client's whole life on ``path``: this task reads, a sender task of its own writes."""
         await websocket.accept()
-        conn = Connection(websocket, path, self.limits.send_queue)
+        conn = Connection(websocket, path, self.limits.send_queue, self.turns)
         self.connections[conn.client_id] = conn
         self.total_connected += 1
         protocol = self._protocol(endpoint, path)
@@ -77,6 +80,7 @@ class ConnectionManager:
         sender.add_done_callback(sender_done)
         try:
             self._greet(conn, endpoint, path, protocol)
+            conn.skip_turns_for_queued()
             try:
                 await self._receive(conn, protocol)
             except asyncio.CancelledError:
@@ -174,6 +178,19 @@ class ConnectionManager:
         return {"total_connections": self.count,
                 "clients": [conn.describe() for conn in self.connections.values()],
                 **self.summary()}
+
+    def runtime(self) -> dict[str, Any]:
+        """``GET /ws/runtime``: what a soak watches for creeping (tasks, queues) and the loop's lag."""
+        queued = [conn.queued for conn in self.connections.values()]
+        return {
+            "asyncio_tasks": len(asyncio.all_tasks()),
+            "connections": len(queued),
+            "queued_messages": sum(queued),
+            "max_queue": max(queued, default=0),
+            "turns_waiting": self.turns.waiting,
+            "turns_waited_total": self.turns.waited,
+            "loop_lag": self.loop_lag.read(),
+        }
 
     def summary(self) -> dict[str, Any]:
         """The counters of :meth:`stats` without the list of clients, which costs ~5 µs per client to build."""

@@ -37,6 +37,10 @@ def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> API
     async def ws_stats() -> dict[str, Any]:
         return {"status": "success", "data": manager.stats(), "timestamp": now_iso()}
 
+    @router.get("/ws/runtime", tags=["websocket"], summary="Tasks, queue depths and event-loop lag (for soaks)")
+    async def ws_runtime() -> dict[str, Any]:
+        return {"status": "success", "data": manager.runtime(), "timestamp": now_iso()}
+
     @router.get("/ws/services", tags=["websocket"], summary="Every service with its group and interval")
     async def ws_services() -> dict[str, Any]:
         services = {
