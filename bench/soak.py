@@ -4,7 +4,7 @@
     python bench/soak.py --minutes 10 --out soak.csv
     python bench/soak.py --minutes 1 --subscribers 100 --churn 5 --stalled 5   # a smoke run
 
-Runs ``python app.py`` (replay data, INTERVAL_SCALE 0.1 by default, so ten times the real pace) on 127.0.0.1 and,
+Runs ``python app.py`` (replay data, INTERVAL_SCALE 0.5 by default, so twice the real pace) on 127.0.0.1 and,
 from two client processes (aiohttp, TCPConnector(limit=0)):
 
 - ``--subscribers`` clients that read everything: most on /ws/market_data, some on /ws/all and /ws/master;
@@ -269,7 +269,7 @@ def main() -> int:
     parser.add_argument("--churn", type=float, default=20.0, help="connects (and disconnects) per second")
     parser.add_argument("--stalled", type=int, default=50)
     parser.add_argument("--flooders", type=int, default=5)
-    parser.add_argument("--interval-scale", type=float, default=0.1)
+    parser.add_argument("--interval-scale", type=float, default=0.5)
     parser.add_argument("--warmup", type=float, help="minutes left out of the slopes (default: a fifth, >= 1)")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--out", help="write every sample to this CSV file")

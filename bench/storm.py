@@ -315,6 +315,72 @@ def bench_bare(args: argparse.Namespace, snapshot: str) -> dict[str, Any]:
         os.unlink(file.name)
 
 
+# -- the app's own share of a connection's set-up, without sockets ----------------------------------------------
+
+class StandInSocket:
+    """What ConnectionManager.serve needs of a WebSocket: accept, send_text, receive (until hung up), close."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.gone = asyncio.Event()
+
+    async def accept(self) -> None:
+        pass
+
+    async def send_text(self, text: str) -> None:
+        self.sent += 1
+
+    async def receive(self) -> dict[str, str]:
+        await self.gone.wait()
+        return {"type": "websocket.disconnect"}
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+
+async def setup_cost(n: int) -> dict[str, float]:
+    """µs per connection of ConnectionManager.serve (until the greeting and snapshot are sent) and of its end,
+    against a bare handler that awaits the same sends; one process, no sockets, so only the app's own work."""
+    from models.catalog import ENDPOINTS
+    from ws.hub import Hub
+    from ws.manager import ConnectionManager, Limits
+
+    hub = Hub()
+    hub.publish("market_data", {"blob": "x" * 45_000})
+    manager = ConnectionManager(hub, Limits())
+    endpoint = next(e for e in ENDPOINTS if e.path == PATH)
+    sockets = [StandInSocket() for _ in range(n)]
+    started = time.perf_counter()
+    tasks = [asyncio.create_task(manager.serve(s, endpoint, PATH)) for s in sockets]  # type: ignore[arg-type]
+    while sockets[-1].sent < 3:
+        await asyncio.sleep(0)
+    greeted = time.perf_counter()
+    for s in sockets:
+        s.gone.set()
+    await asyncio.gather(*tasks)
+    ended = time.perf_counter()
+    snapshot = hub.latest("market_data")
+    assert snapshot is not None
+
+    async def bare(s: StandInSocket) -> None:
+        await s.accept()
+        await s.send_text("greeting")
+        await s.send_text(snapshot.text)
+        await s.receive()
+
+    sockets = [StandInSocket() for _ in range(n)]
+    bare_started = time.perf_counter()
+    tasks = [asyncio.create_task(bare(s)) for s in sockets]
+    while sockets[-1].sent < 2:
+        await asyncio.sleep(0)
+    bare_greeted = time.perf_counter()
+    for s in sockets:
+        s.gone.set()
+    await asyncio.gather(*tasks)
+    return {"serve_us": (greeted - started) / n * 1e6, "end_us": (ended - greeted) / n * 1e6,
+            "bare_us": (bare_greeted - bare_started) / n * 1e6}
+
+
 def show(name: str, r: dict[str, Any], n: int) -> None:
     all_in = f"{r['all_in_s']:.2f}" if r["all_in_s"] is not None else "never"
     print(f"{name:5} {r['established']:>6,}/{n:<6,} {all_in:>9} {r['snapshot_p50_s']:>8.2f} {r['snapshot_p99_s']:>8.2f}"
@@ -343,7 +409,15 @@ def main() -> None:
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--snapshot", help=argparse.SUPPRESS)
     parser.add_argument("--publish-hz", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--setup-cost", action="store_true",
+                        help="only the app's own set-up work per connection, in-process, against a bare handler")
     args = parser.parse_args()
+    if args.setup_cost:
+        runs = [asyncio.run(setup_cost(args.n)) for _ in range(3)]
+        best = {key: min(run[key] for run in runs) for key in runs[0]}
+        print(f"set-up in the app, {args.n:,} connections, best of 3: serve() until greeted {best['serve_us']:.1f} us,"
+              f" its end {best['end_us']:.1f} us; a bare handler {best['bare_us']:.1f} us")
+        return None
     if args.worker:
         return worker_main(args)
     if args.serve_bare:

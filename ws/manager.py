@@ -10,7 +10,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.catalog import Endpoint, grouped
-from models.messages import ACTIONS, MessageType, encode
+from models.messages import ACTIONS, MessageType, encode, now_iso
 from models.states import LimiterVerdict
 from ws.connection import (
     CLOSE_POLICY,
@@ -25,6 +25,10 @@ from ws.protocol import ClientError, Protocol
 from ws.turns import LoopLag, Turns
 
 log = logging.getLogger(__name__)
+
+# Markers in the greeting templates (see ConnectionManager._greeting)
+_CLIENT_ID = "\u2063client-id\u2063"
+_TIMESTAMP = "\u2063timestamp\u2063"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class ConnectionManager:
         self.rate_limit_disconnects = 0
         self.oversize_disconnects = 0
         self._protocols: dict[str, Protocol] = {}
+        self._greetings: dict[str, tuple[str, ...]] = {}
         self.turns = Turns()
         self.loop_lag = LoopLag()
 
@@ -117,29 +122,41 @@ class ConnectionManager:
         return protocol
 
     def _greet(self, conn: Connection, endpoint: Endpoint, path: str, protocol: Protocol) -> None:
-        data: dict[str, Any] = {
-            "client_id": conn.client_id,
-            "message": f"Connected to {path}",
-            "endpoint": path,
-            "services": list(endpoint.services),
-            "auto_subscribe": list(endpoint.auto_subscribe),
-        }
-        # client_id at the top level too: clients of the spec's origin read it there
-        conn.offer(encode("system", MessageType.CONNECTION_ESTABLISHED, data, client_id=conn.client_id))
-        if endpoint.welcome:
-            welcome = {
-                "message": "Connected to master WebSocket endpoint",
-                "client_id": conn.client_id,
-                "available_services": grouped(),
-                "usage": USAGE,
-                "actions": list(ACTIONS),
-            }
-            conn.offer(encode("system", MessageType.WELCOME, welcome))
+        now = now_iso()
+        for template in self._greeting(endpoint, path):
+            conn.offer(template.replace(_CLIENT_ID, conn.client_id).replace(_TIMESTAMP, now))
         if len(endpoint.auto_subscribe) == len(endpoint.services) and len(endpoint.services) > 1:
             protocol.subscribe(conn, "all")
         else:
             for service in endpoint.auto_subscribe:
                 protocol.subscribe(conn, service)
+
+    def _greeting(self, endpoint: Endpoint, path: str) -> tuple[str, ...]:
+        """The greeting of ``path`` serialised once, with markers for the client's id and the time (neither needs
+        escaping in JSON): a reconnect storm then costs two string replacements per message, not an encoding."""
+        templates = self._greetings.get(path)
+        if templates is None:
+            data: dict[str, Any] = {
+                "client_id": _CLIENT_ID,
+                "message": f"Connected to {path}",
+                "endpoint": path,
+                "services": list(endpoint.services),
+                "auto_subscribe": list(endpoint.auto_subscribe),
+            }
+            # client_id at the top level too: clients of the spec's origin read it there
+            messages = [encode("system", MessageType.CONNECTION_ESTABLISHED, data, client_id=_CLIENT_ID,
+                               timestamp=_TIMESTAMP)]
+            if endpoint.welcome:
+                welcome = {
+                    "message": "Connected to master WebSocket endpoint",
+                    "client_id": _CLIENT_ID,
+                    "available_services": grouped(),
+                    "usage": USAGE,
+                    "actions": list(ACTIONS),
+                }
+                messages.append(encode("system", MessageType.WELCOME, welcome, timestamp=_TIMESTAMP))
+            templates = self._greetings[path] = tuple(messages)
+        return templates
 
     async def _receive(self, conn: Connection, protocol: Protocol) -> None:
         limiter = InboundLimiter(self.limits.max_messages_per_second)
