@@ -53,7 +53,8 @@ class Connection:
         self.received = 0
         self._queue: deque[str] = deque()
         self._queue_size = queue_size
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the idle sender waits on it
+        self._in_line = False  # the idle sender's waiter is in the turns' line: it wakes with a turn granted
         self._sender: asyncio.Task[None] | None = None
         self._sending = False  # a send is in flight (it may wait on a client that does not read)
         self._abandoned = False
@@ -69,7 +70,7 @@ class Connection:
             self.close(CLOSE_SLOW_CONSUMER, f"slow consumer: {len(self._queue)} messages waiting to be read")
             return False
         self._queue.append(text)
-        self._wakeup.set()
+        self._wake(in_turn=True)
         return True
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:
@@ -83,17 +84,32 @@ class Connection:
                     # The send in flight waits for a client that does not read; so would a close frame.
                     self._abandoned = True
                     self._sender.cancel()
-            self._wakeup.set()
+            self._wake(in_turn=False)
 
     def mark_closed(self) -> None:
         """The peer is gone: nothing more will be sent."""
         self.state = ConnectionState.CLOSED
         self._queue.clear()
-        self._wakeup.set()
+        self._wake(in_turn=False)
+
+    def _wake(self, *, in_turn: bool) -> None:
+        """Wake the idle sender: for news, when its turn comes (a publish wakes thousands of senders: their
+        wake-ups are handed out a round per loop iteration too); for a close, or the greeting, at once."""
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # the sender is busy: it finds the queue as it is
+        if in_turn and self._turns is not None and not self._free:
+            if not self._in_line:
+                self._in_line = True
+                self._turns.enqueue(waiter)
+        else:
+            waiter.set_result(None)
 
     def skip_turns_for_queued(self) -> None:
         """What is queued now (the greeting and snapshots) goes out without waiting for a turn."""
         self._free = len(self._queue)
+        if self._free:
+            self._wake(in_turn=False)
 
     @property
     def queued(self) -> int:
@@ -106,10 +122,11 @@ class Connection:
         self._sender = asyncio.current_task()
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
+                granted = await self._idle()
                 while queue and self.state is not ConnectionState.CLOSED:
-                    if not await self._turn():
+                    if granted:
+                        granted = False
+                    elif not await self._turn():
                         break
                     self._sending = True
                     await send(queue.popleft())
@@ -131,6 +148,18 @@ class Connection:
             with contextlib.suppress(TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
                 await asyncio.wait_for(self.websocket.close(self.close_code, self.close_reason), timeout=2)
         self.state = ConnectionState.CLOSED
+
+    async def _idle(self) -> bool:
+        """Wait, if there is nothing to send and the connection is open; True if woken with a turn granted."""
+        if self._queue or self.state is not ConnectionState.OPEN:
+            return False
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+        granted, self._in_line = self._in_line, False
+        return granted
 
     async def _turn(self) -> bool:
         """Wait for this send's turn (see ws/turns.py); False if, meanwhile, there is nothing left to send."""
