@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -37,8 +38,6 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import contextlib
 
 from bench.harness import (
     ROOT,
@@ -115,10 +114,12 @@ class Worker:
                 await ws.receive(timeout=10)  # the greeting
                 self.count("churn_ok")
                 stay = time.time() + random.uniform(1, 5)
-                while time.time() < stay:
-                    msg = await ws.receive(timeout=max(0.05, stay - time.time()))
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        break
+                with contextlib.suppress(asyncio.TimeoutError):  # nothing more within the stay: fine
+                    while time.time() < stay:
+                        msg = await ws.receive(timeout=max(0.05, stay - time.time()))
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            self.count(f"churn_closed_{ws.close_code}")
+                            break
         except (TimeoutError, aiohttp.ClientError, OSError):
             self.count("churn_errors")
 
@@ -168,7 +169,7 @@ class Worker:
                         await asyncio.sleep(0.005)
                     self.count(f"flooder_closed_{ws.close_code}")
             except (aiohttp.ClientError, OSError, ConnectionResetError):
-                self.count("flooder_errors")
+                self.count("flooder_cut_off")  # the server closed it (1008) while it was sending: expected
             await asyncio.sleep(0.5)
 
     async def rest_reader(self, export: bool) -> None:
@@ -206,7 +207,7 @@ class Worker:
             for task in pending:  # a close handshake the server never answered: do not hang the report
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            self.counts["hung_at_end"] = len(pending)
+            self.counts["unfinished_at_end"] = len(pending)  # e.g. a reconnect still in its handshake
         windows = {str(w): {"n": len(d), "p50": percentile(d, 0.5), "p99": percentile(d, 0.99)}
                    for w, d in sorted(self.delays.items())}
         return {"counts": self.counts, "windows": windows}

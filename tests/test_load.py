@@ -37,7 +37,7 @@ def test_a_short_soak_leaves_nothing_behind(tmp_path: Path) -> None:
     counts = result["counts"]
     assert counts.get("churn_ok", 0) > 20 and counts.get("stalled_connects", 0) >= 4, result["stdout"]
     assert counts.get("history_ok", 0) > 0 and counts.get("export_ok", 0) > 0, result["stdout"]
-    assert any(name.startswith("flooder_closed_") for name in counts), result["stdout"]
+    assert counts.get("flooder_connects", 0) > 2, result["stdout"]  # cut off (1008) and back again
     before, after = result["baseline"], result["drained"]
     assert after["connections"] == 0, result["stdout"]
     # Every client gone: its tasks and sockets are too (a few for the server's own work coming and going).
