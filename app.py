@@ -144,7 +144,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             gc.freeze()
             # The model loader imports transformers and torch in the background: freeze what that brings too.
             refreeze = asyncio.create_task(freeze_after(runner.loaded))
-            stack.callback(refreeze.cancel)
+            stack.push_async_callback(cancel_and_wait, refreeze)
             log.info("serving %s data on %s:%d", settings.data_source, settings.host, settings.port)
             yield
 
@@ -181,6 +181,11 @@ async def freeze_after(event: asyncio.Event) -> None:
     await event.wait()
     gc.collect()
     gc.freeze()
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def final_backup(backup: DatasetBackup) -> None:
