@@ -9,6 +9,7 @@ so browsers can ``JSON.parse`` them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,8 +77,16 @@ def epoch(text: object) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text up to the dot
+
+
 def now_iso() -> str:
-    return iso(utc_now())  # type: ignore[return-value]
+    """``iso(utc_now())``, formatting the date and time only once a second: every message carries one."""
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[0], _second[1] = second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{_second[1]}{int((now - second) * 1000):03d}Z"
 
 
 def dumps(value: Any) -> str:

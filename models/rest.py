@@ -53,6 +53,30 @@ class WsStatsData(Open):
     updates_dropped: int
 
 
+class WsRuntimeData(Open):
+    asyncio_tasks: int = Field(description="Tasks alive in the server's event loop")
+    connections: int
+    queued_messages: int = Field(description="Messages waiting in every connection's send queue")
+    max_queue: int = Field(description="The longest send queue")
+    turns_waiting: int = Field(description="Senders waiting for their turn (see ws/turns.py)")
+    turns_waited_total: int
+    loop_lag: dict[str, Any] = Field(description="How late the event loop wakes (ms), since the first read")
+
+
+class WsRuntime(Open):
+    """``GET /ws/runtime``: what a soak watches for creeping."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "status": "success", "timestamp": "2026-11-29T10:30:00.000Z", "data": {
+            "asyncio_tasks": 31, "connections": 12, "queued_messages": 0, "max_queue": 0, "turns_waiting": 0,
+            "turns_waited_total": 5210,
+            "loop_lag": {"max_since_last_read_ms": 9.8, "p50_ms": 0.4, "p99_ms": 3.1, "samples": 120}}}]})
+
+    status: Literal["success"]
+    data: WsRuntimeData
+    timestamp: Timestamp
+
+
 class WsStats(Open):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
         "status": "success", "timestamp": "2026-11-29T10:30:00.000Z", "data": {

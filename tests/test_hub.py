@@ -182,7 +182,10 @@ async def test_the_all_greeting_fits_the_smallest_send_queue(tmp_path: Path) -> 
     endpoint = next(ep for ep in ENDPOINTS if ep.path == "/ws/all")
     socket = FakeSocket()
     serving = asyncio.create_task(manager.serve(socket, endpoint, endpoint.path))  # type: ignore[arg-type]  # a stand-in
-    await asyncio.sleep(0)  # serve() greets before it first waits (for the client's messages)
+    for _ in range(10_000):  # serve() greets before it first waits (for the client's messages)
+        if manager.connections:
+            break
+        await asyncio.sleep(0)
     [conn] = manager.connections.values()
     await until_sent(conn)
     assert conn.state is ConnectionState.OPEN

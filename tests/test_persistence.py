@@ -315,7 +315,8 @@ async def test_reading_a_long_history_does_not_stall_the_event_loop(tmp_path: Pa
             last = now
 
     ticker = asyncio.create_task(tick())
-    await asyncio.sleep(0.02)
+    while not gaps:  # the ticker is running (it must, for a stall to show)
+        await asyncio.sleep(0.005)
     series = await store.coin_series("coin7", None, None, 3000)
     texts = await store.history_texts("market_data", None, None, 3000)
     updates = await store.history("market_data", None, None, 3000)

@@ -207,7 +207,7 @@ async def test_a_failed_load_is_retried(tmp_path: Path) -> None:
 
     async with SentimentRunner(settings_for(tmp_path, "x/y"), loader=flaky, retry_delays=(0.01,)) as runner:
         await asyncio.wait_for(runner.loaded.wait(), 10)
-        for _ in range(500):
+        for _ in range(3000):  # polling with a generous bound
             if runner.state.state == "ready":
                 break
             await asyncio.sleep(0.01)
@@ -218,7 +218,10 @@ async def test_unmapped_labels_are_not_retried(tmp_path: Path) -> None:
     path = build_tiny_model(tmp_path / "m", ("LABEL_0", "LABEL_1"), None)
     async with SentimentRunner(settings_for(tmp_path, str(path)), retry_delays=(0.01,)) as runner:
         await asyncio.wait_for(runner.loaded.wait(), 30)
-        await asyncio.sleep(0.05)
+        for _ in range(3000):  # polling with a generous bound, not a pause
+            if runner.state.state == "failed":
+                break
+            await asyncio.sleep(0.01)
         assert runner.state.state == "failed" and "UnmappedLabels" in (runner.state.error or "")
         assert (await runner.score(["bitcoin"]))[0].model == "vader"
 

@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.messages import iso, utc_now
 from models.states import LimiterVerdict
+from ws.turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ConnectionState(Enum):
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, endpoint: str, queue_size: int) -> None:
+    def __init__(self, websocket: WebSocket, endpoint: str, queue_size: int, turns: Turns | None = None) -> None:
         now = utc_now()
         self.client_id = f"client_{next(_ids)}_{int(now.timestamp())}"
         self.websocket = websocket
@@ -54,10 +55,13 @@ class Connection:
         self._queue: deque[str] = deque()
         self._queue_size = queue_size
         self._cap = queue_size  # raised for a resume's backlog until the queue drains below queue_size
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the idle sender waits on it
+        self._in_line = False  # the idle sender's waiter is in the turns' line: it wakes with a turn granted
         self._sender: asyncio.Task[None] | None = None
         self._sending = False  # a send is in flight (it may wait on a client that does not read)
         self._abandoned = False
+        self._turns = turns
+        self._free = 0  # sends that need no turn (the greeting: a new client is not kept waiting behind updates)
 
     # -- outbound ---------------------------------------------------------------------------------------
     def offer(self, text: str) -> bool:
@@ -68,7 +72,7 @@ class Connection:
             self.close(CLOSE_SLOW_CONSUMER, f"slow consumer: {len(self._queue)} messages waiting to be read")
             return False
         self._queue.append(text)
-        self._wakeup.set()
+        self._wake(in_turn=True)
         return True
 
     def offer_backlog(self, texts: Sequence[str]) -> None:
@@ -77,7 +81,7 @@ class Connection:
         if self.state is ConnectionState.OPEN and texts:
             self._cap = max(self._cap, len(self._queue) + len(texts) + self._queue_size)
             self._queue.extend(texts)
-            self._wakeup.set()
+            self._wake(in_turn=True)
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:
         """Ask the sender to close the socket with ``code``, after what is queued if ``flush``; idempotent."""
@@ -90,13 +94,32 @@ class Connection:
                     # The send in flight waits for a client that does not read; so would a close frame.
                     self._abandoned = True
                     self._sender.cancel()
-            self._wakeup.set()
+            self._wake(in_turn=False)
 
     def mark_closed(self) -> None:
         """The peer is gone: nothing more will be sent."""
         self.state = ConnectionState.CLOSED
         self._queue.clear()
-        self._wakeup.set()
+        self._wake(in_turn=False)
+
+    def _wake(self, *, in_turn: bool) -> None:
+        """Wake the idle sender: for news, when its turn comes (a publish wakes thousands of senders: their
+        wake-ups are handed out a round per loop iteration too); for a close, or the greeting, at once."""
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # the sender is busy: it finds the queue as it is
+        if in_turn and self._turns is not None and not self._free:
+            if not self._in_line:
+                self._in_line = True
+                self._turns.enqueue(waiter)
+        else:
+            waiter.set_result(None)
+
+    def skip_turns_for_queued(self) -> None:
+        """What is queued now (the greeting and snapshots) goes out without waiting for a turn."""
+        self._free = len(self._queue)
+        if self._free:
+            self._wake(in_turn=False)
 
     @property
     def queued(self) -> int:
@@ -109,15 +132,16 @@ class Connection:
         self._sender = asyncio.current_task()
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
+                granted = await self._idle()
                 while queue and self.state is not ConnectionState.CLOSED:
+                    if granted:
+                        granted = False
+                    elif not await self._turn():
+                        break
                     self._sending = True
                     await send(queue.popleft())
                     self._sending = False
-                    self.sent += 1
-                    if self._cap > self._queue_size and len(queue) < self._queue_size:
-                        self._cap = self._queue_size
+                    self._sent_one()
                 if self.state is not ConnectionState.OPEN:
                     break
         except asyncio.CancelledError:
@@ -134,6 +158,33 @@ class Connection:
             with contextlib.suppress(TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
                 await asyncio.wait_for(self.websocket.close(self.close_code, self.close_reason), timeout=2)
         self.state = ConnectionState.CLOSED
+
+    def _sent_one(self) -> None:
+        self.sent += 1
+        if self._cap > self._queue_size and len(self._queue) < self._queue_size:
+            self._cap = self._queue_size  # a resume's backlog has drained: the usual bound again
+
+    async def _idle(self) -> bool:
+        """Wait, if there is nothing to send and the connection is open; True if woken with a turn granted."""
+        if self._queue or self.state is not ConnectionState.OPEN:
+            return False
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+        granted, self._in_line = self._in_line, False
+        return granted
+
+    async def _turn(self) -> bool:
+        """Wait for this send's turn (see ws/turns.py); False if, meanwhile, there is nothing left to send."""
+        if self._free:
+            self._free -= 1
+            return True
+        if self._turns is not None and (turn := self._turns.take()) is not None:
+            await turn  # other senders, handshakes and requests get their share of the loop
+            return bool(self._queue) and self.state is not ConnectionState.CLOSED
+        return True
 
     # -- inbound ----------------------------------------------------------------------------------------
     def touch(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.catalog import Endpoint, grouped
-from models.messages import ACTIONS, MessageType
+from models.messages import ACTIONS, MessageType, now_iso
 from models.states import LimiterVerdict
 from models.wire import ConnectionEstablishedData, WelcomeData, system_message
 from ws.connection import (
@@ -23,8 +23,13 @@ from ws.connection import (
 )
 from ws.hub import Hub
 from ws.protocol import ClientError, Protocol
+from ws.turns import LoopLag, Turns
 
 log = logging.getLogger(__name__)
+
+# Markers in the greeting templates (see ConnectionManager._greeting)
+_CLIENT_ID = "\u2063client-id\u2063"
+_TIMESTAMP = "\u2063timestamp\u2063"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class ConnectionManager:
         self.oversize_disconnects = 0
         self._received: dict[str, int] = {}  # messages from the clients gone, per endpoint path
         self._protocols: dict[str, Protocol] = {}
+        self._greetings: dict[str, tuple[str, ...]] = {}
+        self.turns = Turns()
+        self.loop_lag = LoopLag()
 
     @property
     def count(self) -> int:
@@ -63,7 +71,7 @@ class ConnectionManager:
     async def serve(self, websocket: WebSocket, endpoint: Endpoint, path: str) -> None:
         """One client's whole life on ``path``: this task reads, a sender task of its own writes."""
         await websocket.accept()
-        conn = Connection(websocket, path, self.limits.send_queue)
+        conn = Connection(websocket, path, self.limits.send_queue, self.turns)
         self.connections[conn.client_id] = conn
         self.total_connected += 1
         protocol = self._protocol(endpoint, path)
@@ -81,6 +89,7 @@ class ConnectionManager:
         sender.add_done_callback(sender_done)
         try:
             self._greet(conn, endpoint, path, protocol)
+            conn.skip_turns_for_queued()
             try:
                 await self._receive(conn, protocol)
             except asyncio.CancelledError:
@@ -119,21 +128,33 @@ class ConnectionManager:
         return protocol
 
     def _greet(self, conn: Connection, endpoint: Endpoint, path: str, protocol: Protocol) -> None:
-        data = ConnectionEstablishedData(client_id=conn.client_id, message=f"Connected to {path}", endpoint=path,
-                                         services=list(endpoint.services),
-                                         auto_subscribe=list(endpoint.auto_subscribe))
-        # client_id at the top level too: clients of the spec's origin read it there
-        conn.offer(system_message(data, MessageType.CONNECTION_ESTABLISHED, client_id=conn.client_id))
-        if endpoint.welcome:
-            welcome = WelcomeData.model_validate({"message": "Connected to master WebSocket endpoint",
-                                                  "client_id": conn.client_id, "available_services": grouped(),
-                                                  "usage": USAGE, "actions": list(ACTIONS)})
-            conn.offer(system_message(welcome, MessageType.WELCOME))
+        now = now_iso()
+        for template in self._greeting(endpoint, path):
+            conn.offer(template.replace(_CLIENT_ID, conn.client_id).replace(_TIMESTAMP, now))
         if len(endpoint.auto_subscribe) == len(endpoint.services) and len(endpoint.services) > 1:
             protocol.subscribe(conn, "all")
         else:
             for service in endpoint.auto_subscribe:
                 protocol.subscribe(conn, service)
+
+    def _greeting(self, endpoint: Endpoint, path: str) -> tuple[str, ...]:
+        """The greeting of ``path`` serialised once, with markers for the client's id and the time (neither needs
+        escaping in JSON): a reconnect storm then costs two string replacements per message, not an encoding."""
+        templates = self._greetings.get(path)
+        if templates is None:
+            data = ConnectionEstablishedData(client_id=_CLIENT_ID, message=f"Connected to {path}", endpoint=path,
+                                             services=list(endpoint.services),
+                                             auto_subscribe=list(endpoint.auto_subscribe))
+            # client_id at the top level too: clients of the spec's origin read it there
+            messages = [system_message(data, MessageType.CONNECTION_ESTABLISHED, client_id=_CLIENT_ID,
+                                       timestamp=_TIMESTAMP)]
+            if endpoint.welcome:
+                welcome = WelcomeData.model_validate({"message": "Connected to master WebSocket endpoint",
+                                                      "client_id": _CLIENT_ID, "available_services": grouped(),
+                                                      "usage": USAGE, "actions": list(ACTIONS)})
+                messages.append(system_message(welcome, MessageType.WELCOME, timestamp=_TIMESTAMP))
+            templates = self._greetings[path] = tuple(messages)
+        return templates
 
     async def _receive(self, conn: Connection, protocol: Protocol) -> None:
         limiter = InboundLimiter(self.limits.max_messages_per_second)
@@ -189,6 +210,19 @@ class ConnectionManager:
         return {"total_connections": self.count,
                 "clients": [conn.describe() for conn in self.connections.values()],
                 **self.summary()}
+
+    def runtime(self) -> dict[str, Any]:
+        """``GET /ws/runtime``: what a soak watches for creeping (tasks, queues) and the loop's lag."""
+        queued = [conn.queued for conn in self.connections.values()]
+        return {
+            "asyncio_tasks": len(asyncio.all_tasks()),
+            "connections": len(queued),
+            "queued_messages": sum(queued),
+            "max_queue": max(queued, default=0),
+            "turns_waiting": self.turns.waiting,
+            "turns_waited_total": self.turns.waited,
+            "loop_lag": self.loop_lag.read(),
+        }
 
     def summary(self) -> dict[str, Any]:
         """The counters of :meth:`stats` without the list of clients, which costs ~5 µs per client to build."""

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, WebSocket
 
 from models.catalog import ENDPOINTS, SERVICES, Endpoint, endpoints_serving, websocket_base_url
 from models.messages import now_iso
-from models.rest import WsEndpoints, WsServices, WsStats
+from models.rest import WsEndpoints, WsRuntime, WsServices, WsStats
 from ws.manager import ConnectionManager
 
 
@@ -38,6 +38,11 @@ def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> API
                 response_model=None, responses={200: {"model": WsStats}})
     async def ws_stats() -> dict[str, Any]:
         return {"status": "success", "data": manager.stats(), "timestamp": now_iso()}
+
+    @router.get("/ws/runtime", tags=["websocket"], summary="Tasks, queue depths and event-loop lag (for soaks)",
+                response_model=None, responses={200: {"model": WsRuntime}})
+    async def ws_runtime() -> dict[str, Any]:
+        return {"status": "success", "data": manager.runtime(), "timestamp": now_iso()}
 
     @router.get("/ws/services", tags=["websocket"], summary="Every service with its group and interval",
                 response_model=None, responses={200: {"model": WsServices}})

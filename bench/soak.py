@@ -1,0 +1,392 @@
+"""Soak: the real app under steady mixed load for a set time; does memory, the task count or open files creep?
+
+    python bench/soak.py                        # 30 minutes, 1,000 subscribers
+    python bench/soak.py --minutes 10 --out soak.csv
+    python bench/soak.py --minutes 1 --subscribers 100 --churn 5 --stalled 5   # a smoke run
+
+Runs ``python app.py`` (replay data, INTERVAL_SCALE 0.5 by default, so twice the real pace) on 127.0.0.1 and,
+from two client processes (aiohttp, TCPConnector(limit=0)):
+
+- ``--subscribers`` clients that read everything: most on /ws/market_data, some on /ws/all and /ws/master;
+  each update's delivery delay (arrival minus its ``timestamp``) is kept per window;
+- churn: ``--churn`` clients a second connect, wait for their greeting, stay 1-5 s and leave;
+- ``--stalled`` clients that complete the handshake and never read (raw sockets); each reconnects after a minute;
+- ``--flooders`` clients sending bad messages as fast as they can (rate-limited, closed, reconnect);
+- two REST readers: history (``/api/history/...``) and export (``/api/export/...``, the last two minutes).
+
+Every ``--sample`` seconds: server RSS and open file descriptors (/proc), asyncio tasks, queued messages and loop
+lag (``GET /ws/runtime``), ``/healthz`` time. At the end: least-squares slopes after the warm-up (the first
+``--warmup`` minutes, default a fifth of the run, at least one minute) for RSS, tasks and fds, the per-window p99
+delivery delay, and any traceback or ERROR in the server's log. Exit status 1 if a target is missed:
+RSS under 1 MiB per 10 min, tasks and fds flat (within ``--task-slack``/``--fd-slack`` per 10 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    ROOT,
+    AppProcess,
+    open_fds,
+    percentile,
+    raise_fd_limit,
+    rss_bytes,
+    rss_parts,
+    slope,
+    tracebacks,
+)
+
+WINDOW = 60.0  # seconds per delivery-delay window
+
+
+# -- client processes ----------------------------------------------------------------------------------------
+
+def _delay(text: str, now: float) -> float | None:
+    """Arrival minus the update's own ``timestamp`` (the envelope ends with it and ``seq``); None if not an update."""
+    if '"type":"update"' not in text[:160] or '"restored":true' in text[-80:]:
+        return None
+    at = text.rfind('"timestamp":"')
+    if at < 0:
+        return None
+    stamp = text[at + 13:text.index('"', at + 13)]
+    try:
+        from datetime import datetime
+        return now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class Worker:
+    def __init__(self, port: int, end_at: float) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.end_at = end_at
+        self.delays: dict[int, list[float]] = {}  # window index -> delivery delays
+        self.counts: dict[str, int] = {}
+
+    def count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def left(self) -> float:
+        return self.end_at - time.time()
+
+    async def subscriber(self, session: Any, path: str, start: float) -> None:
+        import aiohttp
+
+        while self.left() > 0:
+            try:
+                async with session.ws_connect(self.base + path, compress=0, max_msg_size=0) as ws:
+                    self.count("subscriber_connects")
+                    while self.left() > 0:
+                        msg = await ws.receive(timeout=max(0.1, self.left()))
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            self.count(f"subscriber_closed_{ws.close_code}")
+                            break
+                        now = time.time()
+                        delay = _delay(msg.data, now)
+                        if delay is not None:
+                            self.delays.setdefault(int((now - start) // WINDOW), []).append(delay)
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                if self.left() > 1:
+                    self.count("subscriber_errors")
+                    await asyncio.sleep(1)
+
+    async def churner(self, session: Any) -> None:
+        import aiohttp
+
+        try:
+            async with session.ws_connect(self.base + "/ws/market_data", compress=0, max_msg_size=0) as ws:
+                await ws.receive(timeout=10)  # the greeting
+                self.count("churn_ok")
+                stay = time.time() + random.uniform(1, 5)
+                with contextlib.suppress(asyncio.TimeoutError):  # nothing more within the stay: fine
+                    while time.time() < stay:
+                        msg = await ws.receive(timeout=max(0.05, stay - time.time()))
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            self.count(f"churn_closed_{ws.close_code}")
+                            break
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            self.count("churn_errors")
+
+    async def churn(self, session: Any, per_second: float) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        next_at = time.time()
+        while self.left() > 6:
+            task = asyncio.create_task(self.churner(session))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            next_at += 1 / per_second
+            await asyncio.sleep(max(0.0, next_at - time.time()))
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stalled(self) -> None:
+        """Handshake by hand, then never read; after a minute (or once dropped) start again."""
+        request = (f"GET /ws/all HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        while self.left() > 2:
+            writer = None
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(request)
+                await writer.drain()
+                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                self.count("stalled_connects")
+                writer.transport.pause_reading()  # never read again
+                await asyncio.sleep(min(60.0, max(0.0, self.left() - 1)))
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                self.count("stalled_errors")
+                await asyncio.sleep(1)
+            finally:
+                if writer is not None:
+                    writer.transport.abort()
+
+    async def flooder(self, session: Any) -> None:
+        import aiohttp
+
+        junk = ["not json", "[1,2]", '{"action":"fly"}', '{"action":"subscribe","service":"nope"}', "{" * 100]
+        while self.left() > 2:
+            try:
+                async with session.ws_connect(self.base + "/ws", compress=0, max_msg_size=0) as ws:
+                    self.count("flooder_connects")
+                    while self.left() > 2 and not ws.closed:
+                        await ws.send_str(random.choice(junk))
+                        await asyncio.sleep(0.005)
+                    self.count(f"flooder_closed_{ws.close_code}")
+            except (aiohttp.ClientError, OSError, ConnectionResetError):
+                self.count("flooder_cut_off")  # the server closed it (1008) while it was sending: expected
+            await asyncio.sleep(0.5)
+
+    async def rest_reader(self, export: bool) -> None:
+        async with httpx.AsyncClient(base_url=self.base, timeout=30) as client:
+            while self.left() > 2:
+                try:
+                    if export:
+                        since = int(time.time() - 120)
+                        async with client.stream("GET", "/api/export/market_data", params={"since": since}) as r:
+                            async for _ in r.aiter_bytes():
+                                pass
+                    else:
+                        await client.get("/api/history/market_data", params={"limit": 50})
+                        await client.get("/api/history/market_data/bitcoin", params={"limit": 500})
+                    self.count("export_ok" if export else "history_ok")
+                except httpx.HTTPError:
+                    self.count("rest_errors")
+                await asyncio.sleep(1.0)
+
+    async def run(self, role: dict[str, Any]) -> dict[str, Any]:
+        import aiohttp
+
+        raise_fd_limit()
+        start = role["start"]
+        paths = ["/ws/market_data"] * 8 + ["/ws/all", "/ws/master"]
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            jobs = [self.subscriber(session, paths[i % len(paths)], start) for i in range(role["subscribers"])]
+            if role["churn"]:
+                jobs.append(self.churn(session, role["churn"]))
+            jobs += [self.stalled() for _ in range(role["stalled"])]
+            jobs += [self.flooder(session) for _ in range(role["flooders"])]
+            jobs += [self.rest_reader(export) for export in (False, True)][:role["rest"]]
+            tasks = [asyncio.ensure_future(job) for job in jobs]
+            _, pending = await asyncio.wait(tasks, timeout=max(1.0, self.left() + 15))
+            for task in pending:  # a close handshake the server never answered: do not hang the report
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.counts["unfinished_at_end"] = len(pending)  # e.g. a reconnect still in its handshake
+        windows = {str(w): {"n": len(d), "p50": percentile(d, 0.5), "p99": percentile(d, 0.99)}
+                   for w, d in sorted(self.delays.items())}
+        return {"counts": self.counts, "windows": windows}
+
+
+def worker_main(role_json: str) -> None:
+    role = json.loads(role_json)
+    result = asyncio.run(Worker(role["port"], role["end_at"]).run(role))
+    json.dump(result, sys.stdout)
+
+
+# -- the driver ----------------------------------------------------------------------------------------------
+
+def sample(server: AppProcess, client: httpx.Client, t0: float) -> dict[str, Any]:
+    asked = time.monotonic()
+    try:
+        client.get(server.url("/healthz"))
+        healthz = time.monotonic() - asked
+    except httpx.HTTPError:
+        healthz = float("nan")
+    runtime: dict[str, Any] = {}
+    with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+        runtime = client.get(server.url("/ws/runtime")).json()["data"]
+    lag = runtime.get("loop_lag", {})
+    parts = rss_parts(server.pid)
+    return {"t": time.time() - t0, "rss_mib": rss_bytes(server.pid) / 2**20,
+            "anon_mib": parts.get("RssAnon", 0) / 2**20, "file_mib": parts.get("RssFile", 0) / 2**20,
+            "fds": open_fds(server.pid),
+            "tasks": runtime.get("asyncio_tasks"), "connections": runtime.get("connections"),
+            "queued": runtime.get("queued_messages"), "max_queue": runtime.get("max_queue"),
+            "lag_max_ms": lag.get("max_since_last_read_ms"), "lag_p99_ms": lag.get("p99_ms"),
+            "healthz_ms": healthz * 1000}
+
+
+def analyse(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, float]:
+    after = [s for s in samples if s["t"] >= warmup_s and s["tasks"] is not None]
+    ts = [s["t"] for s in after]
+    per10 = 600.0
+    return {
+        "samples_after_warmup": len(after),
+        "rss_mib_per_10min": slope(ts, [s["rss_mib"] for s in after]) * per10,
+        "anon_mib_per_10min": slope(ts, [s["anon_mib"] for s in after]) * per10,
+        "file_mib_per_10min": slope(ts, [s["file_mib"] for s in after]) * per10,
+        "tasks_per_10min": slope(ts, [s["tasks"] for s in after]) * per10,
+        "fds_per_10min": slope(ts, [s["fds"] for s in after]) * per10,
+        "rss_first_mib": after[0]["rss_mib"] if after else float("nan"),
+        "rss_last_mib": after[-1]["rss_mib"] if after else float("nan"),
+        "tasks_range": (min(s["tasks"] for s in after), max(s["tasks"] for s in after)) if after else (0, 0),
+        "fds_range": (min(s["fds"] for s in after), max(s["fds"] for s in after)) if after else (0, 0),
+        "healthz_p99_ms": percentile([s["healthz_ms"] for s in after], 0.99),
+        "lag_p99_ms": percentile([s["lag_p99_ms"] or 0.0 for s in after], 0.99),
+        "lag_max_ms": max((s["lag_max_ms"] or 0.0 for s in after), default=0.0),
+    }  # type: ignore[dict-item]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--churn", type=float, default=20.0, help="connects (and disconnects) per second")
+    parser.add_argument("--stalled", type=int, default=50)
+    parser.add_argument("--flooders", type=int, default=5)
+    parser.add_argument("--interval-scale", type=float, default=0.5)
+    parser.add_argument("--warmup", type=float, help="minutes left out of the slopes (default: a fifth, >= 1)")
+    parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--out", help="write every sample to this CSV file")
+    parser.add_argument("--rss-target", type=float, default=1.0, help="MiB per 10 min allowed after warm-up")
+    parser.add_argument("--task-slack", type=float, default=5.0, help="tasks per 10 min allowed after warm-up")
+    parser.add_argument("--fd-slack", type=float, default=5.0, help="fds per 10 min allowed after warm-up")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)")
+    parser.add_argument("--json", help="write the figures to this JSON file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args.worker)
+        return 0
+    raise_fd_limit()
+    duration = args.minutes * 60
+    warmup = (args.warmup * 60) if args.warmup is not None else max(60.0, duration / 5)
+    env = {"LOG_LEVEL": "warning", **dict(item.split("=", 1) for item in args.env)}
+    server = AppProcess(interval_scale=args.interval_scale, env=env).start()
+    print(f"soak: {os.cpu_count()} cores shared by server and clients; {args.minutes:g} min, {args.subscribers} "
+          f"subscribers, churn {args.churn:g}/s, {args.stalled} stalled, {args.flooders} flooders, 2 REST readers, "
+          f"INTERVAL_SCALE {args.interval_scale:g}; warm-up {warmup / 60:g} min; server pid {server.pid}", flush=True)
+    with httpx.Client(timeout=10) as client:
+        baseline = sample(server, client, time.time())  # before any client
+    t0 = time.time()
+    end_at = t0 + duration
+    half = args.subscribers // 2
+    roles = [
+        {"subscribers": half, "churn": args.churn, "stalled": args.stalled, "flooders": 0, "rest": 0},
+        {"subscribers": args.subscribers - half, "churn": 0, "stalled": 0, "flooders": args.flooders, "rest": 2},
+    ]
+    workers = [subprocess.Popen([sys.executable, __file__, "--worker",
+                                 json.dumps({**role, "port": server.port, "start": t0, "end_at": end_at})],
+                                stdout=subprocess.PIPE, cwd=ROOT) for role in roles]
+    samples: list[dict[str, Any]] = []
+    try:
+        with httpx.Client(timeout=10) as client:
+            while time.time() < end_at:
+                samples.append(sample(server, client, t0))
+                s = samples[-1]
+                print(f"  t={s['t']:6.0f}s rss={s['rss_mib']:7.1f} MiB (anon {s['anon_mib']:.1f}) fds={s['fds']:5} "
+                      f"tasks={s['tasks']} conns={s['connections']} queued={s['queued']} "
+                      f"lag_max={s['lag_max_ms']} ms healthz={s['healthz_ms']:.1f} ms", flush=True)
+                time.sleep(max(0.0, min(args.sample, end_at - time.time())))
+        results = []
+        for proc in workers:
+            out, _ = proc.communicate(timeout=120)
+            results.append(json.loads(out) if proc.returncode == 0 and out else {"counts": {}, "windows": {}})
+        drained = drain(server, t0)
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+        code, took = server.terminate()
+    if args.out:
+        with open(args.out, "w") as file:
+            file.write(",".join(samples[0]) + "\n")
+            for s in samples:
+                file.write(",".join(str(v) for v in s.values()) + "\n")
+    return report(samples, results, warmup, args, server, (code, took), (baseline, drained))
+
+
+def drain(server: AppProcess, t0: float, timeout: float = 20.0) -> dict[str, Any]:
+    """Once every client has gone (the server has dropped the last stalled one too): a sample to compare with
+    the one taken before any client came. What a client left behind (a task, a socket) shows here."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=10) as client:
+        while True:
+            s = sample(server, client, t0)
+            if s["connections"] == 0 or time.monotonic() > deadline:
+                return s
+            time.sleep(0.5)
+
+
+def report(samples: list[dict[str, Any]], results: list[dict[str, Any]], warmup: float,
+           args: argparse.Namespace, server: AppProcess, exit_: tuple[int | None, float],
+           before_after: tuple[dict[str, Any], dict[str, Any]]) -> int:
+    code, took = exit_
+    baseline, drained = before_after
+    figures = analyse(samples, warmup)
+    counts: dict[str, int] = {}
+    for result in results:
+        for name, value in result["counts"].items():
+            counts[name] = counts.get(name, 0) + value
+    print("\nclient events:", json.dumps(counts, sort_keys=True))
+    print("\ndelivery delay (arrival - update timestamp) per window of 60 s, worst of the two client processes:")
+    windows = sorted({int(w) for result in results for w in result["windows"]})
+    for w in windows:
+        parts = [result["windows"][str(w)] for result in results if str(w) in result["windows"]]
+        n = sum(p["n"] for p in parts)
+        print(f"  min {w:3}: {n:8,} deliveries  p50 {max(p['p50'] for p in parts) * 1000:7.1f} ms"
+              f"  p99 {max(p['p99'] for p in parts) * 1000:7.1f} ms")
+    problems = tracebacks(server.log())
+    print(f"\nafter warm-up ({figures['samples_after_warmup']} samples):")
+    print(f"  RSS   {figures['rss_first_mib']:.1f} -> {figures['rss_last_mib']:.1f} MiB, "
+          f"slope {figures['rss_mib_per_10min']:+.2f} MiB/10 min (target < {args.rss_target:g}); of which anonymous "
+          f"{figures['anon_mib_per_10min']:+.2f}, file-backed {figures['file_mib_per_10min']:+.2f}")
+    print(f"  tasks {figures['tasks_range']}, slope {figures['tasks_per_10min']:+.2f} /10 min")
+    print(f"  fds   {figures['fds_range']}, slope {figures['fds_per_10min']:+.2f} /10 min")
+    print(f"  /healthz p99 {figures['healthz_p99_ms']:.1f} ms; loop lag p99 {figures['lag_p99_ms']:.1f} ms, "
+          f"max {figures['lag_max_ms']:.1f} ms")
+    print(f"  server exit after SIGTERM: code {code} in {took:.1f} s; log lines with a traceback or ERROR: "
+          f"{len(problems)}")
+    for line in problems[:10]:
+        print("    " + line)
+    print(f"  before any client / after all left: tasks {baseline['tasks']} / {drained['tasks']}, "
+          f"fds {baseline['fds']} / {drained['fds']}, connections {drained['connections']}, "
+          f"RSS {baseline['rss_mib']:.1f} / {drained['rss_mib']:.1f} MiB")
+    ok = (figures["rss_mib_per_10min"] < args.rss_target and figures["tasks_per_10min"] < args.task_slack
+          and figures["fds_per_10min"] < args.fd_slack and not problems)
+    print("\nverdict:", "PASS" if ok else "FAIL")
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump({"figures": figures, "baseline": baseline, "drained": drained, "counts": counts,
+                       "problems": problems, "exit_code": code, "exit_seconds": took, "ok": ok}, file)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
