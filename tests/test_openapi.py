@@ -62,7 +62,7 @@ def test_schemathesis_finds_nothing(server: LiveServer, tmp_path: Path) -> None:
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
     assert "Failures:" not in result.stdout and "Errors:" not in result.stdout  # (warnings are not failures)
-    assert "10 selected / 10 total" in result.stdout
+    assert "11 selected / 11 total" in result.stdout
 
 
 # -- what it found, one test each --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ nobody polls (the lease cannot be renewed); the tail retries with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -101,6 +102,7 @@ class RedisFanout:
         self._expiry: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # monotonic: the lease is ours until then
         self._stopping = False
+        self._stop = asyncio.Event()  # wakes the lease keeper from its pause at shutdown
         self._backfilled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._publish = self.redis.register_script(PUBLISH)
@@ -149,26 +151,29 @@ class RedisFanout:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        # The tail is not cancelled mid-XREAD (redis-py 8.1 can hang cleaning up a cancelled blocking read): it
-        # sees the flag when its block ends; cancelled only if that does not come.
+        # Neither task is cancelled mid-command if it can be helped (redis-py 8.1 can hang cleaning up a cancelled
+        # blocking read): both see the flag, the tail when its block ends, the lease keeper at once; what has not
+        # ended by then is cancelled, and nothing here waits without a bound (a shutdown must end).
         self._stopping = True
-        tail, lease = self._tasks
-        lease.cancel()
-        await asyncio.wait({tail}, timeout=self.block_ms / 1000 + 5)
-        tail.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._stop.set()
+        _, pending = await asyncio.wait(self._tasks, timeout=self.block_ms / 1000 + self.lease_ttl / 3 + 2)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
         if self.role is Role.LEADER:
             self._lose("shutting down")
             try:  # give the lease back: another replica leads at once rather than after the ttl
                 await asyncio.wait_for(self._release(keys=[self._lease_key], args=[self._token]), 2)
-            except UNREACHABLE as error:
+            except (*UNREACHABLE, TimeoutError) as error:
                 log.warning("could not give the lease back (%s); it expires in %.0f s", error, self.lease_ttl)
-        await self.redis.aclose()
+        with contextlib.suppress(*UNREACHABLE, TimeoutError):
+            await asyncio.wait_for(self.redis.aclose(), 2)
 
     # -- the lease ------------------------------------------------------------------------------------
     async def _hold_lease(self) -> None:
         ttl_ms = int(self.lease_ttl * 1000)
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             held: bool | None
             try:
@@ -188,7 +193,8 @@ class RedisFanout:
                 self._lose("the lease is held by another replica")
             # The holder renews every third of the ttl; the others try more often, so a dead leader's lease,
             # which expires at most one ttl after its death, is taken soon after it does.
-            await asyncio.sleep(self.lease_ttl / (3 if self.role is Role.LEADER else 6))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.lease_ttl / (3 if self.role is Role.LEADER else 6))
 
     def _held_until(self, deadline: float) -> None:
         """Renewed (or won): the lease is ours until ``deadline`` (monotonic, counted from before the command
