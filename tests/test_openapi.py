@@ -153,8 +153,8 @@ def test_an_undeclared_method_is_a_405_with_allow(server: LiveServer, method: st
 def test_gradio_routes_stay_out_of_the_document(schema: Any, server: LiveServer) -> None:
     paths = schema.raw_schema["paths"]
     assert set(paths) == {"/healthz", "/api/history/market_data/{coin}", "/api/history/{service}",
-                          "/api/export/{service}", "/api/providers", "/api/sentiment", "/ws/stats", "/ws/services",
-                          "/ws/endpoints", "/api/{service}"}
+                          "/api/export/{service}", "/api/providers", "/api/sentiment", "/ws/stats", "/ws/runtime",
+                          "/ws/services", "/ws/endpoints", "/api/{service}"}
     assert httpx.get(f"{server.base}/config").status_code == 200  # Gradio still serves its own routes
 
 
