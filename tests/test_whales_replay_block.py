@@ -4,13 +4,18 @@ threshold): the body is the recorded one, and it is real chain data, checked fro
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from app import create_app
 from sources.providers.eth_transfers import normalize_eth_block
 from sources.providers.rpc import rpc_result
 from tests.support.paths import REPLAY
+from tests.support.server import serve
+from tests.support.settings import make_settings
 from tests.test_whales_ethereum import keccak256
 
 BLOCK = REPLAY / "rpc_whales" / "eth_getBlockByNumber-ethereum-block-50017-full-2015-08-07.json"
@@ -36,6 +41,33 @@ def test_the_replayed_ethereum_block_is_the_recorded_mainnet_block() -> None:
     assert "0x" + _trie_root([(_rlp(_q(hex(i))), r) for i, r in enumerate(raws)]).hex() == block["transactionsRoot"]
     parsed = normalize_eth_block(block, "node")
     assert [t.amount for t in parsed.transfers] == [99.0, 1999.9, 14.74, 200.0]
+
+
+def test_the_replayed_app_reports_the_ether_transfer_at_the_replayed_price(tmp_path: Path) -> None:
+    """The demo: the whole app in replay values the recorded 1,999.9 ETH at market_data's replayed CoinGecko price
+    (USD, 2023-07-28), and the stream shows the block's own time and says it is stale."""
+    settings = make_settings(tmp_path, interval_scale=0.05)
+    with serve(lambda: create_app(settings), settings) as server:
+        def whales() -> dict[str, Any] | None:
+            update = server.app.state.hub.latest("whale_tracking")
+            return json.loads(update.text)["data"] if update else None
+
+        def has_ether() -> bool:
+            data = whales()
+            return data is not None and any(t["chain"] == "ethereum" for t in data["large_transactions"])
+
+        server.wait_for(has_ether, timeout=30)
+        data = whales()
+        assert data is not None
+    [eth] = [t for t in data["large_transactions"] if t["chain"] == "ethereum"]
+    assert (eth["symbol"], eth["amount"], eth["block_number"]) == ("ETH", 1999.9, 50_017)
+    assert eth["price_usd"] == data["prices_used"]["ETH"] == 1874.18  # CoinGecko's ethereum of 2023-07-28
+    assert eth["value"] == round(1999.9 * 1874.18, 2) and eth["value"] >= data["alert_threshold"] == 1_000_000
+    assert (eth["from"], eth["to"]) == ("0xa29319e81069e5d60df00f3de5adee3505ecd5fb",
+                                       "0x2910543af39aba0cd09dbb2d50200b3e800a63d2")
+    assert eth["timestamp"] == "2015-08-07T21:26:56.000Z" and eth["price_source"] == "market_data/coingecko"
+    assert data["prices_detail"]["ETH"]["quote_currency"] == "USD"
+    assert data["status"] == "stale" and data["coverage"]["ethereum"]["status"] == "ok"
 
 
 # -- RLP and the Merkle-Patricia trie root, to check a recorded block (no library needed) ------------------
