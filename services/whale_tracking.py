@@ -148,7 +148,9 @@ class WhaleTrackingService(Service):
             self._admit(run.transfers, prices, now)
         self._evict(now)
 
-        _, freshness = self.tracker.observe(GatherResult(answered, now if answered else None, sources))
+        # The source whose data is newest first: a freshness message names the source of the time it gives.
+        by_newest = dict(sorted(answered.items(), key=lambda item: -(item[1].newest or float("-inf"))))
+        _, freshness = self.tracker.observe(GatherResult(by_newest, now if answered else None, sources))
         notes = self._notes(prices)
         return self._payload(freshness.with_note(*notes), prices, coverage).model_dump(mode="json", by_alias=True)
 

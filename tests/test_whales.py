@@ -435,7 +435,7 @@ async def test_build_declares_pools_and_reads_market_data_through_the_hub(tmp_pa
     assert service.prices().usd == {"BTC": 64000.0, "ETH": 3200.0, "USDT": 1.0}
 
 
-async def test_replay_recordings_serve_bitcoin(tmp_path: Path) -> None:
+async def test_replay_recordings_serve_a_real_transfer_over_the_threshold_on_each_chain(tmp_path: Path) -> None:
     settings = Settings(data_source="replay", data_dir=tmp_path)
     fetcher = Fetcher(http_client(settings), budgets=False, retries=0, replay=True)
     ctx = build_context(settings, fetcher, {"whale_tracking": 15.0})
@@ -445,28 +445,46 @@ async def test_replay_recordings_serve_bitcoin(tmp_path: Path) -> None:
     payload = await service.collect()
     assert payload["data_source"] == "replay"
     assert payload["providers"]["blockchain_info_unconfirmed"]["status"] == "ok"
-    # a real recorded transfer over the threshold (issue 10): 50 BTC of the 300 BTC transaction, the 250 BTC
-    # change left out, valued at the price of the moment
-    [whale] = payload["large_transactions"]
-    assert whale["hash"].startswith("1db6251a") and whale["amount"] == 50 and whale["total_output"] == 300
-    assert whale["value"] == 50 * 60_000 and whale["amount_kind"] == "transferred"
-    assert whale["from"] == "1PJJygLB42VsaTgo2twFPgRT8CNz1bpGNE" and whale["to"] == "15WvMGm9qG1wDb54TMcvgzZsfvz9KdxzoN"
-    assert payload["total_volume"] == 3_000_000
-    # sender and change address are one wallet, counted once: two wallets of $3M each, not $18M
+    # real recorded transfers over the threshold (issue 10), newest first: 1,999.9 ETH of mainnet block 50,017
+    # (2015-08-07), then 50 BTC of the 300 BTC transaction (2011), the 250 BTC change left out
+    eth, btc = payload["large_transactions"]
+    assert btc["hash"].startswith("1db6251a") and btc["amount"] == 50 and btc["total_output"] == 300
+    assert btc["value"] == 50 * 60_000 and btc["amount_kind"] == "transferred"
+    assert btc["from"] == "1PJJygLB42VsaTgo2twFPgRT8CNz1bpGNE" and btc["to"] == "15WvMGm9qG1wDb54TMcvgzZsfvz9KdxzoN"
+    assert eth == {**eth, "hash": "0xc173b771ce6c50eff46c7f6024e0e747f6c306767a27cabb8d8e3017b421b250",
+                   "chain": "ethereum", "symbol": "ETH", "amount": 1999.9, "value": round(1999.9 * 3_000, 2),
+                   "price_usd": 3_000.0, "from": "0xa29319e81069e5d60df00f3de5adee3505ecd5fb",
+                   "to": "0x2910543af39aba0cd09dbb2d50200b3e800a63d2", "timestamp": "2015-08-07T21:26:56.000Z",
+                   "block_number": 50_017, "source": "rpc_eth_publicnode_whales", "amount_kind": "transferred"}
+    assert payload["total_volume"] == round(50 * 60_000 + 1999.9 * 3_000, 2)
+    # the block's three other transfers (99, 200 and 14.74 ETH) are under the threshold: not reported
+    assert all(t["amount"] >= 1999 or t["chain"] == "bitcoin" for t in payload["large_transactions"])
+    # sender and change address are one wallet, counted once: each wallet once, not the change as a second
     assert [(w["address"], w["volume_usd"]) for w in payload["whale_wallets"]] == [
+        ("0x2910543af39aba0cd09dbb2d50200b3e800a63d2", 5_999_700), ("0xa29319e81069e5d60df00f3de5adee3505ecd5fb",
+                                                                     5_999_700),
         ("15WvMGm9qG1wDb54TMcvgzZsfvz9KdxzoN", 3_000_000), ("1PJJygLB42VsaTgo2twFPgRT8CNz1bpGNE", 3_000_000)]
-    # the update says when its data was captured, and how old the transaction was then (2011): stale, not "ok"
+    # the update says when its data was captured (the Bitcoin answer's capture; the Ethereum block's is not
+    # known) and how old the newest data was then (2015): stale, not "ok", and it names whose data that is
     assert payload["recorded_at"] == "2025-06-26T19:41:18.000Z"
-    assert payload["data_time"] == whale["timestamp"] == "2011-08-11T05:56:28.000Z"
+    assert payload["data_time"] == eth["timestamp"]
     assert payload["status"] == "stale" and "over the 900 s" in payload["message"]
+    assert "rpc_eth_publicnode_whales" in payload["message"]
     assert payload["coverage"]["bitcoin"] == {**payload["coverage"]["bitcoin"], "status": "ok",
                                               "source": "blockchain_info_unconfirmed", "transactions_seen": 1,
                                               "amount_kind": "transferred"}
-    # no recorded full Ethereum block (with its transactions) exists for the replayed moment: the scan says so,
-    # and its failures are the scanners' own, not the nodes' that rpc_nodes, explorers and onchain read
-    assert payload["coverage"]["ethereum"]["status"] == "failed"
+    # a block of 2015 predates USDT and USDC: its logs bloom holds no Transfer of theirs, so no eth_getLogs
+    assert payload["coverage"]["ethereum"] == {**payload["coverage"]["ethereum"], "status": "ok",
+                                               "source": "rpc_eth_publicnode_whales", "transactions_seen": 4,
+                                               "blocks_scanned": 1, "first_block": 50_017, "last_block": 50_017,
+                                               "blocks_skipped": 0, "token_logs": "not_in_bloom"}
+    # the scanners are providers of their own, served the full block (["latest", true]); the nodes rpc_nodes,
+    # explorers and onchain read keep the 2025-03-26 moment (["latest", false]) and are never called from here
     assert all(pid.endswith("_whales") for pid in payload["providers"] if pid.startswith("rpc_"))
-    assert "rpc_eth_publicnode" not in fetcher.runtimes  # whale_tracking never calls the nodes as rpc_nodes does
+    assert "rpc_eth_publicnode" not in fetcher.runtimes
+    # the next run finds no newer block: nothing is read twice, the transfer stays in the window
+    again = await service.collect()
+    assert again["coverage"]["ethereum"]["blocks_scanned"] == 0 and len(again["large_transactions"]) == 2
     await fetcher.http.aclose()
 
 
