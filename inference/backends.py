@@ -9,12 +9,13 @@ in [-1, 1], and the model or backend that produced it. Two backends exist:
 - :class:`LexiconBackend`: VADER's compound score, whose lexicon ships in its package. It answers while the
   model loads, when it cannot be had, and for a batch the model failed on.
 
-transformers and vaderSentiment are imported when a backend is built, not with this module, so importing it
-(and the server's modules that only name these types) stays cheap.
+transformers and vaderSentiment are imported when a backend is built (or :meth:`TransformersBackend.prepare` is
+called), not with this module, so importing it (and the server's modules that only name these types) stays cheap.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -43,9 +44,30 @@ class TransformersBackend:
         self.labels = dict(labels)
         self._max_length = min(MAX_TOKENS, int(getattr(pipe.tokenizer, "model_max_length", MAX_TOKENS)))
 
+    @staticmethod
+    def can_load(model: str) -> bool:
+        """False when ``model`` is a Hub id, the Hub is off (``HF_HUB_OFFLINE``) and no cache holds it."""
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        model_id = resolve_model(model).model_id
+        if os.path.isdir(model_id) or not constants.HF_HUB_OFFLINE:
+            return True
+        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+
+    @staticmethod
+    def prepare() -> None:
+        """Import transformers' pipelines now, in the calling thread (blocking: 3-8 s on two cores).
+
+        The server calls it before it listens. Imported later by the loader thread, the same import held the
+        interpreter's lock for seconds at a time (extension modules load under it): every client and ``/healthz``
+        waited, just when a deploy's reconnect storm arrives."""
+        import transformers.pipelines  # noqa: F401
+
     @classmethod
     def load(cls, model: str, *, token: str | None = None) -> TransformersBackend:
         """Load ``model`` (blocking: downloads it from the Hub unless cached). ``token`` opens gated models."""
+        if not cls.can_load(model):
+            raise OSError(f"{resolve_model(model).model_id} is not in the local cache and HF_HUB_OFFLINE is set")
         from transformers import pipeline
 
         preset = resolve_model(model)

@@ -143,6 +143,8 @@ class SentimentRunner:
     # -- lifetime ---------------------------------------------------------------------------------------
     async def __aenter__(self) -> SentimentRunner:
         _bound_torch_threads(self.settings.torch_threads)
+        if self._loader == self._load_configured and TransformersBackend.can_load(self.settings.sentiment_model):
+            TransformersBackend.prepare()  # before the server listens: see its docstring
         self._queue = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment",
                                             initializer=_bound_torch_threads,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from models.states import LimiterVerdict
 from ws.connection import Connection, ConnectionState, InboundLimiter
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
-from ws.protocol import Protocol
+from ws.protocol import CONFIRMATIONS_KEPT, Protocol
 
 
 class Sink:
@@ -207,3 +208,32 @@ async def test_a_bug_while_handling_a_message_is_answered_not_fatal() -> None:
     [reply] = await sent_by(conn, socket)
     assert reply["type"] == "error" and reply["id"] == 7 and "Internal error" in reply["data"]["message"]
     assert conn.state is ConnectionState.OPEN
+
+
+async def test_confirmations_are_serialised_once_yet_each_is_right_and_timely() -> None:
+    """A reconnect storm subscribes thousands of fresh clients alike: the confirmation is a template (CONFIRMATIONS_KEPT
+    per endpoint), with its own time each; a request id or another resulting set gets its own text."""
+    protocol = Protocol(Hub(), "/ws", SERVICE_NAMES, lambda: 1)
+    replies = []
+    for request in ('{"action": "subscribe", "service": "news"}', '{"action": "subscribe", "service": "news"}',
+                    '{"action": "subscribe", "service": "news", "id": "a"}'):
+        socket = FakeSocket()
+        conn = Connection(socket, "/ws", 64)  # type: ignore[arg-type]
+        protocol.handle_text(conn, request)
+        [reply] = await sent_by(conn, socket)
+        replies.append(reply)
+    socket = FakeSocket()
+    conn = Connection(socket, "/ws", 64)  # type: ignore[arg-type]
+    protocol.handle_text(conn, '{"action": "subscribe", "service": "market_data"}')
+    protocol.handle_text(conn, '{"action": "subscribe", "service": "news"}')
+    *_, both = await sent_by(conn, socket)
+    for reply in replies:
+        assert reply["type"] == "subscription_confirmed" and reply["data"]["subscriptions"] == ["news"]
+        assert "\u2063" not in json.dumps(reply) and reply["timestamp"].endswith("Z")
+    assert "id" not in replies[0] and replies[2]["id"] == "a"
+    assert both["data"]["subscriptions"] == ["market_data", "news"] and both["data"]["service"] == "news"
+    sets = list(itertools.combinations(sorted(SERVICE_NAMES), 2))[:CONFIRMATIONS_KEPT + 10]
+    assert len(sets) > CONFIRMATIONS_KEPT
+    for names in sets:  # the templates kept are bounded, however many sets clients make
+        protocol._confirmation(names[0], (names[0],), None, list(names))
+    assert len(protocol._confirmations) == CONFIRMATIONS_KEPT

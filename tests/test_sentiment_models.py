@@ -291,3 +291,12 @@ async def test_scoring_needs_a_running_runner(tmp_path: Path) -> None:
     runner = SentimentRunner(settings_for(tmp_path, "r/m"), loader=Recording)
     with pytest.raises(RuntimeError, match="not running"):
         await runner.score(["x"])
+
+
+def test_an_uncached_hub_model_offline_fails_at_once_without_importing_transformers(tmp_path: Path) -> None:
+    """The server imports transformers before it listens only when the model can load; offline and uncached, the
+    load fails with a plain reason (and the server starts as fast as without a model)."""
+    assert not TransformersBackend.can_load(UNREACHABLE)
+    assert TransformersBackend.can_load(str(tmp_path))  # a local folder: up to transformers to judge
+    with pytest.raises(OSError, match="not in the local cache and HF_HUB_OFFLINE is set"):
+        TransformersBackend.load(UNREACHABLE)

@@ -22,14 +22,13 @@ from ws.connection import (
     InboundLimiter,
 )
 from ws.hub import Hub
-from ws.protocol import ClientError, Protocol
+from ws.protocol import TIMESTAMP_MARK, ClientError, Protocol
 from ws.turns import LoopLag, Turns
 
 log = logging.getLogger(__name__)
 
 # Markers in the greeting templates (see ConnectionManager._greeting)
 _CLIENT_ID = "\u2063client-id\u2063"
-_TIMESTAMP = "\u2063timestamp\u2063"
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ class ConnectionManager:
     def _greet(self, conn: Connection, endpoint: Endpoint, path: str, protocol: Protocol) -> None:
         now = now_iso()
         for template in self._greeting(endpoint, path):
-            conn.offer(template.replace(_CLIENT_ID, conn.client_id).replace(_TIMESTAMP, now))
+            conn.offer(template.replace(_CLIENT_ID, conn.client_id).replace(TIMESTAMP_MARK, now))
         if len(endpoint.auto_subscribe) == len(endpoint.services) and len(endpoint.services) > 1:
             protocol.subscribe(conn, "all")
         else:
@@ -147,12 +146,12 @@ class ConnectionManager:
                                              auto_subscribe=list(endpoint.auto_subscribe))
             # client_id at the top level too: clients of the spec's origin read it there
             messages = [system_message(data, MessageType.CONNECTION_ESTABLISHED, client_id=_CLIENT_ID,
-                                       timestamp=_TIMESTAMP)]
+                                       timestamp=TIMESTAMP_MARK)]
             if endpoint.welcome:
                 welcome = WelcomeData.model_validate({"message": "Connected to master WebSocket endpoint",
                                                       "client_id": _CLIENT_ID, "available_services": grouped(),
                                                       "usage": USAGE, "actions": list(ACTIONS)})
-                messages.append(system_message(welcome, MessageType.WELCOME, timestamp=_TIMESTAMP))
+                messages.append(system_message(welcome, MessageType.WELCOME, timestamp=TIMESTAMP_MARK))
             templates = self._greetings[path] = tuple(messages)
         return templates
 

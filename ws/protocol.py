@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from models.catalog import ALL, SERVICE_NAMES, SYSTEM
-from models.messages import ACTIONS, Action, MessageType
+from models.messages import ACTIONS, Action, MessageType, now_iso
 from models.wire import MAX_ID_LENGTH, ErrorData, StatusData, SubscriptionConfirmedData, UnsubscriptionConfirmedData
 from models.wire import system_message as encode_system
 from ws.connection import Connection
@@ -29,6 +29,11 @@ from ws.hub import DEFAULT_RING, Hub
 log = logging.getLogger(__name__)
 
 MAX_ECHOED_CHARS = 100  # of a bad value quoted back in an error
+
+#: Stands for the message's time in a reply serialised once and sent many times (no JSON escaping needed).
+TIMESTAMP_MARK = "\u2063timestamp\u2063"
+#: How many distinct confirmations (subscribed-to name and resulting set) are kept serialised, per endpoint.
+CONFIRMATIONS_KEPT = 64
 
 
 class ClientError(Exception):
@@ -50,6 +55,7 @@ class Protocol:
         self.valid_names = (*services, SYSTEM, ALL)
         self._total_clients = total_clients
         self.errors = 0  # error replies sent on this endpoint
+        self._confirmations: dict[tuple[str, tuple[str, ...]], str] = {}
 
     # -- entry points -------------------------------------------------------------------------------
     def handle_text(self, conn: Connection, text: str) -> None:
@@ -114,14 +120,25 @@ class Protocol:
         new = [s for s in targets if s not in conn.subscriptions]
         conn.subscriptions.update(new)
         self.hub.subscribe(conn, new)
-        data = SubscriptionConfirmedData(service=name, subscriptions=sorted(conn.subscriptions),
-                                         services=list(targets) if name == ALL else None,
-                                         message=f"Subscribed to {name}")
-        conn.offer(encode_system(data, MessageType.SUBSCRIPTION_CONFIRMED, id=request_id))
+        conn.offer(self._confirmation(name, targets, request_id, sorted(conn.subscriptions)))
         for service in new:
             snapshot = self.hub.latest(service)
             if snapshot is not None:
                 conn.offer(snapshot.text)
+
+    def _confirmation(self, name: str, targets: tuple[str, ...], request_id: Any, subscriptions: list[str]) -> str:
+        """subscription_confirmed, serialised once per (name, resulting set) and endpoint: every client of an
+        endpoint that subscribes on connecting gets the same one, and a reconnect storm costs a replacement."""
+        key = (name, tuple(subscriptions))
+        template = self._confirmations.get(key) if request_id is None else None
+        if template is None:
+            data = SubscriptionConfirmedData(service=name, subscriptions=subscriptions,
+                                             services=list(targets) if name == ALL else None,
+                                             message=f"Subscribed to {name}")
+            template = encode_system(data, MessageType.SUBSCRIPTION_CONFIRMED, id=request_id, timestamp=TIMESTAMP_MARK)
+            if request_id is None and len(self._confirmations) < CONFIRMATIONS_KEPT:
+                self._confirmations[key] = template
+        return template.replace(TIMESTAMP_MARK, now_iso())
 
     def resume(self, conn: Connection, service: str, since: tuple[int, str], request_id: Any = None) -> None:
         """Subscribe a client that says the last update it saw (``since``: seq, epoch): confirm with
