@@ -201,7 +201,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.add_middleware(BodyLimit, max_bytes=settings.sentiment_max_texts * settings.sentiment_max_chars * 4 + 65536)
     app.include_router(build_health_router(settings.data_source, lambda: manager.count,
                                            lambda: {**fanout.describe(), "provider_calls": fetcher.calls},
-                                           store.write_status))
+                                           store.write_brief))
     app.include_router(build_metrics_router(metrics.registry))
     app.include_router(build_history_router(store))
     app.include_router(build_providers_router(fetcher))
