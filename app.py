@@ -63,6 +63,7 @@ from storage.history import Store
 from ui.dashboard import CSS, HEAD, THEME, build_ui
 from ws.fanout import Fanout, MemoryFanout
 from ws.hub import Hub
+from ws.loop_lag import LoopLag
 from ws.manager import ConnectionManager, Limits
 from ws.metrics import WebSocketCollector
 from ws.redis_fanout import RedisFanout
@@ -108,13 +109,15 @@ def build_fanout(settings: Settings, hub: Hub) -> Fanout:
 def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The whole server. ``transport`` replaces the network (tests); otherwise DATA_SOURCE decides."""
     hub = Hub(ring=settings.resume_max_updates)
+    # The one event-loop lag sampler (started by the lifespan), read by the scheduler stream, /ws/runtime, /metrics.
+    loop_lag = LoopLag()
     fanout = build_fanout(settings, hub)
     manager = ConnectionManager(hub, Limits(
         max_message_bytes=settings.ws_max_message_bytes,
         max_messages_per_second=settings.ws_max_messages_per_second,
         send_queue=settings.ws_send_queue,
         resume_max=settings.resume_max_updates,
-    ), replica=fanout.replica)
+    ), replica=fanout.replica, loop_lag=loop_lag)
     intervals = scaled_intervals(settings.interval_scale)
     # Each mode its own history file: replayed updates never enter the live history (nor its Hub backup).
     store = Store.for_mode(settings.data_dir, settings.data_source, retention_days=settings.retention_days,
@@ -126,12 +129,12 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     fetcher = Fetcher(http, retries=settings.http_retries, timeout=settings.http_timeout,
                       budgets=settings.data_source == "live", redact=settings.redactor(),
                       cooldown_scale=min(1.0, settings.interval_scale), replay=settings.data_source == "replay")
-    jobs = Scheduler(fanout.publish, redact=settings.redactor())
+    jobs = Scheduler(fanout.publish, redact=settings.redactor(), loop_lag=loop_lag)
     ctx = BuildContext(settings, fetcher, intervals, latest=hub, scheduler=jobs, sentiment=runner, store=store,
                        backup=backup)
     data_streams, monitoring_streams = build_streams(ctx)
     # /metrics: its own registry per app; observes the fetcher, store and runner (and the scheduler, below).
-    metrics = Metrics(fetcher, store, runner, intervals)
+    metrics = Metrics(fetcher, store, runner, intervals, loop_lag)
     jobs.observer = metrics
     metrics.registry.register(WebSocketCollector(manager))
 
@@ -159,7 +162,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             # closes after it.
             await stack.enter_async_context(runner)
             await stack.enter_async_context(http)
-            await stack.enter_async_context(metrics.loop_lag())
+            stack.enter_context(loop_lag)
             jobs.start()
             stack.callback(jobs.shutdown)
 
@@ -198,7 +201,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.add_middleware(BodyLimit, max_bytes=settings.sentiment_max_texts * settings.sentiment_max_chars * 4 + 65536)
     app.include_router(build_health_router(settings.data_source, lambda: manager.count,
                                            lambda: {**fanout.describe(), "provider_calls": fetcher.calls},
-                                           store.write_status))
+                                           store.write_brief))
     app.include_router(build_metrics_router(metrics.registry))
     app.include_router(build_history_router(store))
     app.include_router(build_providers_router(fetcher))

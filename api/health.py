@@ -16,7 +16,7 @@ def build_health_router(data_source: Literal["live", "replay"], connections: Cal
                         details: Callable[[], dict[str, Any]] = dict,
                         storage: Callable[[], dict[str, Any]] | None = None) -> APIRouter:
     """``details``: more fields (the fan-out's role, replica and Redis state; provider calls). ``storage``: whether
-    the history is being written (the store's ``write_status``); a failing disk never stops the server (it streams
+    the history is being written (the store's ``write_brief``); a failing disk never stops the server (it streams
     on), so ``status`` stays ``ok`` and ``storage`` says what fails since when."""
     router = APIRouter(tags=["system"])
 
@@ -26,15 +26,8 @@ def build_health_router(data_source: Literal["live", "replay"], connections: Cal
         answer: dict[str, Any] = {"status": "ok", "data_source": data_source, "connections": connections(),
                                   **details(), "timestamp": now_iso()}
         if storage is not None:
-            answer["storage"] = _brief(storage())
+            answer["storage"] = storage()
         return answer
 
     return router
 
-
-def _brief(writes: dict[str, Any]) -> dict[str, Any]:
-    """The store's write status without its detail (by service, the last outage's): the persistence stream has it."""
-    keys = ("status", "kind", "error", "since", "attempts", "pending")
-    brief: dict[str, Any] = {k: writes.get(k) for k in keys if k in writes}
-    brief["dropped"] = (writes.get("dropped") or {}).get("count", 0)
-    return brief

@@ -10,15 +10,13 @@ mix them). Two kinds of figures, so that none costs anything on the fan-out path
   runner tell (their ``observer`` attribute; each declares the Protocol it needs, so the data side never
   imports this module).
 
-Plus the event loop's lag, sampled by a task of its own twice a second.
+Plus the event loop's lag: every sample of the server's one sampler (models/loop_lag.py), as a histogram.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Mapping
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -35,6 +33,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from inference.runner import SentimentRunner
+from models.loop_lag import PERIOD, LoopLagSamples
 from models.states import HealthStatus
 from sources.fetcher import Fetcher
 from sources.limits import BreakerState
@@ -45,7 +44,6 @@ PREFIX = "crypto_monitor_"
 CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-LAG_INTERVAL = 0.5
 
 
 class DataCollector(Collector):
@@ -94,11 +92,12 @@ class DataCollector(Collector):
 
 
 class Metrics:
-    """One server's registry, the observer of its slow events, and the event-loop lag sampler."""
+    """One server's registry, the observer of its slow events, and a reader of the event loop's lag."""
 
     def __init__(self, fetcher: Fetcher, store: Store, runner: SentimentRunner,
-                 intervals: Mapping[str, float]) -> None:
-        """``intervals``: each service's job interval in seconds (after INTERVAL_SCALE), for staleness alerts."""
+                 intervals: Mapping[str, float], loop_lag: LoopLagSamples) -> None:
+        """``intervals``: each service's job interval in seconds (after INTERVAL_SCALE), for staleness alerts;
+        ``loop_lag``: the server's event-loop lag sampler, whose every sample the lag histogram counts."""
         self.registry = registry = CollectorRegistry()
         # The process (CPU, RSS, open files), Python's GC and version: what any Python exporter shows.
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -131,10 +130,11 @@ class Metrics:
         self._inference_seconds = Histogram(
             PREFIX + "sentiment_batch_duration_seconds", "Time to score one batch of texts, by backend",
             ["backend"], buckets=FAST_BUCKETS, registry=registry)
-        self._loop_lag = Histogram(
-            PREFIX + "event_loop_lag_seconds", f"How late the event loop woke a task that slept {LAG_INTERVAL} s "
-            "(sampled twice a second): time the loop spent on other work without yielding", buckets=FAST_BUCKETS,
+        loop_lag_seconds = Histogram(
+            PREFIX + "event_loop_lag_seconds", f"How late the event loop ran a callback due every {PERIOD} s: "
+            "time the loop spent on other work without yielding", buckets=FAST_BUCKETS,
             registry=registry)
+        loop_lag.watch(loop_lag_seconds.observe)
         fetcher.observer = store.observer = runner.observer = self
 
     # -- the observers' side (sources.fetcher.RequestObserver, services.jobs.JobObserver, ...) ------------
@@ -154,24 +154,6 @@ class Metrics:
     def inference(self, backend: str, texts: int, seconds: float) -> None:
         self._inference_texts.labels(backend).inc(texts)
         self._inference_seconds.labels(backend).observe(seconds)
-
-    # -- event-loop lag -----------------------------------------------------------------------------------
-    @asynccontextmanager
-    async def loop_lag(self, interval: float = LAG_INTERVAL) -> AsyncIterator[None]:
-        """Sample the event loop's lag for as long as the server runs."""
-        task = asyncio.create_task(self._sample_lag(interval), name="metrics-loop-lag")
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def _sample_lag(self, interval: float) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(interval)
-            self._loop_lag.observe(max(0.0, loop.time() - started - interval))
 
 
 def build_metrics_router(registry: CollectorRegistry) -> APIRouter:

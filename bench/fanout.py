@@ -12,7 +12,8 @@ processes, subscribed to market_data), then measures:
   latency p50/p99;
 - burst: 20 updates published back to back: deliveries/s (N x 20 / time until the last one arrived) and p50/p99.
 
-The hub server is the real app (``create_app``, replay data); the naive server is what the spec's origin did:
+The hub server is the real app (``create_app``, replay data); the naive server (bench/harness.py's, the storm
+bench's too) is what the spec's origin did:
 under a lock, for each client ``await websocket.send_json(message)``, serialising once per client.
 Both run uvicorn with the same options (permessage-deflate off).
 """
@@ -23,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,12 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import Request, WebSocket
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ws.uvicorn_protocol import WebSocketProtocol  # noqa: E402  (the same protocol class as app.py, for both servers)
+from bench.harness import NaiveServer, free_port, percentile, rss_bytes, serve
+
+PATH = "/ws/market_data"
 
 # -- servers --------------------------------------------------------------------------------------------
 
@@ -66,8 +67,6 @@ def _bench_routes(app: Any, publish: Any) -> None:
 
 
 def serve_hub(port: int, payload_file: str | None) -> None:
-    import uvicorn
-
     from app import create_app
     from config import Settings
 
@@ -80,51 +79,26 @@ def serve_hub(port: int, payload_file: str | None) -> None:
         app.state.hub.publish("market_data", {**base, "bench_phase": phase, "bench_i": i, "sent_at": due})
 
     _bench_routes(app, publish)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False,
-                ws_max_size=settings.ws_max_message_bytes, backlog=4096, ws=WebSocketProtocol)
+    serve(app, port, ws_max_size=settings.ws_max_message_bytes)
 
 
 def serve_naive(port: int, payload_file: str | None) -> None:
-    import uvicorn
-
-    app = FastAPI()
-    clients: list[WebSocket] = []
-    lock = asyncio.Lock()
+    naive = NaiveServer(PATH, json.dumps({"service": "system", "type": "connection_established", "data": {}},
+                                          separators=(",", ":")))  # what send_json sent
     base: dict[str, Any] = json.loads(Path(payload_file).read_text()) if payload_file else {}
-
-    @app.websocket("/ws/market_data")
-    async def endpoint(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.send_json({"service": "system", "type": "connection_established", "data": {}})
-        async with lock:
-            clients.append(websocket)
-        try:
-            while True:
-                await websocket.receive_text()
-        except WebSocketDisconnect:
-            pass
-        finally:
-            async with lock:
-                if websocket in clients:
-                    clients.remove(websocket)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     async def publish(phase: str, i: int, due: float) -> None:
         data = {**base, "bench_phase": phase, "bench_i": i, "sent_at": due}
         message = {"service": "market_data", "type": "update", "data": data, "timestamp": ""}
-        async with lock:  # the origin held its lock across every send
-            for websocket in list(clients):
-                try:
-                    await websocket.send_json(message)
-                except Exception:
-                    clients.remove(websocket)
 
+        async def send(websocket: WebSocket) -> None:
+            await websocket.send_json(message)  # as the origin did: serialised once per client
+
+        await naive.broadcast(send)
+
+    app = naive.app()
     _bench_routes(app, publish)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False,
-                ws_max_size=65536, backlog=4096, ws=WebSocketProtocol)
+    serve(app, port)
 
 
 # -- clients --------------------------------------------------------------------------------------------
@@ -143,7 +117,7 @@ async def run_clients(port: int, n: int) -> None:
                 error: Exception | None = None
                 for attempt in range(5):
                     try:
-                        return await session.ws_connect(f"http://127.0.0.1:{port}/ws/market_data",
+                        return await session.ws_connect(f"http://127.0.0.1:{port}{PATH}",
                                                         compress=0, max_msg_size=0, autoping=True)
                     except (aiohttp.ClientError, OSError) as exc:
                         error = exc
@@ -181,19 +155,6 @@ async def run_clients(port: int, n: int) -> None:
 
 # -- orchestration --------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def wait_http(url: str, timeout: float = 60) -> None:
     import httpx
 
@@ -220,11 +181,6 @@ def settle(port: int, timeout: float = 90) -> None:
             return
         time.sleep(0.5)
     raise RuntimeError("the app's first runs did not finish")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 class Scraper:
@@ -274,7 +230,7 @@ def measure(kind: str, n: int, payload_file: str, quick: bool, scrape: float | N
         if kind == "hub":
             settle(port)
         time.sleep(1.0)
-        before = rss_kib(server.pid)
+        before = rss_bytes(server.pid) / 1024
         halves = [n // 2, n - n // 2]
         clients = [subprocess.Popen([sys.executable, __file__, "--clients", str(k), "--port", str(port)],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -285,7 +241,7 @@ def measure(kind: str, n: int, payload_file: str, quick: bool, scrape: float | N
             if line.strip() != "ready":
                 raise RuntimeError(f"client failed: {line!r}")
         time.sleep(2.0)
-        after = rss_kib(server.pid)
+        after = rss_bytes(server.pid) / 1024
         scraper = Scraper(port, scrape).start()
         paced_count, burst_count = (4, 10) if quick else (10, 20)
         httpx.post(f"http://127.0.0.1:{port}/bench/publish",

@@ -1,10 +1,12 @@
-"""What the soak, storm and restart benches share: the real app as a subprocess, /proc readings, statistics.
+"""What the benches share: the real app as a subprocess, the naive server they compare it with, /proc readings,
+statistics.
 
 Everything stays on 127.0.0.1; ports are free ones unless given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import signal
@@ -13,11 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,6 +103,64 @@ class AppProcess:
             self.proc.wait()
             code = None
         return code, time.monotonic() - start
+
+
+class NaiveServer:
+    """What the spec's origin did, the server the fan-out and storm benches compare the hub with: accept, greet
+    (then send ``snapshot``, if given), hold every client in a list under a lock until it hangs up, and publish by
+    awaiting each client's send in turn, holding that lock throughout."""
+
+    def __init__(self, path: str, greeting: str, snapshot: str | None = None) -> None:
+        self.path, self.greeting, self.snapshot = path, greeting, snapshot
+        self.clients: list[WebSocket] = []
+        self.lock = asyncio.Lock()
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(self.greeting)
+        if self.snapshot is not None:
+            await websocket.send_text(self.snapshot)
+        async with self.lock:
+            self.clients.append(websocket)
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            async with self.lock:
+                if websocket in self.clients:
+                    self.clients.remove(websocket)
+
+    async def broadcast(self, send: Callable[[WebSocket], Awaitable[None]]) -> None:
+        """``send`` to one client after another, under the lock; a client whose send fails is dropped."""
+        async with self.lock:
+            for websocket in list(self.clients):
+                try:
+                    await send(websocket)
+                except Exception:
+                    self.clients.remove(websocket)
+
+    def app(self, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
+        app = FastAPI(lifespan=lifespan)
+        app.add_api_websocket_route(self.path, self.endpoint)
+        app.add_api_route("/healthz", _healthz)
+        return app
+
+
+async def _healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def serve(app: Any, port: int, ws_max_size: int = 65536, backlog: int = 4096) -> None:
+    """uvicorn as the benches run every server, the app's and the naive one alike: on 127.0.0.1, permessage-deflate
+    off, app.py's WebSocket protocol class."""
+    import uvicorn
+
+    from ws.uvicorn_protocol import WebSocketProtocol
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False,
+                ws_max_size=ws_max_size, backlog=backlog, ws=WebSocketProtocol)
 
 
 def rss_bytes(pid: int) -> int:

@@ -14,8 +14,8 @@ snapshot, ``/healthz`` p50/p99/max during the storm, updates the base clients go
 longest gap), and in --overload mode the deliveries/s.
 
 ``hub`` is the real app (``python app.py``, replay data at the real pace: market_data every 5 s; or INTERVAL_SCALE
-0.02 with --overload: 10 a second). ``bare`` is a minimal FastAPI WebSocket server on the same uvicorn settings: it
-accepts, sends a greeting and the same snapshot text, and sends that text to every client at the hub's pace
+0.02 with --overload: 10 a second). ``bare`` is the naive server of bench/harness.py on the same uvicorn settings:
+it accepts, sends a greeting and the same snapshot text, and sends that text to every client at the hub's pace
 (every 5 s, or 10 times a second with --overload) in the spec origin's naive loop (for each client: ``await
 send``). *cpu ms/client*: the server's CPU time during the storm, less its idle rate before it, over N.
 """
@@ -36,80 +36,43 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import itertools
 
-from bench.harness import ROOT, AppProcess, free_port, percentile, raise_fd_limit
+from bench.harness import ROOT, AppProcess, NaiveServer, free_port, percentile, raise_fd_limit, serve
 
 PATH = "/ws/market_data"
 
 
 # -- the bare server ----------------------------------------------------------------------------------------
 
-class Bare:
-    """Accepts, sends a greeting and the snapshot; the origin's naive loop sends the snapshot again to everyone."""
+def serve_bare(port: int, snapshot_file: str, publish_hz: float) -> None:
+    """The naive server: it greets, sends the snapshot, and sends that text again to everyone at the hub's pace."""
+    raise_fd_limit()
+    snapshot = Path(snapshot_file).read_text()
+    greeting = json.dumps({"service": "system", "type": "connection_established",
+                           "data": {"message": "Connected", "endpoint": PATH}})
+    bare = NaiveServer(PATH, greeting, snapshot)
 
-    def __init__(self, snapshot: str, publish_hz: float) -> None:
-        self.snapshot = snapshot
-        self.publish_hz = publish_hz
-        self.greeting = json.dumps({"service": "system", "type": "connection_established",
-                                    "data": {"message": "Connected", "endpoint": PATH}})
-        self.clients: list[WebSocket] = []
-        self.lock = asyncio.Lock()
+    async def send_snapshot(websocket: WebSocket) -> None:
+        await websocket.send_text(snapshot)
 
-    async def endpoint(self, websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.send_text(self.greeting)
-        await websocket.send_text(self.snapshot)
-        async with self.lock:
-            self.clients.append(websocket)
-        try:
-            while True:
-                await websocket.receive_text()
-        except WebSocketDisconnect:
-            pass
-        finally:
-            async with self.lock:
-                if websocket in self.clients:
-                    self.clients.remove(websocket)
-
-    async def publisher(self) -> None:
+    async def publisher() -> None:
         while True:
-            await asyncio.sleep(1 / self.publish_hz)
-            async with self.lock:  # the origin's loop: one client after another, under the lock
-                for websocket in list(self.clients):
-                    try:
-                        await websocket.send_text(self.snapshot)
-                    except Exception:
-                        self.clients.remove(websocket)
+            await asyncio.sleep(1 / publish_hz)
+            await bare.broadcast(send_snapshot)
 
     @asynccontextmanager
-    async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(self.publisher()) if self.publish_hz > 0 else None
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(publisher()) if publish_hz > 0 else None
         yield
         if task is not None:
             task.cancel()
 
-
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-def serve_bare(port: int, snapshot_file: str, publish_hz: float) -> None:
-    import uvicorn
-
-    from ws.uvicorn_protocol import WebSocketProtocol
-
-    raise_fd_limit()
-    bare = Bare(Path(snapshot_file).read_text(), publish_hz)
-    app = FastAPI(lifespan=bare.lifespan)
-    app.add_api_websocket_route(PATH, bare.endpoint)
-    app.add_api_route("/healthz", healthz)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False,
-                ws_max_size=65536, backlog=8192, ws=WebSocketProtocol)
+    serve(bare.app(lifespan), port, backlog=8192)
 
 
 # -- client workers ------------------------------------------------------------------------------------------

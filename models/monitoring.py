@@ -91,7 +91,7 @@ class SchedulerPayload(BaseModel):
     active_jobs: int
     jobs: list[JobView]
     timestamp: str
-    #: How late the server's event loop woke up over the last minutes (p50, p99, max in ms, and samples).
+    #: How late the server's event loop woke up over the last five minutes (p50, p99, max in ms, and samples).
     loop_lag_ms: dict[str, float] | None = None
 
 

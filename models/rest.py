@@ -60,7 +60,8 @@ class WsRuntimeData(Open):
     max_queue: int = Field(description="The longest send queue")
     turns_waiting: int = Field(description="Senders waiting for their turn (see ws/turns.py)")
     turns_waited_total: int
-    loop_lag: dict[str, Any] = Field(description="How late the event loop wakes (ms), since the first read")
+    loop_lag: dict[str, Any] = Field(description="How late the event loop runs a callback (ms): the worst since "
+                                                 "the last read; p50, p99 and samples over the last minute")
 
 
 class WsRuntime(Open):

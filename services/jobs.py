@@ -23,15 +23,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from config import Redactor
+from models.loop_lag import LoopLagSamples, percentile
 from models.messages import Unpublished, iso, now_iso, utc_now
 from models.monitoring import JobView, SchedulerPayload
-from services.loop_lag import LoopLag
 from sources.fetcher import run_deadline
 
 log = logging.getLogger(__name__)
 
 #: The share of its interval a collection run's provider calls may take; the rest is for reading and publishing.
 RUN_DEADLINE_SHARE = 0.8
+#: Seconds of event-loop lag samples the scheduler stream sums up.
+LAG_WINDOW = 300.0
 
 Publish = Callable[[str, Mapping[str, Any]], object]
 #: The job (its stream's name) the current task runs for, None outside a job: log lines say which service.
@@ -72,7 +74,8 @@ class JobStats:
 
 
 class Scheduler:
-    def __init__(self, publish: Publish, redact: Redactor | None = None) -> None:
+    def __init__(self, publish: Publish, redact: Redactor | None = None,
+                 loop_lag: LoopLagSamples | None = None) -> None:
         self._publish = publish
         self._redact = redact or Redactor()  # scrubs the errors the scheduler stream publishes
         self._scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
@@ -82,8 +85,8 @@ class Scheduler:
         self._cancelled: set[asyncio.Task[Any]] = set()  # runs we cancelled ourselves (shutdown, a lost lease)
         self._stopping = False
         self.observer: JobObserver | None = None
-        #: How late the event loop wakes up (shown in the scheduler stream and /healthz).
-        self.loop_lag = LoopLag()
+        #: How late the event loop wakes up (the server's sampler; shown in the scheduler stream).
+        self.loop_lag = loop_lag
 
     def add(self, service: Stream, interval: float, first_run_in: float) -> str:
         """The collection job of a service: collect, and publish what it returns, on its interval whatever
@@ -155,12 +158,10 @@ class Scheduler:
 
     def start(self) -> None:
         self._scheduler.start()
-        self.loop_lag.start()
 
     def shutdown(self) -> None:
         """No new runs, and the runs in flight are cancelled: none outlives the HTTP client it uses."""
         self._stopping = True
-        self.loop_lag.stop()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         for run in tuple(self._running):
@@ -201,5 +202,15 @@ class Scheduler:
             active_jobs=sum(job.status == "running" for job in jobs),
             jobs=jobs,
             timestamp=now_iso(),
-            loop_lag_ms=self.loop_lag.summary(),
+            loop_lag_ms=lag_summary(self.loop_lag),
         ).model_dump(mode="json")
+
+
+def lag_summary(samples: LoopLagSamples | None, seconds: float = LAG_WINDOW) -> dict[str, float] | None:
+    """``p50``, ``p99`` and ``max`` lag in milliseconds over the last ``seconds``, and how many samples they come
+    from; None without any."""
+    ordered = sorted(samples.recent(seconds)) if samples is not None else []
+    if not ordered:
+        return None
+    return {"p50": round(percentile(ordered, 0.5) * 1000, 2), "p99": round(percentile(ordered, 0.99) * 1000, 2),
+            "max": round(ordered[-1] * 1000, 2), "samples": float(len(ordered))}

@@ -165,6 +165,16 @@ class WriteHealth:
             self.outage = None
         return self.last_outage if ended is not None else None
 
+    def brief(self) -> dict[str, Any]:
+        """:meth:`view` without its detail (by service, the last outage's, the files set aside): ``status``, while
+        failing what fails, since when and how many tries; the updates waiting and how many were dropped."""
+        outage = self.outage
+        brief: dict[str, Any] = {"status": "failing" if outage else "ok"}
+        if outage is not None:
+            brief.update(kind=outage.kind, error=outage.error, since=iso(outage.since), attempts=outage.attempts)
+        brief.update(pending=len(self.backlog), dropped=self.backlog.dropped.count)
+        return brief
+
     def view(self) -> dict[str, Any]:
         """``status`` (``ok`` or ``failing``), and while failing what fails, since when, how many tries; the
         updates waiting in memory, those dropped (all of them since start-up, by service and time span), the

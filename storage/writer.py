@@ -106,6 +106,10 @@ class Writer:
         """Whether updates are being stored, and if not what fails and since when (see :class:`WriteHealth`)."""
         return self.writes.view()
 
+    def write_brief(self) -> dict[str, Any]:
+        """:meth:`write_status` in brief, for ``/healthz`` (see :meth:`WriteHealth.brief`)."""
+        return self.writes.brief()
+
     @property
     def writing(self) -> bool:
         return self._writer is not None and self._writer.is_alive()

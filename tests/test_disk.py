@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from api.history import build_history_router
 from storage.history import Store
-from storage.outage import classify
+from storage.outage import Backlog, WriteHealth, classify
 from ws.hub import Hub
 
 
@@ -169,6 +169,29 @@ async def test_a_file_damaged_while_running_is_set_aside_and_a_new_one_begun(tmp
     assert await stored_seqs(store) == [11, 12, 13]
     assert store.write_status()["status"] == "ok"
     await store.__aexit__()
+
+
+def test_the_brief_status_for_healthz_is_the_full_one_without_its_detail() -> None:
+    clock = [1_764_400_000.0]
+    backlog = Backlog(max_bytes=10)
+    writes = WriteHealth(backlog, clock=lambda: clock[0])
+
+    def shortened(view: dict[str, Any]) -> dict[str, Any]:  # what /healthz showed, cut from the full view
+        keys = ("status", "kind", "error", "since", "attempts", "pending")
+        return {**{key: view[key] for key in keys if key in view}, "dropped": view["dropped"]["count"]}
+
+    assert writes.brief() == shortened(writes.view()) == {"status": "ok", "pending": 0, "dropped": 0}
+    backlog.extend([("market_data", seq, clock[0], b"x" * 8) for seq in (1, 2)])
+    backlog.trim()  # over the bound: the oldest is dropped
+    writes.failed(sqlite3.OperationalError("database or disk is full"))
+    clock[0] += 30
+    writes.failed(sqlite3.OperationalError("database or disk is full"))
+    brief = writes.brief()
+    assert brief == shortened(writes.view()) and list(brief) == list(shortened(writes.view()))
+    assert brief == {"status": "failing", "kind": "disk_full", "error": "OperationalError: database or disk is full",
+                     "since": "2025-11-29T07:06:40.000Z", "attempts": 2, "pending": 1, "dropped": 1}
+    writes.recovered()
+    assert writes.brief() == shortened(writes.view()) == {"status": "ok", "pending": 1, "dropped": 1}
 
 
 def test_sqlite_failures_are_named() -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import httpx
 import pytest
 
@@ -19,27 +16,12 @@ from sources.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from sources.fetcher import MAX_RETRY_AFTER, Fetcher, Provider, health_view
+from sources.fetcher import MAX_RETRY_AFTER, Fetcher, health_view
 from sources.limits import BreakerState, CircuitBreaker, Rate, TokenBucket
 from sources.pools import Pool
 from sources.replay import RECORDED_AT
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Example(Provider):
-    id = "example"
-    name = "Example"
-    category = "market"
-    base_url = "https://api.example.test"
-    rate = Rate(60, 60, burst=5)
-    probe_path = "/ping"
+from tests.support.clock import FakeClock
+from tests.support.providers import Example, Other, fetcher_for
 
 
 class Keyed(Example):
@@ -48,11 +30,6 @@ class Keyed(Example):
 
     def auth(self) -> tuple[dict[str, str], dict[str, str]]:
         return {}, {"apikey": self.key or ""}
-
-
-def fetcher_for(handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any) -> Fetcher:
-    kwargs.setdefault("backoff", 0.001)
-    return Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(handler)), **kwargs)
 
 
 async def test_json_answer_is_returned_and_health_recorded() -> None:
@@ -232,10 +209,6 @@ class Node(Example):
         raw = fetcher.decode_json(self, await fetcher.request(self, "POST", self.probe_path, probe=True))
         if raw.get("error"):  # what a JSON-RPC node's normaliser does with an error body
             raise AnswerError(f"JSON-RPC error: {raw['error']['message']}")
-
-
-class Other(Example):
-    id = "other"
 
 
 async def test_a_probe_that_cannot_read_its_answer_does_not_stop_the_health_report() -> None:

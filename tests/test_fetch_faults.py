@@ -4,7 +4,7 @@ bounded in size and in total time, and a collection run ends at its deadline wit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,28 +16,9 @@ from sources.errors import ProviderBadResponse, ProviderRateLimited, ProviderTim
 from sources.fetcher import MAX_REDIRECTS, Fetcher, Provider, run_deadline
 from sources.limits import BreakerState, Rate
 from sources.pools import Pool
+from tests.support.providers import Example, Other, fetcher_for
 
 SHAPE = {"items": [{"value": 4242.4242}]}  # valid JSON, but not what the provider sends
-
-
-class Example(Provider):
-    id = "example"
-    name = "Example"
-    category = "market"
-    base_url = "https://api.example.test"
-    rate = Rate(600, 60, burst=50)
-    probe_path = "/ping"
-    probe_keys = ("price",)
-
-
-class Other(Example):
-    id = "other"
-    base_url = "https://api.other.test"
-
-
-def fetcher_for(handler: Callable[[httpx.Request], Any], **kwargs: Any) -> Fetcher:
-    kwargs.setdefault("backoff", 0.001)
-    return Fetcher(httpx.AsyncClient(transport=httpx.MockTransport(handler)), **kwargs)
 
 
 async def read_price(fetcher: Fetcher, provider: Provider) -> float:
@@ -85,8 +66,11 @@ async def test_the_default_probe_reads_its_answer(fault: str) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return UNREADABLE[fault]() if request.url.host == "api.example.test" else httpx.Response(200, json={"price": 2})
 
+    class Priced(Example):  # its probe's answer must carry a price
+        probe_keys = ("price",)
+
     fetcher = fetcher_for(handler)
-    for provider in (Example(), Other()):
+    for provider in (Priced(), Other()):
         fetcher.register(provider)
     payload = await HealthCheckerService(fetcher, interval=30, data_source="live").collect()
     assert payload["providers"]["example"]["status"] == "unhealthy"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ws.connection import Connection, ConnectionState
-from ws.turns import LoopLag, Turns
+from ws.turns import Turns
 
 
 class CountingSocket:
@@ -99,15 +99,3 @@ async def test_a_sender_closed_while_waiting_for_its_turn_gives_it_up() -> None:
     await asyncio.gather(*senders, return_exceptions=True)
     assert turns.waiting == 0 or all(conn.state is ConnectionState.CLOSED for conn in conns)
 
-
-async def test_loop_lag_starts_on_first_read_and_reports_in_ms() -> None:
-    lag = LoopLag()
-    first = lag.read()
-    assert first["samples"] == 0
-    for _ in range(10_000):
-        if lag.read()["samples"] >= 2:
-            break
-        await asyncio.sleep(0.01)
-    reading = lag.read()
-    lag.stop()
-    assert reading["samples"] >= 2 and reading["p99_ms"] >= 0

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.catalog import Endpoint, grouped
+from models.loop_lag import LoopLagSamples
 from models.messages import ACTIONS, MessageType, now_iso
 from models.states import LimiterVerdict
 from models.wire import ConnectionEstablishedData, WelcomeData, system_message
@@ -22,8 +23,9 @@ from ws.connection import (
     InboundLimiter,
 )
 from ws.hub import Hub
+from ws.loop_lag import LagSinceRead
 from ws.protocol import TIMESTAMP_MARK, ClientError, Protocol
-from ws.turns import LoopLag, Turns
+from ws.turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,8 @@ USAGE = {
 
 
 class ConnectionManager:
-    def __init__(self, hub: Hub, limits: Limits, replica: str | None = None) -> None:
+    def __init__(self, hub: Hub, limits: Limits, replica: str | None = None,
+                 loop_lag: LoopLagSamples | None = None) -> None:
         self.hub = hub
         self.replica = replica
         self.limits = limits
@@ -61,7 +64,7 @@ class ConnectionManager:
         self._protocols: dict[str, Protocol] = {}
         self._greetings: dict[str, tuple[str, ...]] = {}
         self.turns = Turns()
-        self.loop_lag = LoopLag()
+        self.loop_lag = LagSinceRead(loop_lag)
 
     @property
     def count(self) -> int:

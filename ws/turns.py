@@ -8,14 +8,11 @@ send: the first :attr:`Turns.per_round` turns of an iteration are free, the othe
 served) and are handed out a round per iteration by a callback that goes to the back of the loop's ready queue,
 so everything else that is ready runs between two rounds. Throughput is unchanged (the same sends, in the same
 order per client); only the loop's iteration stays short.
-
-Also a cheap probe of the loop's lag (:class:`LoopLag`), read by ``GET /ws/runtime``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 
 
@@ -69,42 +66,3 @@ class Turns:
         if waiting or self._used:
             self._arm()
 
-
-class LoopLag:
-    """How late the loop runs a callback due every :attr:`period` seconds; started on first read, no task."""
-
-    period = 0.1
-
-    def __init__(self) -> None:
-        self._samples: deque[float] = deque(maxlen=600)  # the last minute
-        self._max_since_read = 0.0
-        self._handle: asyncio.TimerHandle | None = None
-        self._due = 0.0
-
-    def read(self) -> dict[str, float]:
-        """Lag in ms: the worst since the last read, and p50/p99 over the last minute."""
-        if self._handle is None:
-            self._schedule()
-        ordered = sorted(self._samples)
-        worst, self._max_since_read = self._max_since_read, 0.0
-
-        def pct(q: float) -> float:
-            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2) if ordered else 0.0
-
-        return {"max_since_last_read_ms": round(worst * 1000, 2), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-                "samples": len(ordered)}
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _schedule(self) -> None:
-        self._due = time.monotonic() + self.period
-        self._handle = asyncio.get_running_loop().call_later(self.period, self._tick)
-
-    def _tick(self) -> None:
-        lag = max(0.0, time.monotonic() - self._due)
-        self._samples.append(lag)
-        self._max_since_read = max(self._max_since_read, lag)
-        self._schedule()
