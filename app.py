@@ -68,7 +68,7 @@ from ws.manager import ConnectionManager, Limits
 from ws.metrics import WebSocketCollector
 from ws.redis_fanout import RedisFanout
 from ws.routes import build_router
-from ws.uvicorn_protocol import WebSocketProtocol
+from ws.uvicorn_protocol import HttpProtocol, WebSocketProtocol
 
 log = logging.getLogger("app")
 GRACEFUL_SHUTDOWN_SECONDS = 5
@@ -267,6 +267,7 @@ def main() -> None:
         proxy_headers=True,
         forwarded_allow_ips="*",
         ws=WebSocketProtocol,  # drops the sockets of peers that stopped reading; see ws/uvicorn_protocol.py
+        http=HttpProtocol,  # WebSocket handshakes in turns, so that a storm of them leaves room for the rest
         # Connections still open after this long no longer hold up the lifespan's end (store flush, backup).
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

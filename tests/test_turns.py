@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from ws.connection import Connection, ConnectionState
 from ws.turns import Turns
+from ws.uvicorn_protocol import Admission
 
 
 class CountingSocket:
@@ -99,3 +101,25 @@ async def test_a_sender_closed_while_waiting_for_its_turn_gives_it_up() -> None:
     await asyncio.gather(*senders, return_exceptions=True)
     assert turns.waiting == 0 or all(conn.state is ConnectionState.CLOSED for conn in conns)
 
+
+
+async def test_websocket_upgrades_are_admitted_a_few_per_loop_iteration_in_order() -> None:
+    """A storm of handshakes ready at once: a few per iteration, first come first served, and a callback queued at
+    the same time (what a /healthz request's next step is) runs after the first round, not after all of them."""
+    gate = Admission()
+    ran: list[str] = []
+
+    def upgrade(i: int) -> None:
+        ran.append(f"u{i}")
+        if i == 3:
+            raise RuntimeError("one upgrade failed")  # logged; the others go on
+
+    for i in range(20):
+        gate.admit(functools.partial(upgrade, i))
+    asyncio.get_running_loop().call_soon(ran.append, "request")
+    assert ran == [f"u{i}" for i in range(gate.per_round)] and gate.waiting == 20 - gate.per_round
+    while gate.waiting:
+        await asyncio.sleep(0)
+    assert [r for r in ran if r != "request"] == [f"u{i}" for i in range(20)]
+    assert ran.index("request") <= 2 * gate.per_round
+    assert gate.admitted == 20 and gate.waited == 20 - gate.per_round

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from app import GRACEFUL_SHUTDOWN_SECONDS
 from config import Settings
-from ws.uvicorn_protocol import WebSocketProtocol
+from ws.uvicorn_protocol import HttpProtocol, WebSocketProtocol
 
 
 @dataclass
@@ -66,7 +66,8 @@ def serve(factory: Callable[[], FastAPI], settings: Settings) -> Iterator[LiveSe
 
     config = uvicorn.Config(build, factory=True, log_level="warning", ws_max_size=settings.ws_max_message_bytes,
                             ws_per_message_deflate=settings.ws_per_message_deflate, lifespan="on",
-                            ws=WebSocketProtocol, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+                            ws=WebSocketProtocol, http=HttpProtocol,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(sockets=[sock]),), daemon=True)
