@@ -310,3 +310,48 @@ async def test_a_trial_not_used_leaves_its_breaker_open() -> None:
     result = await pool.fetch(lambda p: read_price(fetcher, p))  # both get a trial: the first one answers
     assert result.source == "example" and result.sources["other"].status == "not_tried"
     assert fetcher.runtime("other").breaker.state is BreakerState.OPEN  # not left half-open
+
+
+async def test_a_wait_for_our_budget_ends_in_time_for_the_next_provider_and_is_no_failure() -> None:
+    """At the real pace CoinGecko's keyless budget (a call every 7.5 s) is slower than market_data's 5 s runs. A
+    run that waited for it past the run's deadline was cut off there: counted as a timeout of CoinGecko (on the way
+    to opening its breaker), with nobody else asked. The wait now ends in time for the next provider to answer."""
+    clock = [1000.0]
+    fetcher = fetcher_for(lambda r: httpx.Response(200, json={"price": 2.0}), clock=lambda: clock[0])
+    pool: Pool[Provider] = Pool("market", [Frugal(), Other()], fetcher)
+
+    async def price_waiting(provider: Provider) -> float:
+        return float((await fetcher.get_json(provider, "/price", max_wait=60.0))["price"])
+
+    assert (await pool.fetch(price_waiting)).source == "frugal"  # its one call this minute
+
+    async def run() -> Any:
+        with run_deadline(0.5):
+            return await pool.fetch(price_waiting)
+
+    result = await asyncio.wait_for(run(), 30)
+    assert result.source == "other" and result.sources["frugal"].status == "waiting"
+    frugal = fetcher.runtime("frugal").health
+    assert frugal.consecutive_failures == 0 and frugal.error_kind is None and frugal.requests == 1
+
+
+async def test_a_failed_trial_costs_one_request_and_the_failure_that_opens_the_breaker_ends_its_call() -> None:
+    """Retries are for a provider that works: once a failure opens the breaker, its call stops there, and a trial
+    through the half-open breaker is one request (one timeout at most), not one plus the retries, so a dead
+    provider does not spend the budget it will need once it is back."""
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(503, text="down")
+
+    clock = [1000.0]
+    fetcher = fetcher_for(handler, retries=4, clock=lambda: clock[0])
+    breaker = fetcher.register(Example()).breaker
+    with pytest.raises(ProviderBadResponse):
+        await fetcher.get_json(Example(), "/price")
+    assert len(calls) == 3 and breaker.state is BreakerState.OPEN  # the threshold, not 1 + 4 attempts
+    clock[0] += breaker.cooldown
+    with pytest.raises(ProviderBadResponse):
+        await fetcher.get_json(Example(), "/price")
+    assert len(calls) == 4 and breaker.state is BreakerState.OPEN  # the trial: one request
