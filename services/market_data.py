@@ -230,7 +230,7 @@ def build(ctx: BuildContext) -> list[Service]:
     kraken, coinbase = ctx.provider(Kraken), ctx.provider(Coinbase)
     # Keyless sources first; the exchanges know no market caps; the keyed ones spend prepaid credits, so last.
     pool = ctx.pool("market_data", [gecko, paprika, kraken, coinbase, ctx.provider(Binance), ctx.provider(CoinCap),
-                                    ctx.provider(CryptoCompare)])
+                                    ctx.provider(CryptoCompare)], every=ctx.intervals["market_data"])
     global_pool = ctx.pool("market_global", [gecko, paprika])
     trending_pool = ctx.pool("market_trending", [gecko])
     scale = ctx.settings.interval_scale

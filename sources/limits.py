@@ -90,6 +90,12 @@ class CircuitBreaker:
         self.opened_at = 0.0
         self._clock = clock
 
+    def cap(self, longest: float) -> None:
+        """Never wait longer than ``longest`` seconds between trials (see :class:`~sources.pools.Pool`)."""
+        self.max_cooldown = min(self.max_cooldown, longest)
+        self.base_cooldown = min(self.base_cooldown, longest)
+        self.cooldown = min(self.cooldown, longest)
+
     def allow(self) -> bool:
         if self.state is BreakerState.OPEN and self._clock() >= self.opened_at + self.cooldown:
             self.state = BreakerState.HALF_OPEN
