@@ -115,6 +115,7 @@ class Pool(Generic[P]):
         self.failover_count = 0
         self.failovers: deque[Failover] = deque(maxlen=history)
         self._stalled_calls = 0  # calls in a row that found no provider to ask
+        self._leftovers: set[asyncio.Future[Any]] = set()  # trials cut off, until they have ended
 
     async def fetch(self, call: Callable[[P], Awaitable[T]]) -> PoolResult[T]:
         """Run ``call`` against the providers in order until one answers (failover).
@@ -132,22 +133,23 @@ class Pool(Generic[P]):
         try:
             return await self._first_answer(call, sources, reasons, trials)
         finally:
-            await self._settle(trials, sources)
+            self._settle(trials, sources)
             self._withdraw_unused(forced, sources)
 
     def _by_id(self, provider_id: str) -> P:
         return next(p for p in self.providers if p.id == provider_id)
 
-    @staticmethod
-    async def _settle(trials: Mapping[str, Trial[Any]], sources: dict[str, SourceState]) -> None:
+    def _settle(self, trials: Mapping[str, Trial[Any]], sources: dict[str, SourceState]) -> None:
         """Trials no longer needed (a provider before them answered): each one already over says how it went (an
-        answer closed its breaker: good to know), the others are cut off and their breakers open again."""
-        for trial in trials.values():
-            trial.cancel()
-        await asyncio.gather(*trials.values(), return_exceptions=True)
+        answer closed its breaker: good to know); the others are cut off, not waited for (closing a connection
+        may take its time, and the run's update is due), and their breakers open again."""
         for provider_id, trial in trials.items():
-            if not trial.cancelled() and trial.exception() is None:
+            if trial.done() and not trial.cancelled() and trial.exception() is None:
                 sources[provider_id] = trial.result()[2]
+            elif not trial.done():
+                trial.cancel()
+                self._leftovers.add(trial)
+                trial.add_done_callback(self._leftovers.discard)
 
     async def _first_answer(self, call: Callable[[P], Awaitable[T]], sources: dict[str, SourceState],
                             reasons: list[str], trials: dict[str, Trial[T]]) -> PoolResult[T]:

@@ -351,8 +351,12 @@ def late_sections(watch: Watch, calm: float,
     waits, cooling = spacing(providers), cooling_at(watch, calm)
     healed_at = recovered(watch, calm)
     ok_again = {s for s, at, d in watch.updates if at - calm == healed_at.get(s) and d.get("status") == "ok"}
-    # a stream ok again is healed whatever its sections say; the others are judged section by section
+    # a stream ok again is healed whatever its other sections say; the others are judged section by section
     sections = {s: found for s, found in block_recovery(watch, calm).items() if s in with_status - ok_again}
+    # a stream ok again: judged as its payload's own section (the one its status is of), answered when it healed
+    sections.update({s: {".": (healed_at[s], {pid for pid, state in d.get("providers", {}).items()
+                                              if isinstance(state, dict) and state.get("status") == "ok"})}
+                     for s, at, d in watch.updates if s in ok_again and at - calm == healed_at[s]})
     bounds: dict[str, dict[str, float]] = defaultdict(dict)
     for service, found in sections.items():
         for path, (_, answered) in found.items():
