@@ -386,3 +386,32 @@ async def test_a_hanging_dead_provider_does_not_keep_the_one_after_it_from_its_t
     assert result.source == "other" and fetcher.runtime("other").breaker.state is BreakerState.CLOSED
     assert fetcher.runtime("example").breaker.state is BreakerState.OPEN
     assert fetcher.runtime("example").health.requests == 1  # its trial, cut off at the deadline
+
+
+async def test_a_pool_answered_by_its_fallback_is_back_on_its_preferred_source_within_two_runs() -> None:
+    """However long the outage (each failed trial doubles the cool-down, up to 10 min without a cap), a breaker of
+    a stream's pool lets a trial through every two of its intervals: a dead preferred provider costs one request
+    every two runs, and once back it is the source again within two runs."""
+    clock = [1000.0]
+    down = True
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.host)
+        if request.url.host == "api.example.test" and down:
+            return httpx.Response(503, text="down")
+        return httpx.Response(200, json={"price": 1.0})
+
+    fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
+    pool: Pool[Provider] = Pool("market", [Example(), Other()], fetcher, every=5.0)
+    for _ in range(120):  # ten minutes of 5 s runs, "example" down throughout: "other" answers
+        assert (await pool.fetch(lambda p: read_price(fetcher, p))).source == "other"
+        clock[0] += 5
+    assert fetcher.runtime("example").breaker.cooldown == 10.0
+    assert 3 + 55 <= calls.count("api.example.test") <= 3 + 60  # its trials: one every two runs
+    down = False
+    sources = []
+    for _ in range(2):
+        sources.append((await pool.fetch(lambda p: read_price(fetcher, p))).source)
+        clock[0] += 5
+    assert "example" in sources
