@@ -152,8 +152,9 @@ class BuildContext:
         """An instance of a provider class, with its key from the settings when it declares one."""
         return cls(self.settings.key(cls.key_setting) if cls.key_setting else None)
 
-    def pool(self, name: str, providers: Sequence[P]) -> Pool[P]:
-        """A pool of providers in order of preference, shown by pool_manager under ``name``."""
-        pool: Pool[P] = Pool(name, providers, self.fetcher)
+    def pool(self, name: str, providers: Sequence[P], every: float | None = None) -> Pool[P]:
+        """A pool of providers in order of preference, shown by pool_manager under ``name``; ``every``: the
+        interval of the stream it serves (see :class:`~sources.pools.Pool`)."""
+        pool: Pool[P] = Pool(name, providers, self.fetcher, every=every)
         self.pools[name] = pool
         return pool

@@ -107,8 +107,10 @@ class ExplorersService(Service):
 def build(ctx: BuildContext) -> list[Service]:
     blockchair = ctx.provider(Blockchair)
     etherscan = ctx.provider(Etherscan)
-    bitcoin = ctx.pool("explorers_bitcoin", [ctx.provider(MempoolSpace), blockchair, ctx.provider(BlockchainInfo)])
-    ethereum = ctx.pool("explorers_ethereum", [*nodes_for("ethereum"), etherscan, blockchair])
+    every = ctx.intervals["explorers"]
+    bitcoin = ctx.pool("explorers_bitcoin", [ctx.provider(MempoolSpace), blockchair, ctx.provider(BlockchainInfo)],
+                       every=every)
+    ethereum = ctx.pool("explorers_ethereum", [*nodes_for("ethereum"), etherscan, blockchair], every=every)
     # Not registered with ctx.pool: a one-member supplement, not a failover pool worth showing.
     gas_oracle: Pool[Any] = Pool("explorers_gas_oracle", [etherscan], ctx.fetcher)
     return [ExplorersService(bitcoin, ethereum, ctx.fetcher, gas_oracle=gas_oracle,

@@ -13,8 +13,9 @@ while their providers fail) until a newer one arrives. Before the first answer t
 
 The prices are cross-checked (:mod:`services.consensus`) against other providers, each asked in one batched call
 on its own, slower cadence (:data:`CHECK_EVERY`: CoinPaprika's whole ticker list within its monthly allowance,
-the exchanges for the majors), never the provider whose prices are shown. Every update carries each coin's
-verdict and the latest answer of every checking provider with its time and age (``consensus``).
+the exchanges for the majors), never the provider whose prices are shown; a check that failed is due again on
+the next run (see :func:`check_section`). Every update carries each coin's verdict and the latest answer of every
+checking provider with its time and age (``consensus``).
 """
 
 from __future__ import annotations
@@ -211,9 +212,15 @@ def _provider_of(section: PacedSection[MarketSnapshot]) -> str:
 def check_section(provider: MarketProvider, fetcher: Fetcher, *, every: float, data_source: Literal["live", "replay"],
                   clock: Clock = time.monotonic) -> PacedSection[MarketSnapshot]:
     """One cross-checking provider: its ``fetch_quotes`` (one batched call) on its own cadence, never waiting for
-    budget (a check that has none now is tried again sooner), with the quotes' maximum age."""
+    budget, with the quotes' maximum age.
+
+    A check that failed (or found no budget) is due again on the next run: a provider that is back is checked
+    again within two runs, as a monitor's user expects, and a dead one is not hammered for it, since the
+    provider's own limits gate every call: behind its open breaker an attempt costs nothing, and its pool (of
+    this one provider) gives it a trial every other run, of one request, only when our budget for it allows
+    (CoinPaprika's keeps its check to one trial every couple of minutes while it is down)."""
     pool: Pool[MarketProvider] = Pool(f"market_check_{provider.id}", [provider], fetcher)
-    cadence = Cadence(every, retry=every / 5, clock=clock)
+    cadence = Cadence(every, retry=0.0, clock=clock)
     return PacedSection(pool, lambda p: p.fetch_quotes(fetcher, CHECK_LIMIT, 0.0), cadence,
                         data_source=data_source, max_age=QUOTES_MAX_AGE, data_time=snapshot_time)
 
@@ -223,7 +230,7 @@ def build(ctx: BuildContext) -> list[Service]:
     kraken, coinbase = ctx.provider(Kraken), ctx.provider(Coinbase)
     # Keyless sources first; the exchanges know no market caps; the keyed ones spend prepaid credits, so last.
     pool = ctx.pool("market_data", [gecko, paprika, kraken, coinbase, ctx.provider(Binance), ctx.provider(CoinCap),
-                                    ctx.provider(CryptoCompare)])
+                                    ctx.provider(CryptoCompare)], every=ctx.intervals["market_data"])
     global_pool = ctx.pool("market_global", [gecko, paprika])
     trending_pool = ctx.pool("market_trending", [gecko])
     scale = ctx.settings.interval_scale

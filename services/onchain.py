@@ -138,14 +138,16 @@ def build(ctx: BuildContext) -> list[Service]:
     # DefiLlama updates about hourly: TVL every 10 runs (5 min), the large lists every 20 (10 min); right away
     # again after a failure.
     tvl: PacedSection[TvlSnapshot] = PacedSection(
-        ctx.pool("onchain_tvl", [llama]), lambda p: p.fetch_tvl(fetcher, max_wait),
+        ctx.pool("onchain_tvl", [llama], every=interval), lambda p: p.fetch_tvl(fetcher, max_wait),
         Cadence(interval * 10), data_source=ctx.data_source, max_age=DEFILLAMA_MAX_AGE)
     protocols: PacedSection[tuple[DefiProtocol, ...]] = PacedSection(
-        ctx.pool("onchain_protocols", [llama]), lambda p: p.fetch_protocols(fetcher, 10, max_wait),
+        ctx.pool("onchain_protocols", [llama], every=interval), lambda p: p.fetch_protocols(fetcher, 10, max_wait),
         Cadence(interval * 20), data_source=ctx.data_source, max_age=DEFILLAMA_MAX_AGE)
     stablecoins: PacedSection[StablecoinSnapshot] = PacedSection(
-        ctx.pool("onchain_stablecoins", [stables]), lambda p: p.fetch_stablecoins(fetcher, 10, max_wait),
+        ctx.pool("onchain_stablecoins", [stables], every=interval),
+        lambda p: p.fetch_stablecoins(fetcher, 10, max_wait),
         Cadence(interval * 20), data_source=ctx.data_source, max_age=DEFILLAMA_MAX_AGE)
-    gas_pools = {chain: ctx.pool(f"gas_{chain}", nodes) for chain in GAS_CHAINS if (nodes := nodes_for(chain))}
+    gas_pools = {chain: ctx.pool(f"gas_{chain}", nodes, every=interval)
+                 for chain in GAS_CHAINS if (nodes := nodes_for(chain))}
     return [OnchainService(tvl=tvl, protocols=protocols, stablecoins=stablecoins, gas_pools=gas_pools,
                            fetcher=fetcher, data_source=ctx.data_source, max_wait=max_wait)]

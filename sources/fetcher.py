@@ -202,6 +202,12 @@ def _retry_after(response: httpx.Response) -> float | None:
 RUN_DEADLINE: ContextVar[float | None] = ContextVar("RUN_DEADLINE", default=None)
 
 
+#: The share of the time left in a collection run that a call may spend waiting for our budget for its provider:
+#: enough for CoinGecko's keyless 7.5 s spacing within market_data's 5 s runs (4 s deadline), leaving a third for the
+#: answer (or, at a shorter deadline, for the next provider of the pool).
+BUDGET_WAIT_SHARE = 2 / 3
+
+
 @contextmanager
 def run_deadline(seconds: float) -> Iterator[None]:
     """Every provider call made inside (by this task and the tasks it starts) ends within ``seconds``: one cut
@@ -295,13 +301,18 @@ class Fetcher:
     async def request(self, provider: Provider, method: str, path: str, *,
                       params: Mapping[str, Any] | None = None, json: Any = None, max_wait: float = 0.0,
                       probe: bool = False) -> httpx.Response:
-        """One logical call: budget, breaker, then up to ``1 + retries`` attempts (a probe makes one), all of it
-        within the deadline of the collection run it belongs to (:func:`run_deadline`), if any."""
+        """One logical call: budget, breaker, then up to ``1 + retries`` attempts (a probe and a trial through a
+        half-open breaker make one), all of it within the deadline of the collection run it belongs to
+        (:func:`run_deadline`), if any; waiting for the budget takes at most two thirds of the time the run has left."""
         deadline = RUN_DEADLINE.get()
         if deadline is None:
             return await self._call(provider, method, path, params, json, max_wait, probe)
-        if asyncio.get_running_loop().time() >= deadline:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
             raise ProviderTimeout(provider.id, "not asked: the collection run's deadline had passed")
+        # Waiting for our own budget never eats the run: a wait the deadline would cut off is no failure of the
+        # provider (it was never asked), and the next provider of the pool still needs time to answer.
+        max_wait = min(max_wait, left * BUDGET_WAIT_SHARE)
         try:
             async with asyncio.timeout_at(deadline) as scope:
                 return await self._call(provider, method, path, params, json, max_wait, probe)
@@ -339,7 +350,9 @@ class Fetcher:
             except ProviderError as error:
                 self._observe(provider, error.kind, started)
                 self.record_failure(provider, error)
-                if not error.retryable or attempt + 1 >= attempts:
+                # A failure that opened the breaker (a failed trial, or the last of the threshold) ends the call:
+                # a trial costs one request of the budget and one timeout, not three.
+                if not error.retryable or attempt + 1 >= attempts or runtime.breaker.state is BreakerState.OPEN:
                     raise
                 # exponential backoff with jitter, so retries of many clients do not align
                 await asyncio.sleep(self.backoff * 2 ** attempt + random.uniform(0, self.backoff))

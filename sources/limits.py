@@ -78,7 +78,9 @@ class BreakerState(Enum):
 
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive failures; lets one trial call through after a cool-down that
-    doubles on every failed trial (up to ``max_cooldown``)."""
+    doubles on every failed trial (up to ``max_cooldown``, which the pools of a stream lower to two of its
+    intervals: see :meth:`cap`). A failed trial costs one request: the fetcher makes no retry past an open
+    breaker."""
 
     def __init__(self, threshold: int = 3, cooldown: float = 30.0, max_cooldown: float = 600.0,
                  clock: Clock = time.monotonic) -> None:
@@ -89,6 +91,12 @@ class CircuitBreaker:
         self.state = BreakerState.CLOSED
         self.opened_at = 0.0
         self._clock = clock
+
+    def cap(self, longest: float) -> None:
+        """Never wait longer than ``longest`` seconds between trials (see :class:`~sources.pools.Pool`)."""
+        self.max_cooldown = min(self.max_cooldown, longest)
+        self.base_cooldown = min(self.base_cooldown, longest)
+        self.cooldown = min(self.cooldown, longest)
 
     def allow(self) -> bool:
         if self.state is BreakerState.OPEN and self._clock() >= self.opened_at + self.cooldown:

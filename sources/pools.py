@@ -13,9 +13,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=Provider)
 T = TypeVar("T")
+
+#: A provider's trial under way: (answered, value, its state).
+Trial = asyncio.Future[tuple[bool, T | None, SourceState]]
 
 #: What a bad shape looks like from inside a pure ``normalize`` (a 0 divided by, a huge number made an int...).
 SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, ValidationError)
@@ -93,17 +96,26 @@ class GatherResult(Generic[T]):
 
 
 class Pool(Generic[P]):
-    def __init__(self, name: str, providers: Sequence[P], fetcher: Fetcher, history: int = 50) -> None:
+    def __init__(self, name: str, providers: Sequence[P], fetcher: Fetcher, history: int = 50,
+                 every: float | None = None) -> None:
+        """``every``: the seconds between the calls of the stream it serves. A breaker of its providers then
+        lets a trial through at least every two of them, however long the outage was (its cool-down doubles up
+        to 10 min otherwise): a pool answered by a fallback is back on its preferred source within two runs of
+        its return, as a monitor's user expects, and a dead provider costs one request every two runs at most,
+        inside its budget (the budget gates every trial)."""
         self.name = name
         self.providers = list(providers)
         self.fetcher = fetcher
         for provider in self.providers:
-            fetcher.register(provider)
+            runtime = fetcher.register(provider)
+            if every is not None and every > 0:
+                runtime.breaker.cap(2 * every)
         self.active: str | None = None  # the provider that answered last
         self.last_ok = False  # whether the latest call got an answer at all
         self.failover_count = 0
         self.failovers: deque[Failover] = deque(maxlen=history)
         self._stalled_calls = 0  # calls in a row that found no provider to ask
+        self._leftovers: set[asyncio.Future[Any]] = set()  # trials cut off, until they have ended
 
     async def fetch(self, call: Callable[[P], Awaitable[T]]) -> PoolResult[T]:
         """Run ``call`` against the providers in order until one answers (failover).
@@ -114,15 +126,36 @@ class Pool(Generic[P]):
         forced = self._trial_if_stalled()
         sources: dict[str, SourceState] = {}
         reasons: list[str] = []
+        # Several trials at once: each is one request, and one provider hanging until the run's deadline no longer
+        # keeps the trial of the one after it (back already) from being made in that run.
+        trials: dict[str, Trial[T]] = {rt.id: asyncio.ensure_future(self._try(self._by_id(rt.id), call))
+                                       for rt in forced} if len(forced) > 1 else {}
         try:
-            return await self._first_answer(call, sources, reasons)
+            return await self._first_answer(call, sources, reasons, trials)
         finally:
+            self._settle(trials, sources)
             self._withdraw_unused(forced, sources)
 
+    def _by_id(self, provider_id: str) -> P:
+        return next(p for p in self.providers if p.id == provider_id)
+
+    def _settle(self, trials: Mapping[str, Trial[Any]], sources: dict[str, SourceState]) -> None:
+        """Trials no longer needed (a provider before them answered): each one already over says how it went (an
+        answer closed its breaker: good to know); the others are cut off, not waited for (closing a connection
+        may take its time, and the run's update is due), and their breakers open again."""
+        for provider_id, trial in trials.items():
+            if trial.done() and not trial.cancelled() and trial.exception() is None:
+                sources[provider_id] = trial.result()[2]
+            elif not trial.done():
+                trial.cancel()
+                self._leftovers.add(trial)
+                trial.add_done_callback(self._leftovers.discard)
+
     async def _first_answer(self, call: Callable[[P], Awaitable[T]], sources: dict[str, SourceState],
-                            reasons: list[str]) -> PoolResult[T]:
+                            reasons: list[str], trials: dict[str, Trial[T]]) -> PoolResult[T]:
         for provider in self.providers:
-            ok, value, state = await self._try(provider, call)
+            trial = trials.pop(provider.id, None)
+            ok, value, state = await trial if trial is not None else await self._try(provider, call)
             sources[provider.id] = state
             if not ok:
                 reasons.append(f"{provider.id}: {state.error or state.status}")
@@ -175,7 +208,8 @@ class Pool(Generic[P]):
     def _trial_if_stalled(self) -> list[Runtime]:
         """When no provider can be asked now (each disabled, cooling down, behind an open circuit, or with our
         budget for it spent), every other call gives every open circuit its trial now (those whose budget allows,
-        and not in a cool-down they asked for with a 429), tried in the pool's order until one answers: a stream
+        and not in a cool-down they asked for with a 429), all at once (one request each; the most preferred that
+        answers is shown, so one hanging until the run's deadline does not keep the next from its trial): a stream
         never waits out a breaker's cool-down (up to 10 min) with nothing to show while a provider may be back, and
         is ``ok`` again within two runs of its return however many others are still down; a dead provider is asked
         at most every other run, inside its budget. The first call that finds the pool stalled waits (its breakers

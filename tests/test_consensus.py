@@ -286,9 +286,10 @@ async def test_every_update_carries_the_latest_cross_check_within_the_budgets() 
         clock.advance(5)
         last = await service.collect()
     # the prices every run; each check one batched call on its own cadence; Coinbase failed, so it is asked again
-    # after a fifth of its interval (at 15, 30 s), until its circuit breaker opens after three failures
+    # on the next runs until its circuit breaker opens after three failures, then given a trial of one request
+    # every other run (at 20, 30, 40, 50 s): one call every 10 s to a dead exchange, never more
     assert calls == {"coingecko": 12, "coinpaprika": 1, "kraken": 1}
-    assert fetcher.runtime("coinbase").health.requests == 3
+    assert fetcher.runtime("coinbase").health.requests == 3 + 4
     for payload in (first, last):
         consensus = payload["consensus"]
         assert (consensus["confirmed"], consensus["disputed"], consensus["unconfirmed"]) == (2, 1, 2)
@@ -305,6 +306,33 @@ async def test_every_update_carries_the_latest_cross_check_within_the_budgets() 
         assert consensus["threshold_pct"] == 2.0 and consensus["checked_at"]
     # the spec's keys are untouched beside it
     assert last["prices"] == prices and last["source"] == "coingecko"
+
+
+async def test_a_check_whose_provider_is_back_is_compared_again_within_two_runs() -> None:
+    """A cross-check that failed is due again on the next run (not a fifth of its interval later): behind its open
+    breaker that costs nothing, its pool gives it a trial every other run, so once Kraken answers again the update
+    compares it within two runs, and a dead Kraken is asked once every two runs, inside its budget."""
+    routes: dict[str, Any] = {GECKO: httpx.Response(200, json=gecko_body(20, {"bitcoin": 64000.0})),
+                              KRAKEN: httpx.Response(503)}
+    clock = FakeClock()
+    fetcher = Fetcher(httpx.AsyncClient(transport=routes_transport(routes)), backoff=0.001, retries=0,
+                      budgets=False, replay=True, clock=clock)
+    checks = [check_section(Kraken(), fetcher, every=60.0, data_source="live", clock=clock)]
+    service = MarketDataService(Pool("market_data", [CoinGecko()], fetcher), fetcher, limit=100, interval=5.0,
+                                data_source="live", checks=checks, clock=clock)
+    for _ in range(24):  # two minutes of 5 s runs with Kraken down: its breaker opened after three failures
+        await service.collect()
+        clock.advance(5)
+    kraken = fetcher.runtime("kraken")
+    assert kraken.breaker.state.value == "open" and kraken.health.requests == 3 + 10
+    routes[KRAKEN] = httpx.Response(200, json=kraken_body({"XXBTZUSD": 64050.0}))
+    sources = []
+    for _ in range(2):
+        payload = await service.collect()
+        sources.append(payload["consensus"]["sources"][0]["status"])
+        clock.advance(5)
+    assert "ok" in sources and kraken.breaker.state.value == "closed"
+    assert payload["coins"][0]["check"]["state"] == "confirmed"
 
 
 async def test_the_shown_provider_never_checks_itself() -> None:
