@@ -4,7 +4,7 @@ bounded in size and in total time, and a collection run ends at its deadline wit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -263,13 +263,19 @@ async def test_a_stalled_pool_trials_its_open_circuits_and_is_back_within_two_ru
     assert fetcher.runtime("example").breaker.state is BreakerState.OPEN
 
 
-async def test_a_lone_dead_provider_is_trialled_every_other_run() -> None:
-    calls: list[str] = []
+def always_down(calls: list[str]) -> Callable[[httpx.Request], httpx.Response]:
+    """A provider that answers every request with a 503, each request's path noted in ``calls``."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request.url.path)
         return httpx.Response(503, text="down")
 
+    return handler
+
+
+async def test_a_lone_dead_provider_is_trialled_every_other_run() -> None:
+    calls: list[str] = []
+    handler = always_down(calls)
     clock = [1000.0]
     fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
     pool: Pool[Example] = Pool("market", [Example()], fetcher)
@@ -327,11 +333,7 @@ async def test_a_failed_trial_costs_one_request_and_the_failure_that_opens_the_b
     through the half-open breaker is one request (one timeout at most), not one plus the retries, so a dead
     provider does not spend the budget it will need once it is back."""
     calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        return httpx.Response(503, text="down")
-
+    handler = always_down(calls)
     clock = [1000.0]
     fetcher = fetcher_for(handler, retries=4, clock=lambda: clock[0])
     breaker = fetcher.register(Example()).breaker

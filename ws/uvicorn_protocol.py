@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections import deque
 from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from ws.turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -57,45 +58,30 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 class Admission:
-    """Runs callbacks at most :attr:`per_round` per loop iteration; the rest wait their turn (FIFO)."""
+    """Runs callbacks at most :attr:`per_round` per loop iteration; the rest wait their turn (FIFO), taken from a
+    :class:`~ws.turns.Turns` of their own."""
 
-    #: A handshake costs 0.3-1.5 ms of the loop on two cores: 8 keep an iteration to about 10 ms.
+    #: A handshake costs 0.3-1.5 ms of the loop on two cores: 4 keep an iteration to a few ms.
     per_round = 4
 
     def __init__(self) -> None:
-        self._used = 0
-        self._waiting: deque[Callable[[], None]] = deque()
-        self._armed = False
+        self._turns = Turns(self.per_round)
         self.admitted = 0
-        self.waited = 0
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return self._turns.waiting
+
+    @property
+    def waited(self) -> int:
+        return self._turns.waited
 
     def admit(self, callback: Callable[[], None]) -> None:
-        if self._used < self.per_round and not self._waiting:
-            self._used += 1
-            self._arm()
+        turn = self._turns.take()
+        if turn is None:
             self._run(callback)
-            return
-        self._waiting.append(callback)
-        self.waited += 1
-        self._arm()
-
-    def _arm(self) -> None:
-        if not self._armed:
-            self._armed = True
-            asyncio.get_running_loop().call_soon(self._next_round)
-
-    def _next_round(self) -> None:
-        self._armed = False
-        self._used = 0
-        while self._waiting and self._used < self.per_round:
-            self._used += 1
-            self._run(self._waiting.popleft())
-        if self._waiting or self._used:
-            self._arm()
+        else:
+            turn.add_done_callback(lambda _: self._run(callback))
 
     def _run(self, callback: Callable[[], None]) -> None:
         self.admitted += 1
