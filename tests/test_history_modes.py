@@ -267,3 +267,24 @@ def test_a_restart_in_the_other_mode_restores_nothing_of_it(tmp_path: Path) -> N
     with serve(lambda: create_app(replay, transport=httpx.MockTransport(never)), replay) as server:
         assert server.app.state.hub.seq("market_data") == replay_seq  # its own history, as it left it
         assert server.app.state.hub.latest_data("market_data")["data_source"] == "replay"
+
+
+async def test_a_coin_series_decompresses_one_stored_update_at_a_time(tmp_path: Path) -> None:
+    """500 market updates of 41 KiB each would be 20 MB of text at once; a series needs one at a time (a peak each
+    worker thread's heap would otherwise keep: the soak's RSS rose with it until the history held 500)."""
+    import tracemalloc
+
+    async with open_mode(tmp_path, "live") as store:
+        hub = Hub()
+        hub.add_listener(store.append)
+        for n in range(150):  # 150 x 40 KB = 6 MB decompressed, a few KB compressed
+            hub.publish("market_data", market(90_000.0 + n, "live", n % 60, pad="x" * 40_000))
+        await until_written(store, 150)
+        tracemalloc.start()
+        try:
+            series = store._coin_series("bitcoin", None, None, 500)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert len(series["prices"]) == 60  # one point per distinct fetch time
+    assert peak < 2_000_000

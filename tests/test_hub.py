@@ -207,3 +207,18 @@ async def test_a_bug_while_handling_a_message_is_answered_not_fatal() -> None:
     [reply] = await sent_by(conn, socket)
     assert reply["type"] == "error" and reply["id"] == 7 and "Internal error" in reply["data"]["message"]
     assert conn.state is ConnectionState.OPEN
+
+
+def test_the_resume_rings_fill_up_to_their_bound_and_say_how_much_they_hold() -> None:
+    hub = Hub(ring=5)
+    assert hub.rings() == {"updates": 0, "capacity": 0, "text_bytes": 0}
+    for i in range(3):
+        hub.publish("market_data", {"price": i, "pad": "x" * 1000})
+    partly = hub.rings()
+    assert partly["updates"] == 3 and partly["capacity"] == 5 and 3000 < partly["text_bytes"] < 4000
+    for i in range(50):  # far more than a ring holds: it stays at its bound
+        hub.publish("market_data", {"price": i, "pad": "x" * 1000})
+        hub.publish("news", {"n": i})
+    full = hub.rings()
+    assert full["updates"] == 10 and full["capacity"] == 10
+    assert full["text_bytes"] < 5 * 1200 + 5 * 400
