@@ -22,9 +22,10 @@ median RSS per 5 minutes, the per-window p99 delivery delay, and any traceback o
 
 The resume rings (``RESUME_MAX_UPDATES``, 300 updates per service) start empty with an empty history and fill up
 over 300 intervals of each service: at INTERVAL_SCALE 0.5 market_data's (41 KiB an update) in about 12 min, news's
-in over 2 h; 46 MiB in all once full (measured on a history made by a fast replay). That growth is bounded by construction and measured by the server
-itself, so the RSS target is on the growth beyond theirs, and both are printed. ``--data-dir`` with a history
-(e.g. from a fast replay run) starts the server with its rings full, as a restart does.
+in over 2 h; 46 MiB in all once full (measured on a history made by a fast replay). That growth is bounded by
+construction and measured by the server itself, so the RSS target is on the growth beyond theirs, and both are
+printed. ``--data-dir`` with a history (e.g. from a fast replay run) starts the server with its rings full, as a
+restart does. What remains is mostly memory glibc keeps after freeing it (``free`` in the C heap's figures).
 
 Exit status 1 if a target is missed: RSS beyond the rings' growth under 1 MiB per 10 min, tasks and fds flat
 (within ``--task-slack``/``--fd-slack`` per 10 min), no traceback or ERROR.
