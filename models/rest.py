@@ -62,6 +62,12 @@ class WsRuntimeData(Open):
     turns_waited_total: int
     loop_lag: dict[str, Any] = Field(description="How late the event loop runs a callback (ms): the worst since "
                                                  "the last read; p50, p99 and samples over the last minute")
+    resume_rings: dict[str, int] = Field(
+        default_factory=dict, description="The updates kept for resuming clients: updates, capacity (their "
+        "bound) and text_bytes; they fill up to the bound after a start with an empty history")
+    malloc: dict[str, int] | None = Field(
+        default=None, description="The C heap in bytes (glibc mallinfo2; null elsewhere): heap held from the "
+        "system, of which in_use and free (kept, fragmented), and mmapped large blocks")
 
 
 class WsRuntime(Open):
@@ -71,7 +77,9 @@ class WsRuntime(Open):
         "status": "success", "timestamp": "2026-11-29T10:30:00.000Z", "data": {
             "asyncio_tasks": 31, "connections": 12, "queued_messages": 0, "max_queue": 0, "turns_waiting": 0,
             "turns_waited_total": 5210,
-            "loop_lag": {"max_since_last_read_ms": 9.8, "p50_ms": 0.4, "p99_ms": 3.1, "samples": 120}}}]})
+            "loop_lag": {"max_since_last_read_ms": 9.8, "p50_ms": 0.4, "p99_ms": 3.1, "samples": 120},
+            "resume_rings": {"updates": 1520, "capacity": 3600, "text_bytes": 20480000},
+            "malloc": {"heap": 158347264, "in_use": 155511888, "free": 2835376, "mmapped": 5632000}}}]})
 
     status: Literal["success"]
     data: WsRuntimeData

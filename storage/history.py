@@ -60,6 +60,9 @@ __all__ = ["BatchObserver", "HistoryUnreadable", "OtherModeError", "Store", "Sto
 
 log = logging.getLogger(__name__)
 
+#: An export chunk stops after this much JSON text (it is parsed in a worker thread, all of it at once).
+EXPORT_CHUNK_BYTES = 2 * 2**20
+
 
 def decode(body: bytes) -> dict[str, Any]:
     message: dict[str, Any] = orjson.loads(zlib.decompress(body))
@@ -260,24 +263,40 @@ class Store(Writer):
 
     def _coin_series(self, coin: str, since: float | None, until: float | None,
                      limit: int) -> dict[str, list[Any]]:
-        return series_of(coin, reversed(self._texts(*self._history_sql("market_data", since, until, limit))))
+        # Decompressed one at a time as the series takes them: 500 market updates at once are 20 MB of text
+        # (41 KiB each) on top of their compressed rows, a peak each worker thread's heap would keep.
+        rows = self._read(*self._history_sql("market_data", since, until, limit))
+        return series_of(coin, (zlib.decompress(body) for (body,) in reversed(rows)))
 
-    async def export(self, service: str, since: float | None, until: float | None,
-                     chunk: int = 500) -> AsyncIterator[dict[str, Any]]:
-        """Every stored update of ``service`` in the range, oldest first, read a chunk at a time."""
+    async def export(self, service: str, since: float | None, until: float | None, chunk: int = 500,
+                     chunk_bytes: int = EXPORT_CHUNK_BYTES) -> AsyncIterator[dict[str, Any]]:
+        """Every stored update of ``service`` in the range, oldest first, read a chunk at a time: at most
+        ``chunk`` updates, and no more than about ``chunk_bytes`` of JSON text (500 parsed market updates
+        would hold some 170 MB of Python objects at once)."""
         last_id = 0
         base, params = self._range("SELECT id, body FROM updates WHERE service = ?", service, since, until)
         sql = base + " AND id > ? ORDER BY id LIMIT ?"
         while True:
-            rows = await asyncio.to_thread(self._export_chunk, sql, (*params, last_id, chunk))
+            rows, more = await asyncio.to_thread(self._export_chunk, sql, (*params, last_id, chunk), chunk_bytes)
             for row_id, message in rows:
                 last_id = row_id
                 yield message
-            if len(rows) < chunk:
+            if not more:
                 return
 
-    def _export_chunk(self, sql: str, params: tuple[Any, ...]) -> list[tuple[int, dict[str, Any]]]:
-        return [(row_id, decode(body)) for row_id, body in self._read(sql, params)]
+    def _export_chunk(self, sql: str, params: tuple[Any, ...],
+                      chunk_bytes: int) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+        """The chunk's updates, parsed, and whether more may follow (the chunk was cut short or is full)."""
+        rows = self._read(sql, params)
+        parsed: list[tuple[int, dict[str, Any]]] = []
+        size = 0
+        for row_id, body in rows:
+            text = zlib.decompress(body)
+            parsed.append((row_id, orjson.loads(text)))
+            size += len(text)
+            if size >= chunk_bytes and len(parsed) < len(rows):
+                return parsed, True
+        return parsed, len(rows) == params[-1]
 
     @staticmethod
     def _range(sql: str, service: str, since: float | None,

@@ -267,3 +267,65 @@ def test_a_restart_in_the_other_mode_restores_nothing_of_it(tmp_path: Path) -> N
     with serve(lambda: create_app(replay, transport=httpx.MockTransport(never)), replay) as server:
         assert server.app.state.hub.seq("market_data") == replay_seq  # its own history, as it left it
         assert server.app.state.hub.latest_data("market_data")["data_source"] == "replay"
+
+
+
+async def test_a_coin_series_decompresses_one_stored_update_at_a_time(tmp_path: Path, monkeypatch: Any) -> None:
+    """500 market updates of 41 KiB each would be 20 MB of text at once; a series needs one at a time (a peak each
+    worker thread's heap would otherwise keep: the soak's RSS rose with it until the history held 500)."""
+    import storage.history
+
+    decompressed = 0
+    real_decompress = storage.history.zlib.decompress
+
+    def counting(body: bytes) -> bytes:
+        nonlocal decompressed
+        decompressed += 1
+        return real_decompress(body)
+
+    taken: list[int] = []  # how many had been decompressed when the series took each text
+    real_series_of = storage.history.series_of
+
+    def watching(coin: str, texts: Any) -> dict[str, list[Any]]:
+        def each() -> Any:
+            for text in texts:
+                taken.append(decompressed)
+                yield text
+        return real_series_of(coin, each())
+
+    async with open_mode(tmp_path, "live") as store:
+        hub = Hub()
+        hub.add_listener(store.append)
+        for n in range(20):
+            hub.publish("market_data", market(90_000.0 + n, "live", n))
+        await until_written(store, 20)
+        monkeypatch.setattr(storage.history.zlib, "decompress", counting)
+        monkeypatch.setattr(storage.history, "series_of", watching)
+        series = store._coin_series("bitcoin", None, None, 500)
+    assert series["prices"] == [90_000.0 + n for n in range(20)]
+    assert taken == list(range(1, 21))
+
+
+async def test_an_export_parses_a_bounded_chunk_at_a_time_and_misses_nothing(tmp_path: Path) -> None:
+    """500 parsed market updates at once would hold some 170 MB of Python objects: a chunk stops at its bytes."""
+    async with open_mode(tmp_path, "live") as store:
+        hub = Hub()
+        hub.add_listener(store.append)
+        for n in range(150):
+            hub.publish("market_data", market(90_000.0 + n, "live", n % 60, pad="x" * 40_000))
+        await until_written(store, 150)
+        sizes: list[int] = []
+        real_chunk = store._export_chunk
+
+        def recording(sql: str, params: tuple[Any, ...], chunk_bytes: int) -> Any:
+            rows, more = real_chunk(sql, params, chunk_bytes)
+            sizes.append(len(rows))
+            return rows, more
+
+        store._export_chunk = recording  # type: ignore[method-assign]
+        seqs = [m["seq"] async for m in store.export("market_data", None, None, chunk_bytes=100_000)]
+        assert seqs == list(range(1, 151))
+        assert max(sizes) == 3  # 3 x 40 KB reach 100 KB
+        # A chunk full at its count limit, and a last one cut by bytes at its last row: nothing lost, none twice
+        assert [m["seq"] async for m in store.export("market_data", None, None, chunk=50)] == list(range(1, 151))
+        assert len([m async for m in store.export("market_data", None, None, chunk=3, chunk_bytes=80_000)]) == 150

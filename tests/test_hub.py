@@ -237,3 +237,18 @@ async def test_confirmations_are_serialised_once_yet_each_is_right_and_timely() 
     for names in sets:  # the templates kept are bounded, however many sets clients make
         protocol._confirmation(names[0], (names[0],), None, list(names))
     assert len(protocol._confirmations) == CONFIRMATIONS_KEPT
+
+
+def test_the_resume_rings_fill_up_to_their_bound_and_say_how_much_they_hold() -> None:
+    hub = Hub(ring=5)
+    assert hub.rings() == {"updates": 0, "capacity": 0, "text_bytes": 0}
+    for i in range(3):
+        hub.publish("market_data", {"price": i, "pad": "x" * 1000})
+    partly = hub.rings()
+    assert partly["updates"] == 3 and partly["capacity"] == 5 and 3000 < partly["text_bytes"] < 4000
+    for i in range(50):  # far more than a ring holds: it stays at its bound
+        hub.publish("market_data", {"price": i, "pad": "x" * 1000})
+        hub.publish("news", {"n": i})
+    full = hub.rings()
+    assert full["updates"] == 10 and full["capacity"] == 10
+    assert full["text_bytes"] < 5 * 1200 + 5 * 400

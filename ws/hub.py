@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -257,6 +258,15 @@ class Hub:
     def counts(self) -> dict[str, Counts]:
         """Per service: updates published, delivered and dropped since start (live objects: do not change)."""
         return self._counts
+
+    def rings(self) -> dict[str, int]:
+        """The resume rings, all services together: updates kept, how many they may hold (``ring_size`` per
+        service seen) and the bytes of the texts kept. They fill up to their bound within ``ring_size``
+        intervals of each service (hours for the slow ones) after a start with an empty history; a soak sees
+        that as memory growth, and reads it here."""
+        kept = sum(len(ring) for ring in self._rings.values())
+        held = sum(sys.getsizeof(update.text) for ring in self._rings.values() for update in ring)
+        return {"updates": kept, "capacity": self.ring_size * len(self._rings), "text_bytes": held}
 
     def subscription_counts(self) -> dict[str, int]:
         return {service: len(members) for service, members in self._subscribers.items() if members}

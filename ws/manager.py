@@ -24,6 +24,7 @@ from ws.connection import (
 )
 from ws.hub import Hub
 from ws.loop_lag import LagSinceRead
+from ws.memory import malloc_figures
 from ws.protocol import TIMESTAMP_MARK, ClientError, Protocol
 from ws.turns import Turns
 
@@ -214,7 +215,7 @@ class ConnectionManager:
                 **self.summary()}
 
     def runtime(self) -> dict[str, Any]:
-        """``GET /ws/runtime``: what a soak watches for creeping (tasks, queues) and the loop's lag."""
+        """``GET /ws/runtime``: what a soak watches for creeping (tasks, queues, the C heap) and the loop's lag."""
         queued = [conn.queued for conn in self.connections.values()]
         return {
             "asyncio_tasks": len(asyncio.all_tasks()),
@@ -224,6 +225,8 @@ class ConnectionManager:
             "turns_waiting": self.turns.waiting,
             "turns_waited_total": self.turns.waited,
             "loop_lag": self.loop_lag.read(),
+            "resume_rings": self.hub.rings(),
+            "malloc": malloc_figures(),  # None where the C library is not glibc
         }
 
     def summary(self) -> dict[str, Any]:
