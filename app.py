@@ -65,6 +65,7 @@ from ws.fanout import Fanout, MemoryFanout
 from ws.hub import Hub
 from ws.loop_lag import LoopLag
 from ws.manager import ConnectionManager, Limits
+from ws.memory import trimming
 from ws.metrics import WebSocketCollector
 from ws.redis_fanout import RedisFanout
 from ws.routes import WebSocketFastPath, build_router, websocket_handlers
@@ -79,6 +80,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 5
 #: allocations (a few ms each) a storm meets one or two full passes; a full pass still comes every 10 million
 #: allocations at the latest, so cyclic garbage does not pile up.
 GC_THRESHOLDS = (50_000, 20, 10)
+#: How often the C heap's free pages are handed back to the system (ws/memory.py).
+MALLOC_TRIM_SECONDS = 60.0
 
 #: The data streams in order of their first runs, then the monitoring streams (pool_manager last: it shows
 #: every pool the others declared).
@@ -185,6 +188,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             gc.collect()
             gc.freeze()
             gc.set_threshold(*GC_THRESHOLDS)
+            await stack.enter_async_context(trimming(MALLOC_TRIM_SECONDS))  # see ws/memory.py
             # The model loader imports transformers and torch in the background: freeze what that brings too.
             refreeze = asyncio.create_task(freeze_after(runner.loaded))
             stack.push_async_callback(cancel_and_wait, refreeze)

@@ -65,9 +65,10 @@ class WsRuntimeData(Open):
     resume_rings: dict[str, int] = Field(
         default_factory=dict, description="The updates kept for resuming clients: updates, capacity (their "
         "bound) and text_bytes; they fill up to the bound after a start with an empty history")
-    malloc: dict[str, int] | None = Field(
+    malloc: dict[str, Any] | None = Field(
         default=None, description="The C heap in bytes (glibc mallinfo2; null elsewhere): heap held from the "
-        "system, of which in_use and free (kept, fragmented), and mmapped large blocks")
+        "system, of which in_use and free (kept, fragmented), and mmapped large blocks; trims: the periodic "
+        "malloc_trim (runs, last_ms, last_released_bytes)")
 
 
 class WsRuntime(Open):
@@ -79,7 +80,8 @@ class WsRuntime(Open):
             "turns_waited_total": 5210,
             "loop_lag": {"max_since_last_read_ms": 9.8, "p50_ms": 0.4, "p99_ms": 3.1, "samples": 120},
             "resume_rings": {"updates": 1520, "capacity": 3600, "text_bytes": 20480000},
-            "malloc": {"heap": 158347264, "in_use": 155511888, "free": 2835376, "mmapped": 5632000}}}]})
+            "malloc": {"heap": 158347264, "in_use": 155511888, "free": 2835376, "mmapped": 5632000,
+                       "trims": {"runs": 3, "last_ms": 4.2, "last_released_bytes": 12582912}}}}]})
 
     status: Literal["success"]
     data: WsRuntimeData
