@@ -213,7 +213,9 @@ class Worker:
             jobs += [self.flooder(session) for _ in range(role["flooders"])]
             jobs += [self.rest_reader(export) for export in (False, True)[:role["rest"]]]
             tasks = [asyncio.ensure_future(job) for job in jobs]
-            _, pending = await asyncio.wait(tasks, timeout=max(1.0, self.left() + 15))
+            pending: set[asyncio.Future[Any]] = set()
+            if tasks:  # a worker may have no clients of its kind (e.g. when only making a history)
+                _, pending = await asyncio.wait(tasks, timeout=max(1.0, self.left() + 15))
             for task in pending:  # a close handshake the server never answered: do not hang the report
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
