@@ -218,8 +218,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.include_router(build_history_router(store))
     app.include_router(build_providers_router(fetcher))
     app.include_router(build_sentiment_router(runner, settings))
-    app.include_router(build_router(manager, intervals))
-    app.websocket_paths = websocket_handlers(manager)
+    app.websocket_paths = websocket_handlers(manager)  # one handler per path, for the router and the fast path
+    app.include_router(build_router(manager, intervals, app.websocket_paths))
     app.include_router(build_latest_router(hub))
     app.include_router(build_contracts_router(app.openapi, app.title))
     app.router.routes.append(MethodNotAllowed(lambda: app.routes))  # 405 for a documented path, not Gradio's 404

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -312,16 +312,21 @@ async def setup_cost(n: int) -> dict[str, float]:
     hub.publish("market_data", {"blob": "x" * 45_000})
     manager = ConnectionManager(hub, Limits())
     endpoint = next(e for e in ENDPOINTS if e.path == PATH)
-    sockets = [StandInSocket() for _ in range(n)]
-    started = time.perf_counter()
-    tasks = [asyncio.create_task(manager.serve(s, endpoint, PATH)) for s in sockets]  # type: ignore[arg-type]
-    while sockets[-1].sent < 3:
-        await asyncio.sleep(0)
-    greeted = time.perf_counter()
-    for s in sockets:
-        s.gone.set()
-    await asyncio.gather(*tasks)
-    ended = time.perf_counter()
+
+    async def timed(handler: Callable[[StandInSocket], Awaitable[None]], sends: int) -> tuple[float, float]:
+        """µs per connection: ``handler`` until each socket has had ``sends`` sends, then until all have ended."""
+        sockets = [StandInSocket() for _ in range(n)]
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(handler(s)) for s in sockets]
+        while sockets[-1].sent < sends:
+            await asyncio.sleep(0)
+        greeted = time.perf_counter()
+        for s in sockets:
+            s.gone.set()
+        await asyncio.gather(*tasks)
+        return (greeted - started) / n * 1e6, (time.perf_counter() - greeted) / n * 1e6
+
+    serve_us, end_us = await timed(lambda s: manager.serve(s, endpoint, PATH), 3)  # type: ignore[arg-type]
     snapshot = hub.latest("market_data")
     assert snapshot is not None
 
@@ -331,17 +336,8 @@ async def setup_cost(n: int) -> dict[str, float]:
         await s.send_text(snapshot.text)
         await s.receive()
 
-    sockets = [StandInSocket() for _ in range(n)]
-    bare_started = time.perf_counter()
-    tasks = [asyncio.create_task(bare(s)) for s in sockets]
-    while sockets[-1].sent < 2:
-        await asyncio.sleep(0)
-    bare_greeted = time.perf_counter()
-    for s in sockets:
-        s.gone.set()
-    await asyncio.gather(*tasks)
-    return {"serve_us": (greeted - started) / n * 1e6, "end_us": (ended - greeted) / n * 1e6,
-            "bare_us": (bare_greeted - bare_started) / n * 1e6}
+    bare_us, _ = await timed(bare, 2)
+    return {"serve_us": serve_us, "end_us": end_us, "bare_us": bare_us}
 
 
 def show(name: str, r: dict[str, Any], n: int) -> None:

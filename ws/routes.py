@@ -55,10 +55,12 @@ class WebSocketFastPath(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def build_router(manager: ConnectionManager, intervals: dict[str, float]) -> APIRouter:
-    """``intervals``: each service's effective update interval in seconds (after INTERVAL_SCALE)."""
+def build_router(manager: ConnectionManager, intervals: dict[str, float],
+                 handlers: dict[str, Callable[[WebSocket], Any]] | None = None) -> APIRouter:
+    """``intervals``: each service's effective update interval in seconds (after INTERVAL_SCALE); ``handlers``:
+    those of :func:`websocket_handlers`, when the caller also hands them to :class:`WebSocketFastPath`."""
     router = APIRouter()
-    for path, handler in websocket_handlers(manager).items():
+    for path, handler in (handlers or websocket_handlers(manager)).items():
         # Starlette's plain route: FastAPI's dependency machinery would cost ~8 KiB per connection.
         router.add_websocket_route(path, handler)
 
