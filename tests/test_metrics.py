@@ -168,7 +168,9 @@ def test_metrics_of_a_running_server_exist_parse_and_move(live_server: LiveServe
     assert after.value(P + "updates_dropped_total", service="persistence") >= 1
     assert after.value(P + "sentiment_texts_total") >= 1
     assert after.value(P + "sentiment_batch_duration_seconds_count") >= 1
-    assert after.value(P + "store_rows_written_total") > before.value(P + "store_rows_written_total")
+    # The writer thread commits in batches (every flush interval): the update published above lands by then.
+    server.wait_for(lambda: moved(server, P + "store_rows_written_total",
+                                  above=before.value(P + "store_rows_written_total")))
     assert after.value(P + "event_loop_lag_seconds_count") > before.value(P + "event_loop_lag_seconds_count")
 
 
