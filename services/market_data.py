@@ -217,7 +217,7 @@ def check_section(provider: MarketProvider, fetcher: Fetcher, *, every: float, d
     A check that failed (or found no budget) is due again on the next run: a provider that is back is checked
     again within two runs, as a monitor's user expects, and a dead one is not hammered for it, since the
     provider's own limits gate every call: behind its open breaker an attempt costs nothing, and its pool (of
-    this one provider) gives it a trial every other run, of one request, only when our budget for it allows
+    this one provider) gives it a trial in each run after it opened, of one request, only when our budget allows
     (CoinPaprika's keeps its check to one trial every couple of minutes while it is down)."""
     pool: Pool[MarketProvider] = Pool(f"market_check_{provider.id}", [provider], fetcher)
     cadence = Cadence(every, retry=0.0, clock=clock)

@@ -36,7 +36,7 @@ from sources.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from sources.limits import BreakerState, CircuitBreaker, Clock, Rate, TokenBucket
+from sources.limits import CURRENT_RUN, BreakerState, CircuitBreaker, Clock, Rate, TokenBucket
 from sources.replay import RECORDED_AT
 
 log = logging.getLogger(__name__)
@@ -211,11 +211,14 @@ BUDGET_WAIT_SHARE = 2 / 3
 @contextmanager
 def run_deadline(seconds: float) -> Iterator[None]:
     """Every provider call made inside (by this task and the tasks it starts) ends within ``seconds``: one cut
-    off is a timeout of its provider, one not yet started is not asked. The pools then say so per provider."""
+    off is a timeout of its provider, one not yet started is not asked. The pools then say so per provider. It is
+    one collection run (:data:`~sources.limits.CURRENT_RUN`): a stalled pool trials in it what opened before it."""
     token = RUN_DEADLINE.set(asyncio.get_running_loop().time() + seconds)
+    run = CURRENT_RUN.set(object())
     try:
         yield
     finally:
+        CURRENT_RUN.reset(run)
         RUN_DEADLINE.reset(token)
 
 

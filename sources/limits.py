@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
 
@@ -26,6 +27,10 @@ class Rate:
 
 
 Clock = Callable[[], float]
+
+#: The collection run in progress (a token of its own; set by :func:`sources.fetcher.run_deadline`), None outside
+#: one: a breaker notes the run it opened in, so a stalled pool can give it its trial in the next run.
+CURRENT_RUN: ContextVar[object | None] = ContextVar("CURRENT_RUN", default=None)
 
 
 class TokenBucket:
@@ -90,6 +95,7 @@ class CircuitBreaker:
         self.cooldown = cooldown
         self.state = BreakerState.CLOSED
         self.opened_at = 0.0
+        self.opened_in: object | None = None  # the run it opened in (CURRENT_RUN), if any
         self._clock = clock
 
     def cap(self, longest: float) -> None:
@@ -129,6 +135,12 @@ class CircuitBreaker:
         elif self.state is BreakerState.CLOSED and consecutive >= self.threshold:
             self._open()
 
+    def opened_in_an_earlier_run(self) -> bool:
+        """Open since before the collection run in progress (False outside a run)."""
+        run = CURRENT_RUN.get()
+        return self.state is BreakerState.OPEN and run is not None and self.opened_in is not run
+
     def _open(self) -> None:
         self.state = BreakerState.OPEN
         self.opened_at = self._clock()
+        self.opened_in = CURRENT_RUN.get()

@@ -25,7 +25,7 @@ from models.monitoring import Failover
 from models.states import Availability, SourceStatus
 from sources.errors import AnswerError, ProviderBadResponse, ProviderError, ProviderMissingKey, ProviderRateLimited
 from sources.fetcher import Fetcher, Provider, Runtime
-from sources.limits import BreakerState
+from sources.limits import CURRENT_RUN, BreakerState
 
 log = logging.getLogger(__name__)
 
@@ -207,22 +207,26 @@ class Pool(Generic[P]):
 
     def _trial_if_stalled(self) -> list[Runtime]:
         """When no provider can be asked now (each disabled, cooling down, behind an open circuit, or with our
-        budget for it spent), every other call gives every open circuit its trial now (those whose budget allows,
-        and not in a cool-down they asked for with a 429), all at once (one request each; the most preferred that
-        answers is shown, so one hanging until the run's deadline does not keep the next from its trial): a stream
-        never waits out a breaker's cool-down (up to 10 min) with nothing to show while a provider may be back, and
-        is ``ok`` again within two runs of its return however many others are still down; a dead provider is asked
-        at most every other run, inside its budget. The first call that finds the pool stalled waits (its breakers
-        may have opened in this very run). Returns the breakers opened for a trial (to close again if unused)."""
+        budget for it spent), a collection run gives every circuit that opened in an earlier run its trial now
+        (those whose budget allows, and not in a cool-down they asked for with a 429), all at once (one request
+        each; the most preferred that answers is shown, so one hanging until the run's deadline does not keep the
+        next from its trial): a stream never waits out a breaker's cool-down (up to 10 min) with nothing to show
+        while a provider may be back, and is ``ok`` again in its first run after the provider's return however many
+        others are still down; a dead provider costs one request a run, what it costs when it works, inside its
+        budget. Outside a run (:data:`~sources.limits.CURRENT_RUN` unset) every other stalled call does so, the
+        first waiting (its breakers may have opened in the call before). Returns the breakers opened for a trial
+        (to close again if unused)."""
         now = self.fetcher.now()
         runtimes = [self.fetcher.runtime(p.id) for p in self.providers]
         if any(rt.available(now) is Availability.AVAILABLE and not rt.bucket.wait_time() for rt in runtimes):
             self._stalled_calls = 0
             return []
         self._stalled_calls += 1
-        if self._stalled_calls % 2:
+        in_run = CURRENT_RUN.get() is not None
+        if not in_run and self._stalled_calls % 2:
             return []
         tripped = [rt for rt in runtimes if rt.breaker.state is BreakerState.OPEN and rt.provider.enabled
+                   and (rt.breaker.opened_in_an_earlier_run() or not in_run)
                    and rt.health.rate_limited_until <= now and not rt.bucket.wait_time()]
         for rt in tripped:
             rt.breaker.force_trial()

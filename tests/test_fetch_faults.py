@@ -288,6 +288,37 @@ async def test_a_lone_dead_provider_is_trialled_every_other_run() -> None:
     assert len(calls) == 3 + 3
 
 
+async def test_in_collection_runs_a_stalled_pool_trials_each_circuit_in_the_run_after_it_opened() -> None:
+    """In collection runs (the scheduler's) a stalled pool gives every open circuit its trial in the first run
+    after the one it opened in, whatever its cool-down: a stream is ``ok`` again in its first run after its
+    provider's return (within two intervals of the faults' end, however the runs fell), and a dead provider costs
+    one request a run, what it costs when it works. A second call in the same run makes no second trial."""
+    calls: list[str] = []
+    down = True
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.host)
+        return httpx.Response(503, text="down") if down else httpx.Response(200, json={"price": 4.0})
+
+    fetcher = fetcher_for(handler, retries=0, clock=lambda: 1000.0)  # no cool-down ever ends
+    pool: Pool[Provider] = Pool("market", [Example(), Other()], fetcher, every=5.0)
+
+    async def run(calls_in_run: int = 1) -> Any:
+        with run_deadline(4.0):
+            results = [await pool.fetch(lambda p: read_price(fetcher, p)) for _ in range(calls_in_run)]
+        return results[0]
+
+    for _ in range(3):  # three failures each: both circuits open
+        assert not (await run()).ok
+    assert {fetcher.runtime(p.id).breaker.state for p in pool.providers} == {BreakerState.OPEN}
+    assert len(calls) == 6
+    assert not (await run(calls_in_run=2)).ok  # both trialled once (at once), both still down
+    assert len(calls) == 8
+    down = False
+    result = await run()
+    assert result.source == "example" and fetcher.runtime("example").breaker.state is BreakerState.CLOSED
+
+
 async def test_a_trial_not_used_leaves_its_breaker_open() -> None:
     down = True
     clock = [1000.0]
@@ -367,8 +398,7 @@ async def test_a_hanging_dead_provider_does_not_keep_the_one_after_it_from_its_t
         with run_deadline(0.3):
             return await pool.fetch(lambda p: read_price(fetcher, p))
 
-    assert not (await run()).ok  # the first stalled call waits: no trial
-    result = await asyncio.wait_for(run(), 30)
+    result = await asyncio.wait_for(run(), 30)  # the circuits opened before this run: both trialled at once
     assert result.source == "other" and fetcher.runtime("other").breaker.state is BreakerState.CLOSED
     assert fetcher.runtime("example").breaker.state is BreakerState.OPEN
     assert fetcher.runtime("example").health.requests == 1  # its trial, cut off at the deadline
