@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -130,6 +130,15 @@ class Connection:
         send = self.websocket.send_text
         queue = self._queue
         self._sender = asyncio.current_task()
+        try:
+            await self._drain(send, queue)
+        finally:
+            # Not kept past its end: a cancelled sender holds its CancelledError, whose traceback holds this
+            # connection; a reference back to the task would make the whole connection (socket, protocol,
+            # buffers) a cycle that only the collector's rare full pass frees.
+            self._sender = None
+
+    async def _drain(self, send: Callable[[str], Awaitable[None]], queue: deque[str]) -> None:
         try:
             while True:
                 granted = await self._idle()

@@ -115,5 +115,8 @@ class HttpProtocol(HttpToolsProtocol):
                 return
             transport.resume_reading()
             super(HttpProtocol, self).handle_websocket_upgrade()
+            # This protocol is done (the transport has the WebSocket's now) and its parser calls back into it: a
+            # cycle that would keep it, the transport and the socket until the collector's full pass.
+            self.parser = None  # type: ignore[assignment]
 
         admission().admit(upgrade)
