@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 Message = dict[str, Any]
@@ -45,6 +46,16 @@ class Client:
     def request(self, payload: Any, type_: str, timeout: float = 5.0) -> Message:
         self.send(payload)
         return self.recv_type(type_, timeout)
+
+    def flood_until_closed(self, messages: int = 200, timeout: float = 10.0) -> None:
+        """Send ``messages`` pings as fast as possible; the server's rate limit must close the connection."""
+        try:
+            for _ in range(messages):
+                self.send({"action": "ping"})
+            self.recv_until(lambda m: False, timeout=timeout)
+        except ConnectionClosed:
+            return
+        raise AssertionError("the server did not close a flooding client")
 
     def close(self) -> None:
         self.conn.close()
