@@ -65,7 +65,7 @@ from ws.fanout import Fanout, MemoryFanout
 from ws.hub import Hub
 from ws.loop_lag import LoopLag
 from ws.manager import ConnectionManager, Limits
-from ws.memory import trimming
+from ws.memory import trimming, tune_allocator
 from ws.metrics import WebSocketCollector
 from ws.redis_fanout import RedisFanout
 from ws.routes import WebSocketFastPath, build_router, websocket_handlers
@@ -262,6 +262,7 @@ def load_settings() -> Settings:
 
 
 def main() -> None:
+    tune_allocator()  # see ws/memory.py
     settings = load_settings()
     # Every logger (uvicorn's too: log_config=None below) through one handler, text or JSON, scrubbed of secrets.
     logs.configure(settings.log_level, settings.log_format, settings.redactor(),
