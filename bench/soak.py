@@ -273,6 +273,14 @@ def rss_windows(samples: list[dict[str, Any]], minutes: float = 5.0) -> list[tup
              percentile([s["heap_used_mib"] for s in group], 0.5)) for w, group in sorted(windows.items())]
 
 
+def minute_medians_per_10min(samples: list[dict[str, Any]]) -> float:
+    """The slope through each minute's median RSS: the server trims its heap every minute and RSS then drops by
+    tens of MiB for some seconds; samples a few seconds apart catch that sawtooth unevenly, the medians do not."""
+    windows = rss_windows(samples, minutes=1.0)
+    return slope([start * 60 for start, _, _ in windows], [rss for _, rss, _ in windows]) * 600.0 \
+        if len(windows) > 1 else float("nan")
+
+
 def analyse(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
     after = [s for s in samples if s["t"] >= warmup_s and s["tasks"] is not None]
     # The slope after the warm-up weighs the early minutes as much as the late ones: a rise that levels off
@@ -284,6 +292,7 @@ def analyse(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
         "samples_after_warmup": len(after),
         "rss_mib_per_10min": per_10min(after, "rss_mib"),
         "rss_mib_per_10min_second_half": per_10min(late, "rss_mib"),
+        "rss_minute_medians_mib_per_10min": minute_medians_per_10min(after),
         "anon_mib_per_10min": per_10min(after, "anon_mib"),
         "file_mib_per_10min": per_10min(after, "file_mib"),
         "heap_used_mib_per_10min": per_10min(after, "heap_used_mib"),
@@ -426,6 +435,7 @@ def report(samples: list[dict[str, Any]], results: list[dict[str, Any]], warmup:
     print(f"  RSS   {figures['rss_first_mib']:.1f} -> {figures['rss_last_mib']:.1f} MiB, "
           f"slope {figures['rss_mib_per_10min']:+.2f} MiB/10 min (target < {args.rss_target:g}); of which anonymous "
           f"{figures['anon_mib_per_10min']:+.2f}, file-backed {figures['file_mib_per_10min']:+.2f}")
+    print(f"        through each minute's median: {figures['rss_minute_medians_mib_per_10min']:+.2f} MiB/10 min")
     print_memory(figures)
     print("  median per 5 min:  " + "; ".join(f"min {start:g}: RSS {rss:.1f}, heap in use {used:.1f}"
                                             for start, rss, used in rss_windows(samples)))
