@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from enum import Enum
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -131,15 +131,6 @@ class Connection:
         queue = self._queue
         self._sender = asyncio.current_task()
         try:
-            await self._drain(send, queue)
-        finally:
-            # Not kept past its end: a cancelled sender holds its CancelledError, whose traceback holds this
-            # connection; a reference back to the task would make the whole connection (socket, protocol,
-            # buffers) a cycle that only the collector's rare full pass frees.
-            self._sender = None
-
-    async def _drain(self, send: Callable[[str], Awaitable[None]], queue: deque[str]) -> None:
-        try:
             while True:
                 granted = await self._idle()
                 while queue and self.state is not ConnectionState.CLOSED:
@@ -162,6 +153,11 @@ class Connection:
             # the peer went away mid-send; the receive loop sees the disconnect too
             self.state = ConnectionState.CLOSED
             return
+        finally:
+            # Only a send in flight is ever cancelled through it, and none follows. Not kept past that: a cancelled
+            # sender holds its CancelledError, whose traceback holds this connection; a reference back to the task
+            # would make the whole connection (socket, protocol, buffers) a cycle only a full GC pass frees.
+            self._sender = None
         if self.close_code is not None:
             # A slow reader may take long to read the close frame; do not wait on it forever.
             with contextlib.suppress(TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
