@@ -19,7 +19,6 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import replace
 
 import gradio as gr
 import httpx
@@ -66,7 +65,7 @@ from ws.fanout import Fanout, MemoryFanout
 from ws.hub import Hub
 from ws.loop_lag import LoopLag
 from ws.manager import ConnectionManager, Limits
-from ws.memory import made_here, trimming, tune_allocator
+from ws.memory import trimming, tune_allocator
 from ws.metrics import WebSocketCollector
 from ws.redis_fanout import RedisFanout
 from ws.routes import WebSocketFastPath, build_router, websocket_handlers
@@ -162,9 +161,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             # last updates stored go back into the resume ring, each service's last stored update becomes its
             # snapshot, and seq continues.
             hub.epoch = await asyncio.to_thread(store.epoch)
-            stored = await asyncio.to_thread(store.recent, settings.resume_max_updates, hub.epoch)
-            hub.backfill(replace(update, text=made_here(update.text)) for update in stored)  # ws/memory.py
-            del stored
+            hub.backfill(await asyncio.to_thread(store.recent, settings.resume_max_updates, hub.epoch))
             for message in await asyncio.to_thread(store.latest_per_service):
                 hub.restore(message["service"], message["seq"], message["timestamp"], message["data"])
             for service, seq in (await asyncio.to_thread(store.max_seq_per_service)).items():

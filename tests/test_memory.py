@@ -15,7 +15,7 @@ from tests.support.wsclient import Client
 from ws.connection import Connection
 from ws.hub import Hub
 from ws.manager import ConnectionManager, Limits
-from ws.memory import MMAP_THRESHOLD, TRIMS, made_here, malloc_figures, trimming, tune_allocator
+from ws.memory import MMAP_THRESHOLD, TRIMS, malloc_figures, trimming, tune_allocator
 from ws.uvicorn_protocol import HttpProtocol, WebSocketProtocol
 
 
@@ -41,14 +41,6 @@ def test_the_mmap_threshold_is_fixed_unless_the_environment_sets_one(monkeypatch
     assert not tune_allocator()  # the environment's own setting is left alone
     monkeypatch.delenv("GLIBC_TUNABLES")
     assert tune_allocator() is (malloc_figures() is not None)  # glibc takes it; elsewhere nothing to do
-
-
-async def test_a_text_read_in_a_worker_is_kept_as_a_copy_made_in_the_loop_thread() -> None:
-    """The resume rings' texts read back at start-up: equal, any character, but not the worker's object (whose
-    memory sits in the worker's arena; which arena a block is in shows over a soak, not here)."""
-    read = await asyncio.to_thread(lambda: '{"title": "Ethereum → $3,000 🚀"}' * 500)
-    kept = made_here(read)
-    assert kept == read and kept is not read
 
 
 async def test_runtime_reports_the_heap() -> None:

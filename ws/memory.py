@@ -69,17 +69,6 @@ def tune_allocator() -> bool:
     return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
-def made_here(text: str) -> str:
-    """A copy of ``text`` allocated by the calling thread, for a long-lived string made in a worker thread.
-
-    glibc gives every thread that allocates its own arena, and a block stays in the arena it came from. The
-    resume rings' texts read back from the history at start-up (46 MiB, in ``asyncio.to_thread``) would sit in a
-    worker's arena, among the transients of that read, and move to the event loop's arena only as the rings turn
-    over (hours for the slow services): the loop's heap grew about 13 MiB per 10 min after a restart while the
-    worker's thinned out, and its holes kept RSS from settling."""
-    return text.encode().decode()
-
-
 @dataclass
 class Trims:
     """What the periodic trim did: how often, and the last one's time and what RSS it gave back."""
