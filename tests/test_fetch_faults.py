@@ -13,7 +13,7 @@ import pytest
 from services.health_checker import HealthCheckerService
 from services.jobs import Scheduler
 from sources.errors import ProviderBadResponse, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
-from sources.fetcher import MAX_REDIRECTS, Fetcher, Provider, Runtime, run_deadline
+from sources.fetcher import MAX_REDIRECTS, Fetcher, Provider, run_deadline
 from sources.limits import BreakerState, Rate
 from sources.pools import Pool
 from tests.support.providers import Example, Other, fetcher_for
@@ -377,20 +377,6 @@ async def test_a_failed_trial_costs_one_request_and_the_failure_that_opens_the_b
     assert len(calls) == 4 and breaker.state is BreakerState.OPEN  # the trial: one request
 
 
-async def open_then_cool_down(handler: Callable[[httpx.Request], Any]) -> tuple[Fetcher, Runtime]:
-    """A fetcher whose provider (``Example``) failed three times (its breaker open) and whose cool-down is over
-    (the next call half-opens it): the fetcher and the provider's runtime."""
-    clock = [1000.0]
-    fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
-    runtime = fetcher.register(Example())
-    for _ in range(3):
-        with pytest.raises(ProviderBadResponse):
-            await read_price(fetcher, Example())
-    assert runtime.breaker.state is BreakerState.OPEN
-    clock[0] += runtime.breaker.cooldown
-    return fetcher, runtime
-
-
 async def test_half_open_one_trial_goes_out_at_a_time() -> None:
     """Once the cool-down is over, the streams (and the probe) sharing a provider that may still be down do not all
     try it at once: the first call is the trial, the others are refused as if the circuit were still open, without
@@ -406,8 +392,14 @@ async def test_half_open_one_trial_goes_out_at_a_time() -> None:
             return httpx.Response(200, json={"price": 1.5})
         return httpx.Response(503, text="down")
 
-    fetcher, runtime = await open_then_cool_down(handler)
-    assert len(calls) == 3
+    clock = [1000.0]
+    fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
+    runtime = fetcher.register(Example())
+    for _ in range(3):
+        with pytest.raises(ProviderBadResponse):
+            await read_price(fetcher, Example())
+    assert runtime.breaker.state is BreakerState.OPEN and len(calls) == 3
+    clock[0] += runtime.breaker.cooldown
     down = False
     trial = asyncio.create_task(read_price(fetcher, Example()))
     while len(calls) < 4:
@@ -438,7 +430,13 @@ async def test_a_trial_cancelled_midway_gives_the_trial_back() -> None:
             await hang.wait()  # never set: the trial is cancelled
         return httpx.Response(200, json={"price": 2.0})
 
-    fetcher, runtime = await open_then_cool_down(handler)
+    clock = [1000.0]
+    fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
+    runtime = fetcher.register(Example())
+    for _ in range(3):
+        with pytest.raises(ProviderBadResponse):
+            await read_price(fetcher, Example())
+    clock[0] += runtime.breaker.cooldown
     trial = asyncio.create_task(read_price(fetcher, Example()))
     while len(calls) < 4:
         await asyncio.sleep(0)
