@@ -341,19 +341,7 @@ class Fetcher:
             raise ProviderUnavailable(provider.id,
                                       f"circuit open after {runtime.health.consecutive_failures} failures; "
                                       f"next try in {runtime.breaker.retry_in():.0f} s")
-        trial = runtime.breaker.state is BreakerState.HALF_OPEN
-        if not runtime.breaker.take_trial():
-            self._observe(provider, "skipped_circuit_open")
-            raise ProviderUnavailable(provider.id, "circuit half-open: its one trial call is already out")
-        try:
-            return await self._attempts(runtime, method, path, params, json, max_wait, 1 if probe else 1 + self.retries)
-        finally:
-            if trial:
-                runtime.breaker.end_trial()
-
-    async def _attempts(self, runtime: Runtime, method: str, path: str, params: Mapping[str, Any] | None,
-                        json: Any, max_wait: float, attempts: int) -> httpx.Response:
-        provider = runtime.provider
+        attempts = 1 if probe else 1 + self.retries
         for attempt in range(attempts):
             if not await runtime.bucket.take(max_wait if attempt == 0 else 0.0):
                 self._observe(provider, "skipped_budget")

@@ -85,8 +85,7 @@ class CircuitBreaker:
     """Opens after ``threshold`` consecutive failures; lets one trial call through after a cool-down that
     doubles on every failed trial (up to ``max_cooldown``, which the pools of a stream lower to two of its
     intervals: see :meth:`cap`). A failed trial costs one request: the fetcher makes no retry past an open
-    breaker. Half-open, one call at a time goes out (:meth:`take_trial`): the streams and the health probe
-    sharing a provider that may still be down do not all try it at once."""
+    breaker."""
 
     def __init__(self, threshold: int = 3, cooldown: float = 30.0, max_cooldown: float = 600.0,
                  clock: Clock = time.monotonic) -> None:
@@ -97,7 +96,6 @@ class CircuitBreaker:
         self.state = BreakerState.CLOSED
         self.opened_at = 0.0
         self.opened_in: object | None = None  # the run it opened in (CURRENT_RUN), if any
-        self.trial_out = False  # half-open: a call is out as the trial
         self._clock = clock
 
     def cap(self, longest: float) -> None:
@@ -123,22 +121,8 @@ class CircuitBreaker:
     def withdraw_trial(self) -> None:
         """A forced trial that was not used (another provider answered first): open again, its cool-down running
         on from when it opened."""
-        if self.state is BreakerState.HALF_OPEN and not self.trial_out:
+        if self.state is BreakerState.HALF_OPEN:
             self.state = BreakerState.OPEN
-
-    def take_trial(self) -> bool:
-        """A call about to go out: always yes unless half-open with the trial already out (then it is refused as
-        if open). The caller that took it gives it back with :meth:`end_trial` once its call has ended."""
-        if self.state is not BreakerState.HALF_OPEN:
-            return True
-        if self.trial_out:
-            return False
-        self.trial_out = True
-        return True
-
-    def end_trial(self) -> None:
-        """The trial call ended (its outcome, if any, already counted): another may go out while half-open."""
-        self.trial_out = False
 
     def on_success(self) -> None:
         self.state = BreakerState.CLOSED

@@ -12,7 +12,7 @@ import pytest
 
 from services.health_checker import HealthCheckerService
 from services.jobs import Scheduler
-from sources.errors import ProviderBadResponse, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
+from sources.errors import ProviderBadResponse, ProviderRateLimited, ProviderTimeout
 from sources.fetcher import MAX_REDIRECTS, Fetcher, Provider, run_deadline
 from sources.limits import BreakerState, Rate
 from sources.pools import Pool
@@ -375,76 +375,6 @@ async def test_a_failed_trial_costs_one_request_and_the_failure_that_opens_the_b
     with pytest.raises(ProviderBadResponse):
         await fetcher.get_json(Example(), "/price")
     assert len(calls) == 4 and breaker.state is BreakerState.OPEN  # the trial: one request
-
-
-async def test_half_open_one_trial_goes_out_at_a_time() -> None:
-    """Once the cool-down is over, the streams (and the probe) sharing a provider that may still be down do not all
-    try it at once: the first call is the trial, the others are refused as if the circuit were still open, without
-    counting as failures; once the trial has ended, with whatever outcome, the breaker goes on from there."""
-    calls: list[str] = []
-    gate = asyncio.Event()
-    down = True
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        if not down:
-            await gate.wait()  # the trial hangs until released
-            return httpx.Response(200, json={"price": 1.5})
-        return httpx.Response(503, text="down")
-
-    clock = [1000.0]
-    fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
-    runtime = fetcher.register(Example())
-    for _ in range(3):
-        with pytest.raises(ProviderBadResponse):
-            await read_price(fetcher, Example())
-    assert runtime.breaker.state is BreakerState.OPEN and len(calls) == 3
-    clock[0] += runtime.breaker.cooldown
-    down = False
-    trial = asyncio.create_task(read_price(fetcher, Example()))
-    while len(calls) < 4:
-        await asyncio.sleep(0)
-    assert runtime.breaker.state is BreakerState.HALF_OPEN and runtime.breaker.trial_out
-    for _ in range(3):  # others while the trial is out: refused, no request, no failure counted
-        with pytest.raises(ProviderUnavailable, match="trial call is already out"):
-            await read_price(fetcher, Example())
-    assert len(calls) == 4 and runtime.health.consecutive_failures == 3
-    gate.set()
-    assert await trial == 1.5
-    fetcher.record_success(Example())  # what the pool does once it has read the answer
-    assert runtime.breaker.state is BreakerState.CLOSED and not runtime.breaker.trial_out
-    assert await read_price(fetcher, Example()) == 1.5 and len(calls) == 5
-
-
-async def test_a_trial_cancelled_midway_gives_the_trial_back() -> None:
-    """A trial whose caller gives up (the run's deadline, a faster provider in the pool) leaves no trial out for
-    good: the next call may be the trial."""
-    calls: list[str] = []
-    hang = asyncio.Event()
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        if len(calls) <= 3:
-            return httpx.Response(503, text="down")
-        if len(calls) == 4:
-            await hang.wait()  # never set: the trial is cancelled
-        return httpx.Response(200, json={"price": 2.0})
-
-    clock = [1000.0]
-    fetcher = fetcher_for(handler, retries=0, clock=lambda: clock[0])
-    runtime = fetcher.register(Example())
-    for _ in range(3):
-        with pytest.raises(ProviderBadResponse):
-            await read_price(fetcher, Example())
-    clock[0] += runtime.breaker.cooldown
-    trial = asyncio.create_task(read_price(fetcher, Example()))
-    while len(calls) < 4:
-        await asyncio.sleep(0)
-    trial.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await trial
-    assert not runtime.breaker.trial_out and runtime.breaker.state is BreakerState.HALF_OPEN
-    assert await read_price(fetcher, Example()) == 2.0 and len(calls) == 5
 
 
 async def test_a_hanging_dead_provider_does_not_keep_the_one_after_it_from_its_trial() -> None:
